@@ -1,0 +1,17 @@
+// Package blockdev holds the sources and targets of blocks: files and block
+// devices here, Ceph RBD images later. A source tells which extents may hold
+// data so that holes are never read.
+//
+// # Glossary
+//
+//   - Source: a volume being backed up (a disk image file, a block device).
+//     It is read with concurrent ReadAt calls.
+//   - Target: where a restore writes a volume back. Bytes never written must
+//     read as zeros once the target is closed.
+//   - Extent: a byte range [Off, Off+Len) of a volume. Allocated returns the
+//     extents that may hold data; backup reads whole blocks, so extents are
+//     widened to block boundaries with AlignExtents.
+//   - Hole: a range known to read as zeros. In a sparse file it occupies no
+//     disk space; on a block device it does not exist physically, so a
+//     restore must zero it explicitly (FileTarget.Zero).
+package blockdev

@@ -1,0 +1,295 @@
+package blockdev
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+)
+
+const mib = 1 << 20
+
+type write struct {
+	off  int64
+	data []byte
+}
+
+// makeFile creates a file of size bytes holding only the given writes; the
+// rest is hole.
+func makeFile(t *testing.T, path string, size int64, writes ...write) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range writes {
+		if _, err := f.WriteAt(w.data, w.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// requireHoles skips tests whose assertions need SEEK_DATA, on filesystems
+// that report every file as data.
+func requireHoles(t *testing.T, dir string) {
+	t.Helper()
+	path := filepath.Join(dir, "probe")
+	makeFile(t, path, 8*mib)
+	src, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	defer os.Remove(path)
+	ext, err := src.Allocated(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ext) != 0 {
+		t.Skipf("filesystem of %s does not report holes", dir)
+	}
+}
+
+func fill(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
+
+func TestFileAllocated(t *testing.T) {
+	dir := t.TempDir()
+	requireHoles(t, dir)
+
+	const sparseSize = 64*mib + 123 // not block aligned, to test the tail
+	tests := []struct {
+		name   string
+		size   int64
+		writes []write
+		// maxAlloc bounds the total allocated bytes; -1 asks for exactly one
+		// extent covering the file.
+		maxAlloc int64
+	}{
+		{name: "empty", size: 0},
+		{name: "all hole", size: 16 * mib},
+		{name: "dense", size: 3*mib + 7, writes: []write{{0, fill(3*mib+7, 0x11)}}, maxAlloc: -1},
+		{
+			name: "sparse",
+			size: sparseSize,
+			writes: []write{
+				{0, fill(4096, 0x22)},
+				{10*mib + 100, fill(10, 0x33)},
+				{40 * mib, fill(mib, 0x44)},
+				{sparseSize - 1, []byte{0x55}},
+			},
+			// Four writes rounded out to filesystem blocks (at most 64 KiB
+			// even on filesystems with big allocation units).
+			maxAlloc: mib + 4*64<<10,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name)
+			makeFile(t, path, tc.size, tc.writes...)
+			src, err := OpenFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			if src.Size() != tc.size {
+				t.Fatalf("Size() = %d, want %d", src.Size(), tc.size)
+			}
+
+			ext, err := src.Allocated(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkExtents(t, ext, tc.size)
+			if tc.maxAlloc == -1 {
+				if len(ext) != 1 || ext[0] != (Extent{0, tc.size}) {
+					t.Fatalf("extents = %v, want one covering [0, %d)", ext, tc.size)
+				}
+				return
+			}
+			for _, w := range tc.writes {
+				if !covered(ext, Extent{w.off, int64(len(w.data))}) {
+					t.Errorf("write at %d+%d not covered by %v", w.off, len(w.data), ext)
+				}
+			}
+			if total := totalLen(ext); total > tc.maxAlloc {
+				t.Errorf("allocated %d bytes, want at most %d: %v", total, tc.maxAlloc, ext)
+			}
+		})
+	}
+}
+
+// checkExtents asserts the Source contract: sorted, inside the volume,
+// non-empty, neither overlapping nor touching (touching ones are merged).
+func checkExtents(t *testing.T, ext []Extent, size int64) {
+	t.Helper()
+	for i, e := range ext {
+		if e.Len <= 0 || e.Off < 0 || e.End() > size {
+			t.Fatalf("extent %d %v outside [0, %d)", i, e, size)
+		}
+		if i > 0 && e.Off <= ext[i-1].End() {
+			t.Fatalf("extent %d %v not after %v", i, e, ext[i-1])
+		}
+	}
+}
+
+func covered(ext []Extent, r Extent) bool {
+	for _, e := range ext {
+		if e.Off <= r.Off && r.End() <= e.End() {
+			return true
+		}
+	}
+	return false
+}
+
+func totalLen(ext []Extent) (n int64) {
+	for _, e := range ext {
+		n += e.Len
+	}
+	return n
+}
+
+func TestFileAllocatedCanceled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "img")
+	makeFile(t, path, mib, write{0, fill(10, 1)})
+	src, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := src.Allocated(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Allocated with canceled ctx: err = %v, want context.Canceled", err)
+	}
+}
+
+func TestOpenFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	makeFile(t, "rel.img", 4096)
+
+	src, err := OpenFile("rel.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if want := filepath.Join(dir, "rel.img"); src.Name() != want {
+		t.Errorf("Name() = %q, want %q", src.Name(), want)
+	}
+
+	if _, err := OpenFile(dir); !errors.Is(err, ErrUnsupportedType) {
+		t.Errorf("OpenFile(dir): err = %v, want ErrUnsupportedType", err)
+	}
+	if _, err := OpenFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenFile(missing): err = %v, want ErrNotExist", err)
+	}
+}
+
+func TestFileReadAtConcurrent(t *testing.T) {
+	const size = 4 * mib
+	want := make([]byte, size)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range want {
+		want[i] = byte(rng.Uint32())
+	}
+	path := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(path, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			buf := make([]byte, 64<<10)
+			for range 200 {
+				off := rng.Int64N(size - int64(len(buf)))
+				if _, err := src.ReadAt(buf, off); err != nil {
+					t.Errorf("ReadAt(%d): %v", off, err)
+					return
+				}
+				if !bytes.Equal(buf, want[off:off+int64(len(buf))]) {
+					t.Errorf("ReadAt(%d): wrong data", off)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestAlignExtents(t *testing.T) {
+	const bs = 4096
+	tests := []struct {
+		name string
+		in   []Extent
+		size int64
+		want []Extent
+	}{
+		{name: "nil", in: nil, size: 10 * bs, want: nil},
+		{name: "aligned", in: []Extent{{bs, bs}}, size: 10 * bs, want: []Extent{{bs, bs}}},
+		{name: "widened both ways", in: []Extent{{bs + 1, 10}}, size: 10 * bs, want: []Extent{{bs, bs}}},
+		{name: "straddles a boundary", in: []Extent{{bs - 1, 2}}, size: 10 * bs, want: []Extent{{0, 2 * bs}}},
+		{
+			name: "merged when sharing a block",
+			in:   []Extent{{10, 10}, {bs - 10, 5}},
+			size: 10 * bs,
+			want: []Extent{{0, bs}},
+		},
+		{
+			name: "merged when adjacent after widening",
+			in:   []Extent{{10, 10}, {bs + 10, 10}, {5 * bs, 1}},
+			size: 10 * bs,
+			want: []Extent{{0, 2 * bs}, {5 * bs, bs}},
+		},
+		{
+			name: "unsorted input",
+			in:   []Extent{{5 * bs, 1}, {0, 1}},
+			size: 10 * bs,
+			want: []Extent{{0, bs}, {5 * bs, bs}},
+		},
+		{
+			name: "clamped at unaligned size",
+			in:   []Extent{{2*bs + 5, 10}},
+			size: 2*bs + 100,
+			want: []Extent{{2 * bs, 100}},
+		},
+		{
+			name: "past size dropped, straddling clamped",
+			in:   []Extent{{bs, 3 * bs}, {5 * bs, bs}},
+			size: 2*bs + 1,
+			want: []Extent{{bs, bs + 1}},
+		},
+		{name: "empty extents dropped", in: []Extent{{bs, 0}}, size: 10 * bs, want: nil},
+		{name: "zero size", in: []Extent{{0, bs}}, size: 0, want: nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := append([]Extent(nil), tc.in...)
+			got := AlignExtents(tc.in, bs, tc.size)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("AlignExtents(%v, %d, %d) = %v, want %v", tc.in, bs, tc.size, got, tc.want)
+			}
+			if !slices.Equal(in, tc.in) {
+				t.Errorf("input modified: %v, was %v", tc.in, in)
+			}
+		})
+	}
+}

@@ -1,0 +1,319 @@
+package dedup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Source is what a backup reads; blockdev's sources satisfy it. ReadAt must
+// be safe for concurrent use.
+type Source interface {
+	io.ReaderAt
+	Size() int64
+	Name() string
+}
+
+// Extent is a byte range [Off, Off+Len) of a volume.
+type Extent struct{ Off, Len int64 }
+
+// BackupOptions steer one backup.
+type BackupOptions struct {
+	// Parent is the checkpoint this one follows (usually the previous
+	// backup of the same source). Unchanged blocks are recognised against it
+	// without an index lookup, and with Changed they are not read at all.
+	Parent string
+	// Allocated lists the extents that may hold data, sorted; blocks that
+	// touch none of them are recorded as holes without being read. Nil
+	// means the whole volume.
+	Allocated []Extent
+	// Changed, when non-nil and a Parent is given, lists the extents that
+	// changed since the parent; all other blocks are taken from the parent.
+	Changed []Extent
+	Tags    map[string]string
+	// Workers bounds the goroutines reading, hashing and compressing
+	// (default GOMAXPROCS).
+	Workers int
+	// Progress, if set, is called from one goroutine about twice a second
+	// and once at the end.
+	Progress func(BackupProgress)
+}
+
+// BackupProgress reports a running backup.
+type BackupProgress struct {
+	TotalBytes int64 // bytes the backup will read
+	DoneBytes  int64
+	NewBytes   int64
+	Elapsed    time.Duration
+}
+
+type blockResult struct {
+	hole bool
+	id   ChunkID
+	pack PackID
+}
+
+// Backup reads src and commits a new checkpoint. Nothing becomes visible
+// until the manifest is written, after every pack it references is durable;
+// a failure or a kill at any point leaves earlier checkpoints untouched and
+// at worst unreferenced packs, which prune removes.
+func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*Checkpoint, error) {
+	if r.idx == nil {
+		return nil, errors.New("backup needs the index: open the repository without NoIndex")
+	}
+	started := r.now()
+	size := src.Size()
+	bs := int64(r.cfg.BlockSize)
+	nblocks := (size + bs - 1) / bs
+	var parent *BlockMap
+	var parentCP *Checkpoint
+	if o.Parent != "" {
+		var err error
+		if parentCP, parent, err = r.LoadCheckpoint(ctx, o.Parent); err != nil {
+			return nil, fmt.Errorf("load parent: %w", err)
+		}
+		if parentCP.BlockSize != r.cfg.BlockSize {
+			parent = nil
+		}
+	}
+	results := make([]blockResult, nblocks)
+	readSet := planReads(nblocks, bs, size, o.Allocated, o.Changed, parent)
+	sess := r.startSession()
+	defer r.endSession(sess)
+
+	var total int64
+	for b := int64(0); b < nblocks; b++ {
+		switch readSet[b] {
+		case planRead:
+			total += min(bs, size-b*bs)
+		case planHole:
+			results[b].hole = true
+		case planParent:
+			ref, ok := parent.Lookup(b)
+			if !ok {
+				results[b].hole = true
+			} else {
+				results[b] = blockResult{id: ref.ID, pack: parent.Packs[ref.Pack]}
+				sess.pin(ref.ID)
+			}
+		}
+	}
+
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	pk := newPacker(ctx, r, sess, 2)
+	var done, newBytes, newChunks atomic.Int64
+	stopProgress := startProgress(o.Progress, total, &done, &newBytes, started, r.now)
+
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan int64, workers*2)
+	g.Go(func() error {
+		defer close(jobs)
+		for b := int64(0); b < nblocks; b++ {
+			if readSet[b] != planRead {
+				continue
+			}
+			select {
+			case jobs <- b:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	zero := make([]byte, bs)
+	for w := 0; w < workers; w++ {
+		g.Go(func() error {
+			buf := make([]byte, bs)
+			for b := range jobs {
+				n := min(bs, size-b*bs)
+				data := buf[:n]
+				if _, err := src.ReadAt(data, b*bs); err != nil && !(errors.Is(err, io.EOF) && b*bs+n == size) {
+					return fmt.Errorf("read %s at %d: %w", src.Name(), b*bs, err)
+				}
+				done.Add(n)
+				if bytes.Equal(data, zero[:n]) {
+					results[b].hole = true
+					continue
+				}
+				id := r.hash.id(data)
+				if parent != nil {
+					if ref, ok := parent.Lookup(b); ok && ref.ID == id {
+						results[b] = blockResult{id: id, pack: parent.Packs[ref.Pack]}
+						sess.pin(id)
+						continue
+					}
+				}
+				pack, exists, claimed, err := r.dedupLookup(sess, id)
+				if err != nil {
+					return err
+				}
+				results[b].id = id
+				if exists || !claimed {
+					results[b].pack = pack // zero when another worker is storing it
+					continue
+				}
+				stored, flags := r.encodeBlob(id, data)
+				if results[b].pack, err = pk.add(id, stored, int(n), flags); err != nil {
+					return err
+				}
+				newBytes.Add(n)
+				newChunks.Add(1)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		pk.abort()
+		stopProgress()
+		return nil, fmt.Errorf("backup %s: %w", src.Name(), err)
+	}
+	storedBytes, err := pk.finish()
+	stopProgress()
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", src.Name(), err)
+	}
+
+	cp := &Checkpoint{
+		ID: newCheckpointID(started), Source: src.Name(), CreatedAt: started.UTC(),
+		Size: size, BlockSize: r.cfg.BlockSize, Full: o.Changed == nil || parent == nil, Tags: o.Tags,
+	}
+	if parentCP != nil {
+		cp.Parent = parentCP.ID
+	}
+	if h, err := os.Hostname(); err == nil {
+		cp.Hostname = h
+	}
+	bm := buildBlockMap(results, sess)
+	cp.Blocks = nblocks
+	for _, h := range bm.Holes {
+		cp.HoleBlocks += h.Count
+	}
+	cp.AllocatedBytes = size - holeBytes(bm.Holes, bs, size)
+	cp.ReadBytes = done.Load()
+	cp.NewBytes = newBytes.Load()
+	cp.NewChunks = newChunks.Load()
+	cp.StoredBytes = storedBytes
+	cp.FinishedAt = r.now().UTC()
+	if err := r.commit(ctx, cp, bm); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+const (
+	planHole = iota
+	planRead
+	planParent
+)
+
+// planReads decides, per block, whether it is a hole, must be read, or can
+// be taken from the parent without reading.
+func planReads(nblocks, bs, size int64, allocated, changed []Extent, parent *BlockMap) []uint8 {
+	plan := make([]uint8, nblocks)
+	mark := func(ext []Extent, v uint8) {
+		for _, e := range ext {
+			if e.Len <= 0 {
+				continue
+			}
+			first, last := e.Off/bs, min((e.Off+e.Len-1)/bs, nblocks-1)
+			for b := first; b <= last; b++ {
+				plan[b] = v
+			}
+		}
+	}
+	if allocated == nil {
+		allocated = []Extent{{0, size}}
+	}
+	mark(allocated, planRead)
+	if changed != nil && parent != nil && parent.Blocks == nblocks {
+		for b := range plan {
+			if plan[b] == planRead {
+				plan[b] = planParent
+			}
+		}
+		// A changed block is read even when outside the allocated extents:
+		// it may have become a hole, and reading zeros records that.
+		mark(changed, planRead)
+	}
+	return plan
+}
+
+func buildBlockMap(results []blockResult, s *session) *BlockMap {
+	bm := &BlockMap{Blocks: int64(len(results))}
+	packIdx := make(map[PackID]uint32)
+	for b, res := range results {
+		if res.hole {
+			if n := len(bm.Holes); n > 0 && bm.Holes[n-1].Start+bm.Holes[n-1].Count == int64(b) {
+				bm.Holes[n-1].Count++
+			} else {
+				bm.Holes = append(bm.Holes, HoleRun{Start: int64(b), Count: 1})
+			}
+			continue
+		}
+		pack := res.pack
+		if pack == (PackID{}) {
+			pack = s.pending[res.id]
+		}
+		i, ok := packIdx[pack]
+		if !ok {
+			i = uint32(len(bm.Packs))
+			packIdx[pack] = i
+			bm.Packs = append(bm.Packs, pack)
+		}
+		bm.Chunks = append(bm.Chunks, ChunkRef{ID: res.id, Pack: i})
+	}
+	bm.prepare()
+	return bm
+}
+
+func holeBytes(holes []HoleRun, bs, size int64) int64 {
+	var n int64
+	for _, h := range holes {
+		end := min((h.Start+h.Count)*bs, size)
+		n += end - h.Start*bs
+	}
+	return n
+}
+
+func startProgress(fn func(BackupProgress), total int64, done, newBytes *atomic.Int64, start time.Time, now func() time.Time) (stop func()) {
+	if fn == nil {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	report := func() {
+		fn(BackupProgress{TotalBytes: total, DoneBytes: done.Load(), NewBytes: newBytes.Load(), Elapsed: now().Sub(start)})
+	}
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				report()
+			case <-quit:
+				report()
+				return
+			}
+		}
+	}()
+	return func() { close(quit); wg.Wait() }
+}
+
+// sortExtents sorts in place by offset; callers hand extents in any order.
+func sortExtents(e []Extent) { sort.Slice(e, func(i, j int) bool { return e[i].Off < e[j].Off }) }

@@ -1,0 +1,312 @@
+package dedup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/klauspost/reedsolomon"
+	"golang.org/x/sync/errgroup"
+
+	"cairn/dedup/store"
+)
+
+// coded stores objects erasure-coded across the repository's k+m shard
+// stores: the object is cut into k equal data shards (the last zero-padded),
+// m parity shards are computed, and shard i goes to store i under the same
+// name. Any k intact shards give the object back. Reed–Solomon works column
+// by column, so any byte range can be rebuilt from the same range of k other
+// shards: a damaged shard costs a read of that range only, not the object.
+type coded struct {
+	k, m      int
+	enc       reedsolomon.Encoder // nil when m == 0
+	stores    []store.Store
+	blockSize int
+	headers   *lru[shardKey, *shardHeader]
+}
+
+type shardKey struct {
+	name  string
+	index int
+}
+
+// checksumBlock is the granularity of shard checksums: small enough that a
+// 4 MiB chunk read verifies little more than it needs, large enough that the
+// table stays tiny (1 KiB per 8 MiB shard).
+const checksumBlock = 64 << 10
+
+func newCoded(k, m int, stores []store.Store) (*coded, error) {
+	if len(stores) != k+m {
+		return nil, fmt.Errorf("%d data + %d parity shards need %d shard stores, have %d", k, m, k+m, len(stores))
+	}
+	c := &coded{k: k, m: m, stores: stores, blockSize: checksumBlock, headers: newLRU[shardKey, *shardHeader](16384)}
+	if m > 0 {
+		// Parallelism is the caller's choice: packs are encoded by several
+		// uploaders at once, so each encode runs on one goroutine.
+		enc, err := reedsolomon.New(k, m, reedsolomon.WithMaxGoroutines(1))
+		if err != nil {
+			return nil, fmt.Errorf("reed-solomon %d+%d: %w", k, m, err)
+		}
+		c.enc = enc
+	}
+	return c, nil
+}
+
+func (c *coded) shardLen(objectLen int64) int64 {
+	return (objectLen + int64(c.k) - 1) / int64(c.k)
+}
+
+// encode returns the k+m shard objects of data.
+func (c *coded) encode(data []byte) ([][]byte, error) {
+	sl := int(c.shardLen(int64(len(data))))
+	shards := make([][]byte, c.k+c.m)
+	for i := 0; i < c.k; i++ {
+		lo, hi := min(i*sl, len(data)), min((i+1)*sl, len(data))
+		if hi-lo == sl {
+			shards[i] = data[lo:hi]
+		} else {
+			shards[i] = make([]byte, sl)
+			copy(shards[i], data[lo:hi])
+		}
+	}
+	for i := c.k; i < c.k+c.m; i++ {
+		shards[i] = make([]byte, sl)
+	}
+	if c.enc != nil && sl > 0 {
+		if err := c.enc.Encode(shards); err != nil {
+			return nil, fmt.Errorf("erasure-code: %w", err)
+		}
+	}
+	out := make([][]byte, len(shards))
+	for i, s := range shards {
+		out[i] = encodeShard(c.k, c.m, i, int64(len(data)), c.blockSize, s)
+	}
+	return out, nil
+}
+
+// put writes all k+m shards of data under name and returns the bytes written.
+func (c *coded) put(ctx context.Context, name string, data []byte) (int64, error) {
+	objs, err := c.encode(data)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	g, gctx := errgroup.WithContext(ctx)
+	for i, obj := range objs {
+		total += int64(len(obj))
+		g.Go(func() error {
+			if err := c.stores[i].Put(gctx, name, obj); err != nil {
+				return fmt.Errorf("write shard %d of %s to %s: %w", i, name, c.stores[i], err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	return total, nil
+}
+
+// delete removes every shard of name. Missing shards are not an error.
+func (c *coded) delete(ctx context.Context, name string) error {
+	var errs []error
+	for i, s := range c.stores {
+		c.headers.remove(shardKey{name, i})
+		if err := s.Delete(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("delete shard %d of %s: %w", i, name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// header returns the verified header of shard i of name.
+func (c *coded) header(ctx context.Context, name string, i int) (*shardHeader, error) {
+	key := shardKey{name, i}
+	if h, ok := c.headers.get(key); ok {
+		return h, nil
+	}
+	fixed := make([]byte, shardHeaderSize)
+	if err := c.stores[i].ReadAt(ctx, name, fixed, 0); err != nil {
+		return nil, err
+	}
+	h, err := parseShardFixed(fixed)
+	if err != nil {
+		return nil, err
+	}
+	prefix := make([]byte, h.dataOffset())
+	copy(prefix, fixed)
+	if err := c.stores[i].ReadAt(ctx, name, prefix[shardHeaderSize:], shardHeaderSize); err != nil {
+		return nil, err
+	}
+	if h, err = parseShardPrefix(prefix); err != nil {
+		return nil, err
+	}
+	if h.index != i || h.k != c.k || h.m != c.m {
+		return nil, fmt.Errorf("shard %d of %s claims to be shard %d of %d+%d: %w", i, name, h.index, h.k, h.m, ErrCorrupt)
+	}
+	c.headers.add(key, h, 1)
+	return h, nil
+}
+
+// anyHeader returns the header of the first readable shard; all shards of an
+// object agree on its length.
+func (c *coded) anyHeader(ctx context.Context, name string) (*shardHeader, error) {
+	var errs []error
+	for i := range c.stores {
+		h, err := c.header(ctx, name, i)
+		if err == nil {
+			return h, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, err)
+	}
+	if allNotFound(errs) {
+		return nil, fmt.Errorf("%s: %w", name, store.ErrNotFound)
+	}
+	return nil, fmt.Errorf("no readable shard of %s: %w", name, errors.Join(errs...))
+}
+
+func allNotFound(errs []error) bool {
+	for _, err := range errs {
+		if !errors.Is(err, store.ErrNotFound) {
+			return false
+		}
+	}
+	return len(errs) > 0
+}
+
+// length returns the logical length of the object.
+func (c *coded) length(ctx context.Context, name string) (int64, error) {
+	h, err := c.anyHeader(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	return h.objectLen, nil
+}
+
+// readShard reads and verifies the block-aligned range [a,b) of shard i.
+func (c *coded) readShard(ctx context.Context, name string, i int, a, b int64) ([]byte, error) {
+	h, err := c.header(ctx, name, i)
+	if err != nil {
+		return nil, err
+	}
+	if b > h.shardLen {
+		return nil, fmt.Errorf("range %d-%d beyond shard length %d: %w", a, b, h.shardLen, ErrCorrupt)
+	}
+	buf := make([]byte, b-a)
+	if err := c.stores[i].ReadAt(ctx, name, buf, h.dataOffset()+a); err != nil {
+		return nil, err
+	}
+	if bad := h.verifyRange(a, buf); bad >= 0 {
+		return nil, fmt.Errorf("shard %d of %s block %d: checksum mismatch: %w", i, name, bad, ErrCorrupt)
+	}
+	return buf, nil
+}
+
+// readAt returns n bytes of the object starting at off, reading only the data
+// shards that hold them and rebuilding from parity where one fails.
+func (c *coded) readAt(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	h, err := c.anyHeader(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 0 || off+n > h.objectLen {
+		return nil, fmt.Errorf("read %s at %d+%d beyond its length %d: %w", name, off, n, h.objectLen, ErrCorrupt)
+	}
+	out := make([]byte, 0, n)
+	sl := h.shardLen
+	for pos := off; pos < off+n; {
+		j := int(pos / sl)
+		x := pos - int64(j)*sl
+		y := min(sl, off+n-int64(j)*sl)
+		bs := int64(c.blockSize)
+		a, b := x/bs*bs, min((y+bs-1)/bs*bs, sl)
+		data, err := c.readShard(ctx, name, j, a, b)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			all, rerr := c.reconstructRange(ctx, name, a, b, sl)
+			if rerr != nil {
+				return nil, fmt.Errorf("%v; rebuilding from parity: %w", err, rerr)
+			}
+			data = all[j]
+		}
+		out = append(out, data[x-a:y-a]...)
+		pos = int64(j)*sl + y
+	}
+	return out, nil
+}
+
+// reconstructRange reads [a,b) of every shard and returns the k data shard
+// ranges, rebuilt from parity where shards are missing or corrupt.
+func (c *coded) reconstructRange(ctx context.Context, name string, a, b, shardLen int64) ([][]byte, error) {
+	if b > shardLen {
+		b = shardLen
+	}
+	shards := make([][]byte, c.k+c.m)
+	errs := make([]error, c.k+c.m)
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range shards {
+		g.Go(func() error {
+			shards[i], errs[i] = c.readShard(gctx, name, i, a, b)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	good := 0
+	var bad []string
+	for i, err := range errs {
+		if err == nil {
+			good++
+		} else {
+			bad = append(bad, fmt.Sprintf("shard %d: %v", i, err))
+		}
+	}
+	if good < c.k {
+		return nil, fmt.Errorf("%s: only %d of %d shards readable, need %d (%s): %w",
+			name, good, c.k+c.m, c.k, strings.Join(bad, "; "), ErrCorrupt)
+	}
+	if good < c.k+c.m {
+		if err := c.enc.ReconstructData(shards); err != nil {
+			return nil, fmt.Errorf("reconstruct %s: %w", name, err)
+		}
+	}
+	return shards[:c.k], nil
+}
+
+// get returns the whole object.
+func (c *coded) get(ctx context.Context, name string) ([]byte, error) {
+	n, err := c.length(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return c.readAt(ctx, name, 0, n)
+}
+
+// list calls fn once for each object name found in any shard store under
+// prefix, with the number of stores holding a shard of it.
+func (c *coded) list(ctx context.Context, prefix string, fn func(name string, shards int) error) error {
+	seen := make(map[string]int)
+	for i, s := range c.stores {
+		err := s.List(ctx, prefix, func(name string, _ int64) error {
+			seen[name]++
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("list %s in shard store %d: %w", prefix, i, err)
+		}
+	}
+	for name, n := range seen {
+		if err := fn(name, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}

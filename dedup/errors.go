@@ -1,0 +1,30 @@
+package dedup
+
+import "errors"
+
+// Sentinel errors. Callers branch on them with errors.Is; the wrapped message
+// carries the context (which pack, which checkpoint).
+var (
+	// ErrWrongKey means the passphrase or key file does not open the
+	// repository's keys. Nothing was decrypted with the wrong key.
+	ErrWrongKey = errors.New("wrong passphrase or key file")
+	// ErrNeedKey means the repository is encrypted and no key was given.
+	ErrNeedKey = errors.New("repository is encrypted: give --key-file or set CAIRN_PASSWORD")
+	// ErrCorrupt means stored bytes failed a checksum or authentication and
+	// could not be reconstructed from parity.
+	ErrCorrupt = errors.New("corrupt data")
+	// ErrNoRepository means the location holds no cairn repository.
+	ErrNoRepository = errors.New("no cairn repository here (run `cairn repo init`)")
+	// ErrRepositoryExists means init found an existing repository.
+	ErrRepositoryExists = errors.New("a cairn repository already exists here")
+	// ErrCheckpointNotFound means no checkpoint has the given ID or prefix.
+	ErrCheckpointNotFound = errors.New("checkpoint not found")
+	// ErrAmbiguousID means an ID prefix matches several checkpoints.
+	ErrAmbiguousID = errors.New("checkpoint ID prefix is ambiguous")
+	// ErrChunkNotFound means a chunk a manifest references is in no pack.
+	ErrChunkNotFound = errors.New("chunk not found in any pack")
+	// ErrIndexLocked means another process holds the badger index.
+	ErrIndexLocked = errors.New("the index is in use by another cairn process")
+	// ErrUnsupported means the stored data was written by a newer format.
+	ErrUnsupported = errors.New("unsupported format version")
+)

@@ -1,0 +1,167 @@
+package dedup
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Reader gives random access to the bytes of one checkpoint. It is what
+// restore, the FUSE mount and the NBD export read through. Safe for
+// concurrent use.
+type Reader struct {
+	r  *Repository
+	cp *Checkpoint
+	bm *BlockMap
+}
+
+// OpenCheckpoint opens a checkpoint for reading; id may be a unique prefix.
+func (r *Repository) OpenCheckpoint(ctx context.Context, id string) (*Reader, error) {
+	cp, bm, err := r.LoadCheckpoint(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{r: r, cp: cp, bm: bm}, nil
+}
+
+// Checkpoint returns the checkpoint's metadata.
+func (rd *Reader) Checkpoint() *Checkpoint { return rd.cp }
+
+// Size is the volume's logical size.
+func (rd *Reader) Size() int64 { return rd.cp.Size }
+
+// IsHole reports whether the block holding offset off is a hole.
+func (rd *Reader) IsHole(off int64) bool {
+	_, ok := rd.bm.Lookup(off / int64(rd.cp.BlockSize))
+	return !ok
+}
+
+// BlockSize is the checkpoint's block size.
+func (rd *Reader) BlockSize() int { return rd.cp.BlockSize }
+
+// block returns the plaintext of data block b (nil for a hole).
+func (rd *Reader) block(ctx context.Context, b int64) ([]byte, error) {
+	ref, ok := rd.bm.Lookup(b)
+	if !ok {
+		return nil, nil
+	}
+	loc, err := rd.r.locate(ctx, ref.ID, rd.bm.Packs[ref.Pack])
+	if err != nil {
+		return nil, err
+	}
+	return rd.r.readChunk(ctx, loc)
+}
+
+// ReadAtContext reads len(p) bytes at off. Holes read as zeros.
+func (rd *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
+	if off >= rd.cp.Size {
+		return 0, io.EOF
+	}
+	want := len(p)
+	if int64(want) > rd.cp.Size-off {
+		p = p[:rd.cp.Size-off]
+	}
+	bs := int64(rd.cp.BlockSize)
+	for done := 0; done < len(p); {
+		pos := off + int64(done)
+		b, within := pos/bs, pos%bs
+		data, err := rd.block(ctx, b)
+		if err != nil {
+			return done, fmt.Errorf("checkpoint %s at %d: %w", rd.cp.ID, pos, err)
+		}
+		n := int(min(bs-within, int64(len(p)-done)))
+		if data == nil {
+			clear(p[done : done+n])
+		} else {
+			if int64(len(data)) < within+int64(n) {
+				return done, fmt.Errorf("checkpoint %s block %d holds %d bytes, need %d: %w", rd.cp.ID, b, len(data), within+int64(n), ErrCorrupt)
+			}
+			copy(p[done:done+n], data[within:])
+		}
+		done += n
+	}
+	if len(p) < want {
+		return len(p), io.EOF
+	}
+	return len(p), nil
+}
+
+// ReadAt implements io.ReaderAt.
+func (rd *Reader) ReadAt(p []byte, off int64) (int, error) {
+	return rd.ReadAtContext(context.Background(), p, off)
+}
+
+// RestoreOptions steer a restore.
+type RestoreOptions struct {
+	// InFlight bounds concurrent chunk fetches (default 16: peers measured
+	// about 3x from 1 to 16).
+	InFlight int
+	// Zero, if set, is called for each hole range; targets that may hold
+	// old data (block devices) must zero them. Files created empty need not.
+	Zero     func(off, length int64) error
+	Progress func(BackupProgress)
+}
+
+// Restore writes checkpoint id to w: data blocks only, in parallel, so a
+// sparse target keeps its holes.
+func (r *Repository) Restore(ctx context.Context, id string, w io.WriterAt, o RestoreOptions) (*Checkpoint, error) {
+	rd, err := r.OpenCheckpoint(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cp, bm := rd.cp, rd.bm
+	inflight := o.InFlight
+	if inflight <= 0 {
+		inflight = 16
+	}
+	bs := int64(cp.BlockSize)
+	total := cp.AllocatedBytes
+	var done, zero atomic.Int64
+	stop := startProgress(o.Progress, total, &done, &zero, r.now(), r.now)
+	defer stop()
+	if o.Zero != nil {
+		for _, h := range bm.Holes {
+			off := h.Start * bs
+			if err := o.Zero(off, min(h.Count*bs, cp.Size-off)); err != nil {
+				return nil, fmt.Errorf("zero hole at %d: %w", off, err)
+			}
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(inflight)
+	for b := int64(0); b < bm.Blocks; b++ {
+		if _, ok := bm.Lookup(b); !ok {
+			continue
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			data, err := rd.block(gctx, b)
+			if err != nil {
+				return fmt.Errorf("block %d: %w", b, err)
+			}
+			n := min(bs, cp.Size-b*bs)
+			if int64(len(data)) < n {
+				return fmt.Errorf("block %d holds %d of %d bytes: %w", b, len(data), n, ErrCorrupt)
+			}
+			if _, err := w.WriteAt(data[:n], b*bs); err != nil {
+				return fmt.Errorf("write at %d: %w", b*bs, err)
+			}
+			done.Add(n)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("restore %s: %w", cp.ID, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+var _ io.ReaderAt = (*Reader)(nil)

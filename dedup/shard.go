@@ -1,0 +1,144 @@
+package dedup
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/zeebo/xxh3"
+)
+
+// A shard object is one of the k+m pieces of an erasure-coded object (a pack
+// or a manifest), stored in the shard store of its index. Layout:
+//
+//	offset 0  magic "CRNS"
+//	       4  version (1)
+//	       5  k, 6 m, 7 shard index
+//	       8  logical length of the whole object (uint64 LE)
+//	      16  shard data length S (uint64 LE)
+//	      24  checksum block size B (uint32 LE)
+//	      28  reserved, zero
+//	      32  xxh3-64 of bytes [0,32) followed by the checksum table
+//	      40  checksum table: xxh3-64 of each B-byte block of shard data
+//	          (the last block may be short), ceil(S/B) entries of 8 bytes
+//	 40+8n    shard data, S bytes
+//
+// The fixed header plus table let a reader verify any block-aligned range of
+// a shard without reading the rest of it.
+const (
+	shardMagic      = "CRNS"
+	shardVersion    = 1
+	shardHeaderSize = 40
+)
+
+type shardHeader struct {
+	k, m, index int
+	objectLen   int64
+	shardLen    int64
+	blockSize   int
+	sums        []uint64
+}
+
+func (h *shardHeader) blocks() int {
+	if h.shardLen == 0 {
+		return 0
+	}
+	return int((h.shardLen + int64(h.blockSize) - 1) / int64(h.blockSize))
+}
+
+// dataOffset is where shard data starts inside the shard object.
+func (h *shardHeader) dataOffset() int64 { return shardHeaderSize + 8*int64(h.blocks()) }
+
+func shardPrefixSize(shardLen int64, blockSize int) int64 {
+	n := (shardLen + int64(blockSize) - 1) / int64(blockSize)
+	return shardHeaderSize + 8*n
+}
+
+// encodeShard builds the shard object for data.
+func encodeShard(k, m, index int, objectLen int64, blockSize int, data []byte) []byte {
+	h := shardHeader{k: k, m: m, index: index, objectLen: objectLen, shardLen: int64(len(data)), blockSize: blockSize}
+	n := h.blocks()
+	out := make([]byte, shardHeaderSize+8*n, shardHeaderSize+8*n+len(data))
+	copy(out, shardMagic)
+	out[4] = shardVersion
+	out[5], out[6], out[7] = byte(k), byte(m), byte(index)
+	binary.LittleEndian.PutUint64(out[8:], uint64(objectLen))
+	binary.LittleEndian.PutUint64(out[16:], uint64(len(data)))
+	binary.LittleEndian.PutUint32(out[24:], uint32(blockSize))
+	for i := 0; i < n; i++ {
+		end := min((i+1)*blockSize, len(data))
+		binary.LittleEndian.PutUint64(out[shardHeaderSize+8*i:], xxh3.Hash(data[i*blockSize:end]))
+	}
+	binary.LittleEndian.PutUint64(out[32:], headerSum(out))
+	return append(out, data...)
+}
+
+func headerSum(prefix []byte) uint64 {
+	h := xxh3.New()
+	_, _ = h.Write(prefix[:32])
+	_, _ = h.Write(prefix[shardHeaderSize:])
+	return h.Sum64()
+}
+
+// parseShardFixed decodes the fixed 40-byte header; the caller then reads the
+// checksum table whose length it implies.
+func parseShardFixed(b []byte) (*shardHeader, error) {
+	if len(b) < shardHeaderSize {
+		return nil, fmt.Errorf("shard header of %d bytes: %w", len(b), ErrCorrupt)
+	}
+	if string(b[:4]) != shardMagic {
+		return nil, fmt.Errorf("bad shard magic: %w", ErrCorrupt)
+	}
+	if b[4] != shardVersion {
+		return nil, fmt.Errorf("shard version %d: %w", b[4], ErrUnsupported)
+	}
+	h := &shardHeader{
+		k: int(b[5]), m: int(b[6]), index: int(b[7]),
+		objectLen: int64(binary.LittleEndian.Uint64(b[8:])),
+		shardLen:  int64(binary.LittleEndian.Uint64(b[16:])),
+		blockSize: int(binary.LittleEndian.Uint32(b[24:])),
+	}
+	const maxObject = 1 << 40
+	if h.k == 0 || h.index >= h.k+h.m || h.blockSize < 512 || h.blockSize > 64<<20 ||
+		h.objectLen < 0 || h.objectLen > maxObject || h.shardLen < 0 || h.shardLen > maxObject ||
+		h.shardLen*int64(h.k) < h.objectLen {
+		return nil, fmt.Errorf("shard header fields out of range: %w", ErrCorrupt)
+	}
+	return h, nil
+}
+
+// parseShardPrefix decodes header and checksum table from the object's first
+// bytes (at least dataOffset of them) and checks the header checksum.
+func parseShardPrefix(b []byte) (*shardHeader, error) {
+	h, err := parseShardFixed(b)
+	if err != nil {
+		return nil, err
+	}
+	n := h.blocks()
+	if int64(len(b)) < h.dataOffset() {
+		return nil, fmt.Errorf("shard checksum table truncated: %w", ErrCorrupt)
+	}
+	prefix := b[:h.dataOffset()]
+	if binary.LittleEndian.Uint64(prefix[32:]) != headerSum(prefix) {
+		return nil, fmt.Errorf("shard header checksum mismatch: %w", ErrCorrupt)
+	}
+	h.sums = make([]uint64, n)
+	for i := range h.sums {
+		h.sums[i] = binary.LittleEndian.Uint64(prefix[shardHeaderSize+8*i:])
+	}
+	return h, nil
+}
+
+// verifyRange checks data, which holds shard bytes starting at the
+// block-aligned offset off, against the checksum table. It returns the index
+// of the first bad block or -1.
+func (h *shardHeader) verifyRange(off int64, data []byte) int {
+	bs := h.blockSize
+	first := int(off / int64(bs))
+	for i := 0; i*bs < len(data); i++ {
+		end := min((i+1)*bs, len(data))
+		if first+i >= len(h.sums) || xxh3.Hash(data[i*bs:end]) != h.sums[first+i] {
+			return first + i
+		}
+	}
+	return -1
+}
