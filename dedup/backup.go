@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +86,10 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 		}
 	}
 	results := make([]blockResult, nblocks)
+	if parent != nil && parentCP.Size != size {
+		// A resized volume's change list does not describe its last block.
+		o.Changed = nil
+	}
 	readSet := planReads(nblocks, bs, size, o.Allocated, o.Changed, parent)
 	sess := r.startSession()
 	defer r.endSession(sess)
@@ -188,7 +191,7 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 
 	cp := &Checkpoint{
 		ID: newCheckpointID(started), Source: src.Name(), CreatedAt: started.UTC(),
-		Size: size, BlockSize: r.cfg.BlockSize, Full: o.Changed == nil || parent == nil, Tags: o.Tags,
+		Size: size, BlockSize: r.cfg.BlockSize, Full: !usedChanges(readSet), Tags: o.Tags,
 	}
 	if parentCP != nil {
 		cp.Parent = parentCP.ID
@@ -315,5 +318,12 @@ func startProgress(fn func(BackupProgress), total int64, done, newBytes *atomic.
 	return func() { close(quit); wg.Wait() }
 }
 
-// sortExtents sorts in place by offset; callers hand extents in any order.
-func sortExtents(e []Extent) { sort.Slice(e, func(i, j int) bool { return e[i].Off < e[j].Off }) }
+// usedChanges reports whether any block was taken from the parent unread.
+func usedChanges(plan []uint8) bool {
+	for _, p := range plan {
+		if p == planParent {
+			return true
+		}
+	}
+	return false
+}

@@ -35,6 +35,9 @@ func (r *Repository) decodeManifest(id string, b []byte, withMap bool) (*Checkpo
 	if b[4] != manifestVersion {
 		return nil, nil, fmt.Errorf("manifest %s version %d: %w", id, b[4], ErrUnsupported)
 	}
+	if b[5] > 1 || b[6] != 0 || b[7] != 0 {
+		return nil, nil, fmt.Errorf("manifest %s: unknown flags: %w", id, ErrCorrupt)
+	}
 	if (b[5] == 1) != (r.seal != nil) {
 		return nil, nil, fmt.Errorf("manifest %s encryption flag disagrees with the repository: %w", id, ErrCorrupt)
 	}
@@ -42,7 +45,7 @@ func (r *Repository) decodeManifest(id string, b []byte, withMap bool) (*Checkpo
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: %w", id, err)
 	}
-	body, err := r.zdec.DecodeAll(z, nil)
+	body, err := r.mdec.DecodeAll(z, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: decompress: %v: %w", id, err, ErrCorrupt)
 	}
@@ -60,11 +63,20 @@ func (r *Repository) decodeManifest(id string, b []byte, withMap bool) (*Checkpo
 // object, and a checkpoint exists exactly when at least k shards of its
 // manifest do (see docs/format.md, "Commit").
 func (r *Repository) commit(ctx context.Context, cp *Checkpoint, bm *BlockMap) error {
+	if err := r.checkParentChunks(ctx, cp, bm); err != nil {
+		return err
+	}
 	b, err := r.encodeManifest(cp, bm)
 	if err != nil {
 		return fmt.Errorf("encode manifest %s: %w", cp.ID, err)
 	}
 	if _, err := r.obj.put(ctx, manifestName(cp.ID), b); err != nil {
+		// Some shards may have landed: remove them so that a commit that
+		// reported failure does not surface as a checkpoint. If this fails
+		// too, the checkpoint is complete data-wise and verify reports it.
+		if derr := r.obj.delete(context.WithoutCancel(ctx), manifestName(cp.ID)); derr != nil {
+			r.log("could not withdraw failed commit %s: %v", cp.ID, derr)
+		}
 		return fmt.Errorf("commit checkpoint %s: %w", cp.ID, err)
 	}
 	if r.idx != nil {
@@ -246,6 +258,9 @@ func (r *Repository) RebuildIndex(ctx context.Context) (RebuildIndexResult, erro
 		return res, err
 	}
 	res.Checkpoints = len(cps)
+	if err := r.idx.finishRebuild(); err != nil {
+		return res, fmt.Errorf("finish index rebuild: %w", err)
+	}
 	r.idx.gc()
 	return res, nil
 }

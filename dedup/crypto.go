@@ -32,7 +32,8 @@ func (p KDFParams) derive(secret []byte) ([]byte, error) {
 	if p.Algorithm != "argon2id" {
 		return nil, fmt.Errorf("kdf %q: %w", p.Algorithm, ErrUnsupported)
 	}
-	if p.Time == 0 || p.MemoryKiB < 8 || p.Threads == 0 || len(p.Salt) < 8 {
+	// Upper bounds keep a tampered config from making open exhaust memory.
+	if p.Time == 0 || p.Time > 64 || p.MemoryKiB < 8 || p.MemoryKiB > 4<<20 || p.Threads == 0 || len(p.Salt) < 8 {
 		return nil, fmt.Errorf("kdf parameters out of range: %w", ErrCorrupt)
 	}
 	return argon2.IDKey(secret, p.Salt, p.Time, p.MemoryKiB, p.Threads, 32), nil

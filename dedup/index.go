@@ -253,5 +253,25 @@ func (x *index) getMeta(id string) (*Checkpoint, bool) {
 	return cp, cp != nil
 }
 
-// dropAll empties the index before a rebuild.
-func (x *index) dropAll() error { return x.db.DropAll() }
+var rebuildKey = []byte("s/rebuilding")
+
+// dropAll empties the index before a rebuild and marks it incomplete until
+// finishRebuild, so a rebuild killed midway is redone at the next open.
+func (x *index) dropAll() error {
+	if err := x.db.DropAll(); err != nil {
+		return err
+	}
+	return x.db.Update(func(txn *badger.Txn) error { return txn.Set(rebuildKey, []byte{1}) })
+}
+
+func (x *index) finishRebuild() error {
+	return x.db.Update(func(txn *badger.Txn) error { return txn.Delete(rebuildKey) })
+}
+
+func (x *index) rebuilding() bool {
+	err := x.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(rebuildKey)
+		return err
+	})
+	return err == nil
+}

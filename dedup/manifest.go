@@ -34,8 +34,9 @@ type Stats struct {
 	// repository (everything else was already there).
 	NewBytes  int64 `json:"new_bytes"`
 	NewChunks int64 `json:"new_chunks"`
-	// StoredBytes is what this checkpoint added to the shard stores: pack
-	// shards after compression, encryption and parity, and the manifest.
+	// StoredBytes is what this checkpoint's new packs added to the shard
+	// stores, after compression, encryption and parity. The manifest's own
+	// shards (about 33 bytes per data block) are counted in repository stats.
 	StoredBytes int64 `json:"stored_bytes"`
 	Blocks      int64 `json:"blocks"`
 	HoleBlocks  int64 `json:"hole_blocks"`
@@ -71,6 +72,9 @@ func (m *BlockMap) prepare() {
 
 // Lookup returns the chunk of block b, or ok=false for a hole.
 func (m *BlockMap) Lookup(b int64) (ref ChunkRef, ok bool) {
+	if b < 0 || b >= m.Blocks {
+		return ChunkRef{}, false
+	}
 	if m.holesBefore == nil {
 		m.prepare()
 	}

@@ -131,6 +131,9 @@ func decodePackTrailer(t []byte, packLen int64) (int64, error) {
 	if t[4] != packVersion {
 		return 0, fmt.Errorf("pack version %d: %w", t[4], ErrUnsupported)
 	}
+	if t[5]|t[6]|t[7]|t[12]|t[13]|t[14]|t[15] != 0 {
+		return 0, fmt.Errorf("pack trailer reserved bytes set: %w", ErrCorrupt)
+	}
 	hl := int64(binary.LittleEndian.Uint32(t[8:]))
 	if hl+packTrailerSize > packLen {
 		return 0, fmt.Errorf("pack header length %d exceeds pack length %d: %w", hl, packLen, ErrCorrupt)

@@ -57,6 +57,9 @@ func (rd *Reader) block(ctx context.Context, b int64) ([]byte, error) {
 
 // ReadAtContext reads len(p) bytes at off. Holes read as zeros.
 func (rd *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("read at negative offset %d", off)
+	}
 	if off >= rd.cp.Size {
 		return 0, io.EOF
 	}

@@ -1,6 +1,7 @@
 package dedup
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +28,8 @@ type Repository struct {
 	hash   hasher
 	idx    *index // nil when opened without an index
 	zenc   *zstd.Encoder
-	zdec   *zstd.Decoder
+	zdec   *zstd.Decoder // chunks: capped at a block's size against bombs
+	mdec   *zstd.Decoder // manifests: may be large, are authenticated first
 	log    func(format string, args ...any)
 	now    func() time.Time
 
@@ -40,6 +42,13 @@ type Repository struct {
 	// sweep looks or no longer findable after it.
 	gate     sync.RWMutex
 	sessions map[*session]struct{}
+	// pruneMu serialises prunes. While one runs (pruning, guarded by gate),
+	// endSession moves ended sessions to ended instead of forgetting them:
+	// a backup that committed after prune's mark began is in no manifest
+	// the mark read, so the sweep must keep honouring its pins.
+	pruneMu sync.Mutex
+	pruning bool
+	ended   []*session
 
 	scanOnce sync.Once
 	scanned  map[ChunkID]chunkLoc
@@ -107,7 +116,9 @@ func Init(ctx context.Context, dir string, o InitOptions, shardDirs []string, op
 	}
 	cb, _ := json.MarshalIndent(cfg, "", "  ")
 	for i, s := range stores {
-		if _, err := s.Stat(ctx, configName); err == nil {
+		if _, err := s.Stat(ctx, configName); err == nil && !storeEmpty(ctx, s) {
+			// A config alone is what a crashed init leaves (the locator is
+			// written last); a store with data is a real repository.
 			closeStores(stores)
 			return nil, fmt.Errorf("shard store %d (%s): %w", i, s, ErrRepositoryExists)
 		}
@@ -127,10 +138,28 @@ func Init(ctx context.Context, dir string, o InitOptions, shardDirs []string, op
 
 func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }
 
 func openLocalStores(dir string, loc locator, opts Options) ([]store.Store, error) {
@@ -168,13 +197,25 @@ func Open(ctx context.Context, dir string, opts Options) (*Repository, error) {
 	if err := json.Unmarshal(lb, &loc); err != nil || len(loc.Shards) == 0 {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, locatorName), ErrCorrupt)
 	}
+	if loc.Version != 1 {
+		return nil, fmt.Errorf("%s version %d: %w", filepath.Join(dir, locatorName), loc.Version, ErrUnsupported)
+	}
 	stores, err := openLocalStores(dir, loc, opts)
 	if err != nil {
 		return nil, err
 	}
 	indexDir := opts.IndexDir
-	if indexDir == "" && !opts.NoIndex {
-		indexDir = filepath.Join(dir, loc.Index)
+	if indexDir == "" {
+		indexDir = loc.Index
+		if indexDir == "" {
+			indexDir = "index"
+		}
+		if !filepath.IsAbs(indexDir) {
+			indexDir = filepath.Join(dir, indexDir)
+		}
+	}
+	if opts.NoIndex {
+		indexDir = ""
 	}
 	r, err := openStores(ctx, stores, indexDir, opts)
 	if err != nil {
@@ -188,22 +229,14 @@ func Open(ctx context.Context, dir string, opts Options) (*Repository, error) {
 // openStores opens a repository over already opened shard stores; an empty
 // indexDir means no index.
 func openStores(ctx context.Context, stores []store.Store, indexDir string, opts Options) (*Repository, error) {
-	var cfg *Config
-	var errs []error
-	for i, s := range stores {
-		b, err := s.Get(ctx, configName)
-		if err == nil {
-			if cfg, err = parseConfig(b); err == nil {
-				break
-			}
-		}
-		errs = append(errs, fmt.Errorf("shard store %d: %w", i, err))
+	cfg, err := readConfig(ctx, stores)
+	if err != nil {
+		return nil, err
 	}
-	if cfg == nil {
-		if allNotFound(errs) {
-			return nil, ErrNoRepository
-		}
-		return nil, fmt.Errorf("no readable config: %w", errors.Join(errs...))
+	if cfg.Encryption == nil && len(opts.Password) > 0 {
+		// Refusing here means a config swapped for an unencrypted one by
+		// someone with write access cannot make new backups land in clear.
+		return nil, fmt.Errorf("a key was given but the repository is not encrypted; unset CAIRN_PASSWORD/--key-file to open it")
 	}
 	keys, err := cfg.openKeys(opts.Password)
 	if err != nil {
@@ -237,13 +270,14 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	r.chunks = newLRU[ChunkID, []byte](cache)
 	r.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 	r.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*maxBlockSize))
+	r.mdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxManifestBody))
 	if indexDir != "" {
 		_, statErr := os.Stat(indexDir)
 		if r.idx, err = openIndex(indexDir); err != nil {
 			return nil, err
 		}
-		if errors.Is(statErr, os.ErrNotExist) {
-			r.log("index %s missing: rebuilding it from the shard stores", indexDir)
+		if errors.Is(statErr, os.ErrNotExist) || r.idx.rebuilding() {
+			r.log("index %s missing or incomplete: rebuilding it from the shard stores", indexDir)
 			if _, err := r.RebuildIndex(ctx); err != nil {
 				r.idx.close()
 				return nil, err
@@ -271,6 +305,7 @@ func (r *Repository) Close() error {
 	}
 	r.zenc.Close()
 	r.zdec.Close()
+	r.mdec.Close()
 	return errors.Join(errs...)
 }
 
@@ -308,3 +343,42 @@ func (r *Repository) decodeBlob(e packEntry, stored []byte) ([]byte, error) {
 }
 
 var _ io.Closer = (*Repository)(nil)
+
+// readConfig reads the config replica of every store. Replicas that exist
+// must be identical: a difference means tampering or a mixed-up store.
+func readConfig(ctx context.Context, stores []store.Store) (*Config, error) {
+	var first []byte
+	var errs []error
+	for i, s := range stores {
+		b, err := s.Get(ctx, configName)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("shard store %d: %w", i, err))
+			continue
+		}
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(first, b) {
+			return nil, fmt.Errorf("config in shard store %d (%s) differs from the others: %w", i, s, ErrCorrupt)
+		}
+	}
+	if first == nil {
+		if allNotFound(errs) {
+			return nil, ErrNoRepository
+		}
+		return nil, fmt.Errorf("no readable config: %w", errors.Join(errs...))
+	}
+	return parseConfig(first)
+}
+
+// storeEmpty reports whether s holds nothing but a config.
+func storeEmpty(ctx context.Context, s store.Store) bool {
+	empty := true
+	_ = s.List(ctx, "", func(name string, _ int64) error {
+		if name != configName {
+			empty = false
+			return errors.New("stop")
+		}
+		return nil
+	})
+	return empty
+}

@@ -35,6 +35,9 @@ func (r *Repository) startSession() *session {
 func (r *Repository) endSession(s *session) {
 	r.gate.Lock()
 	delete(r.sessions, s)
+	if r.pruning {
+		r.ended = append(r.ended, s) // see Repository.pruneMu
+	}
 	r.gate.Unlock()
 }
 

@@ -97,6 +97,9 @@ func parseShardFixed(b []byte) (*shardHeader, error) {
 		shardLen:  int64(binary.LittleEndian.Uint64(b[16:])),
 		blockSize: int(binary.LittleEndian.Uint32(b[24:])),
 	}
+	if binary.LittleEndian.Uint32(b[28:]) != 0 {
+		return nil, fmt.Errorf("shard header reserved bytes set: %w", ErrCorrupt)
+	}
 	const maxObject = 1 << 40
 	if h.k == 0 || h.index >= h.k+h.m || h.blockSize < 512 || h.blockSize > 64<<20 ||
 		h.objectLen < 0 || h.objectLen > maxObject || h.shardLen < 0 || h.shardLen > maxObject ||

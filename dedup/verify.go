@@ -1,0 +1,298 @@
+package dedup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/zeebo/xxh3"
+	"golang.org/x/sync/errgroup"
+)
+
+// VerifyOptions steer Verify.
+type VerifyOptions struct {
+	// Deep additionally reads every chunk of every pack, bypassing the
+	// chunk cache, and checks that it decrypts, decompresses and hashes to
+	// its ID.
+	Deep bool
+	// Progress, if set, is called after each pack, one call at a time.
+	Progress func(VerifyProgress)
+}
+
+// VerifyProgress reports a running Verify.
+type VerifyProgress struct{ Packs, PacksDone int }
+
+// VerifyReport is what Verify found. Object names are store object names
+// ("packs/ab/ab…", "manifests/…").
+type VerifyReport struct {
+	Packs, Manifests, Chunks int
+	DamagedShards            []ShardDamage // missing or failing checksum
+	BadChunks                []string      // deep: chunk IDs that fail decrypt/decompress/rehash
+	MissingChunks            []string      // referenced by a manifest, found in no readable pack
+	// Unrecoverable lists objects with fewer than k good shards, and
+	// objects whose shards are intact but whose content does not decode (a
+	// pack header or manifest that fails authentication): parity cannot
+	// help either.
+	Unrecoverable []string
+	OK            bool // true when all lists are empty
+}
+
+// ShardDamage is one shard that is missing or fails its checksums.
+type ShardDamage struct {
+	Object  string
+	Shard   int
+	Problem string // "missing" or "corrupt: …"
+}
+
+const (
+	// verifyParallel bounds the objects checked at once; each holds one
+	// verifyPiece of shard data and, when deep, one chunk.
+	verifyParallel = 4
+	verifyPiece    = 4 << 20
+)
+
+// verifyState collects results from the goroutines checking objects.
+type verifyState struct {
+	mu      sync.Mutex
+	rep     *VerifyReport
+	packOK  map[PackID]bool      // packs whose header decoded
+	chunks  map[ChunkID]struct{} // without an index: every chunk in a readable pack
+	missing map[ChunkID]struct{} // referenced but found nowhere
+}
+
+// Verify checks the repository against its shard stores, the only truth:
+// every shard of every pack and manifest is read in full and checked
+// against its checksums, and every chunk a checkpoint references must be in
+// a pack whose header is readable. It changes nothing; Repair fixes what
+// parity can. Packs that backups of this process are still writing are
+// skipped, since their shards may legitimately be incomplete.
+func (r *Repository) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
+	packs, manifests, err := r.verifyTargets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := &verifyState{
+		rep:     &VerifyReport{Packs: len(packs)},
+		packOK:  make(map[PackID]bool, len(packs)),
+		missing: make(map[ChunkID]struct{}),
+	}
+	if r.idx == nil {
+		v.chunks = make(map[ChunkID]struct{})
+	}
+	done := 0
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(verifyParallel)
+	for _, p := range packs {
+		g.Go(func() error {
+			if err := r.verifyPack(gctx, v, p, o.Deep); err != nil {
+				return err
+			}
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			done++
+			if o.Progress != nil {
+				o.Progress(VerifyProgress{Packs: len(packs), PacksDone: done})
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	// Manifests go second: checking their chunks needs every pack's verdict.
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(verifyParallel)
+	for name, files := range manifests {
+		g.Go(func() error { return r.verifyManifest(gctx, v, name, files) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return v.finish(), nil
+}
+
+// verifyTargets lists the packs and the manifests (with how many shard files
+// each has) to check.
+func (r *Repository) verifyTargets(ctx context.Context) ([]PackID, map[string]int, error) {
+	skip := r.inFlightPacks()
+	var packs []PackID
+	err := r.listPacks(ctx, func(p PackID) error {
+		if _, ok := skip[p]; !ok {
+			packs = append(packs, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(packs, func(i, j int) bool { return packs[i].String() < packs[j].String() })
+	manifests := make(map[string]int)
+	err = r.obj.list(ctx, "manifests/", func(name string, shards int) error {
+		manifests[name] = shards
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return packs, manifests, nil
+}
+
+func (r *Repository) verifyPack(ctx context.Context, v *verifyState, p PackID, deep bool) error {
+	check, err := r.checkShards(ctx, packName(p))
+	if err != nil {
+		return err
+	}
+	// The header is read even with fewer than k good shards: the damage may
+	// lie elsewhere, and then the chunks outside it are still readable.
+	r.headers.remove(p)
+	entries, herr := r.packHeader(ctx, p)
+	if herr != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var bad []string
+	if herr == nil && deep {
+		for _, e := range entries {
+			if err := r.verifyChunk(ctx, p, e); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				bad = append(bad, e.ID.String())
+			}
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.addCheck(check, herr == nil)
+	v.rep.BadChunks = append(v.rep.BadChunks, bad...)
+	if herr == nil {
+		v.packOK[p] = true
+		v.rep.Chunks += len(entries)
+		if v.chunks != nil {
+			for _, e := range entries {
+				v.chunks[e.ID] = struct{}{}
+			}
+		}
+	}
+	return nil
+}
+
+// verifyChunk rereads one chunk the way a restore does, but never from the
+// chunk cache.
+func (r *Repository) verifyChunk(ctx context.Context, p PackID, e packEntry) error {
+	stored, err := r.obj.readAt(ctx, packName(p), int64(e.Offset), int64(e.StoredLen))
+	if err != nil {
+		return err
+	}
+	if xxh3.Hash(stored) != e.Sum {
+		return fmt.Errorf("chunk %s in pack %s: checksum mismatch: %w", e.ID, p, ErrCorrupt)
+	}
+	_, err = r.decodeBlob(e, stored)
+	return err
+}
+
+func (r *Repository) verifyManifest(ctx context.Context, v *verifyState, name string, files int) error {
+	check, err := r.checkShards(ctx, name)
+	if err != nil {
+		return err
+	}
+	// Fewer than k shard files is not a checkpoint (a commit died midway,
+	// or damage took it): it counts only as damage.
+	var bm *BlockMap
+	derr := errors.New("fewer than k good shards")
+	if files >= r.cfg.DataShards && check.good >= r.cfg.DataShards {
+		var b []byte
+		if b, derr = r.obj.get(ctx, name); derr == nil {
+			_, bm, derr = r.decodeManifest(strings.TrimPrefix(name, "manifests/"), b, true)
+		}
+		if derr != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	var missing []ChunkID
+	if derr == nil {
+		for _, ref := range bm.Chunks {
+			ok, err := r.hasChunk(ctx, v, ref.ID, bm.Packs[ref.Pack])
+			if err != nil {
+				return err
+			}
+			if !ok {
+				missing = append(missing, ref.ID)
+			}
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if files >= r.cfg.DataShards {
+		v.rep.Manifests++
+	}
+	v.addCheck(check, derr == nil)
+	for _, id := range missing {
+		v.missing[id] = struct{}{}
+	}
+	return nil
+}
+
+// hasChunk reports whether chunk id is in a pack whose header Verify read.
+// v.packOK is complete and read-only by the time manifests are checked.
+func (r *Repository) hasChunk(ctx context.Context, v *verifyState, id ChunkID, hint PackID) (bool, error) {
+	if v.chunks != nil {
+		_, ok := v.chunks[id]
+		return ok, nil
+	}
+	// The index keeps memory flat however many chunks there are, but it may
+	// point into a pack that is gone, so its answer needs the pack's verdict.
+	loc, ok, err := r.idx.lookup(id)
+	if err != nil {
+		return false, fmt.Errorf("index lookup %s: %w", id, err)
+	}
+	if ok && v.packOK[loc.Pack] {
+		return true, nil
+	}
+	// A stale index (packs added by another host) misses chunks that the
+	// manifest's pack hint still finds.
+	if !v.packOK[hint] {
+		return false, nil
+	}
+	entries, err := r.packHeader(ctx, hint)
+	if err != nil {
+		return false, nil
+	}
+	for _, e := range entries {
+		if e.ID == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// addCheck records one object's shard verdict; contentOK is false when its
+// content (pack header, manifest) does not decode. Called with v.mu held.
+func (v *verifyState) addCheck(c objectCheck, contentOK bool) {
+	v.rep.DamagedShards = append(v.rep.DamagedShards, c.damage...)
+	if c.good < c.k || !contentOK {
+		v.rep.Unrecoverable = append(v.rep.Unrecoverable, c.name)
+	}
+}
+
+func (v *verifyState) finish() *VerifyReport {
+	rep := v.rep
+	for id := range v.missing {
+		rep.MissingChunks = append(rep.MissingChunks, id.String())
+	}
+	sort.Slice(rep.DamagedShards, func(i, j int) bool {
+		a, b := rep.DamagedShards[i], rep.DamagedShards[j]
+		if a.Object != b.Object {
+			return a.Object < b.Object
+		}
+		return a.Shard < b.Shard
+	})
+	sort.Strings(rep.BadChunks)
+	sort.Strings(rep.MissingChunks)
+	sort.Strings(rep.Unrecoverable)
+	rep.OK = len(rep.DamagedShards) == 0 && len(rep.BadChunks) == 0 &&
+		len(rep.MissingChunks) == 0 && len(rep.Unrecoverable) == 0
+	return rep
+}
