@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"cairn/blockdev"
+	"cairn/dedup"
+)
+
+func newBackupCmd(a *app) *cobra.Command {
+	var (
+		source, parent string
+		full           bool
+		tags           []string
+	)
+	cmd := &cobra.Command{
+		Use:   "backup --source PATH",
+		Short: "Back up a disk image or block device as a new checkpoint",
+		Long: `Read a disk image file or a block device and store it in the repository
+as a new checkpoint. Blocks the repository already holds are not stored
+again, and the holes of a sparse file are not even read.
+
+The checkpoint's parent is the latest checkpoint of the same source (its
+absolute path) unless --parent names another or --full asks for none. The
+checkpoint is committed only when all of its data is safely stored: an
+interrupted backup (Ctrl-C) leaves the repository as it was, apart from
+unreferenced data that 'cairn prune' removes.
+
+Prints a summary, or the checkpoint as JSON with --json. With --quiet only
+the checkpoint ID is printed.`,
+		Example: `  cairn backup --source /var/lib/images/vm1.img
+  cairn backup --source /dev/vg0/db --tag host=db1 --tag kind=nightly
+  cairn --json backup --source vm1.img --full`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tagMap, err := parseTags(tags)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			src, err := blockdev.OpenFile(source)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			return a.withRepo(ctx, withIndex, func(r *dedup.Repository) error {
+				ext, err := src.Allocated(ctx)
+				if err != nil {
+					return err
+				}
+				o := dedup.BackupOptions{
+					Parent:    parent,
+					Allocated: toDedupExtents(blockdev.AlignExtents(ext, int64(r.Config().BlockSize), src.Size())),
+					Tags:      tagMap,
+				}
+				if parent == "" && !full {
+					latest, err := r.Latest(ctx, src.Name())
+					if err != nil {
+						return err
+					}
+					if latest != nil {
+						o.Parent = latest.ID
+					}
+				}
+				line := a.newProgress("backup")
+				o.Progress = line.bytes
+				cp, err := r.Backup(ctx, src, o)
+				a.doneProgress(line)
+				if err != nil {
+					return err
+				}
+				return a.printCheckpoint(cp)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&source, "source", "", "disk image file or block device to back up (required)")
+	f.StringVar(&parent, "parent", "", "ID (or unique prefix) of the parent checkpoint (default: latest of the source)")
+	f.BoolVar(&full, "full", false, "back up without a parent checkpoint")
+	f.StringArrayVar(&tags, "tag", nil, "label the checkpoint with KEY=VALUE (repeatable)")
+	_ = cmd.MarkFlagRequired("source")
+	cmd.MarkFlagsMutuallyExclusive("parent", "full")
+	return cmd
+}
+
+// toDedupExtents converts source extents. The result is never nil: an empty
+// list means "no data at all" to Backup, while nil would mean "read it all".
+func toDedupExtents(ext []blockdev.Extent) []dedup.Extent {
+	out := make([]dedup.Extent, 0, len(ext))
+	for _, e := range ext {
+		out = append(out, dedup.Extent{Off: e.Off, Len: e.Len})
+	}
+	return out
+}
+
+// parseTags turns KEY=VALUE flags into a map (nil when there are none).
+func parseTags(tags []string) (map[string]string, error) {
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			return nil, usagef("--tag %q: want KEY=VALUE", t)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// printCheckpoint prints the result of a backup.
+func (a *app) printCheckpoint(cp *dedup.Checkpoint) error {
+	if a.jsonOut {
+		return writeJSON(a.stdout, cp)
+	}
+	if a.quiet {
+		_, err := fmt.Fprintln(a.stdout, cp.ID)
+		return err
+	}
+	d := cp.FinishedAt.Sub(cp.CreatedAt)
+	var t kv
+	t.add("checkpoint", "%s", cp.ID)
+	t.add("source", "%s", cp.Source)
+	if cp.Parent != "" {
+		t.add("parent", "%s", cp.Parent)
+	} else {
+		t.add("parent", "none")
+	}
+	t.add("size", "%s", formatSize(cp.Size))
+	t.add("allocated", "%s", formatSize(cp.AllocatedBytes))
+	t.add("read", "%s", formatSize(cp.ReadBytes))
+	t.add("new", "%s (%d chunks)", formatSize(cp.NewBytes), cp.NewChunks)
+	t.add("stored", "%s", formatSize(cp.StoredBytes))
+	t.add("duration", "%s", formatDuration(d))
+	t.add("speed", "%.1f MB/s", mbPerSec(cp.ReadBytes, d))
+	return t.write(a.stdout)
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"cairn/blockdev"
+	"cairn/dedup"
+)
+
+func newRestoreCmd(a *app) *cobra.Command {
+	var (
+		to    string
+		force bool
+	)
+	cmd := &cobra.Command{
+		Use:   "restore CHECKPOINT --to PATH",
+		Short: "Restore a checkpoint to a file or block device",
+		Long: `Write the volume of CHECKPOINT (its ID or a unique prefix of it, see
+'cairn checkpoints') to PATH.
+
+A new PATH is created as a sparse file: the volume's holes take no space.
+An existing file, or a block device, is only overwritten with --force; a
+block device must be at least as large as the volume and not in use, and
+its holes are zeroed. The restore is complete when cairn exits 0; a failed
+restore removes a file it created.
+
+The repository's index is not needed, so a restore may run while a backup
+is in progress.`,
+		Example: `  cairn restore 0197c2a4 --to /tmp/vm1.img
+  cairn restore 0197c2a4-5e1b --to /dev/vg0/db --force`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return a.withRepo(ctx, readOnly, func(r *dedup.Repository) error {
+				rd, err := r.OpenCheckpoint(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				cp := rd.Checkpoint()
+				_, statErr := os.Stat(to)
+				created := errors.Is(statErr, fs.ErrNotExist)
+				tgt, err := blockdev.CreateFileTarget(to, cp.Size, blockdev.TargetOptions{Force: force})
+				if err != nil {
+					return err
+				}
+				w := &countingWriter{w: tgt}
+				line := a.newProgress("restore")
+				start := time.Now()
+				// Zero is a no-op on a freshly created file, and clears the
+				// holes of a block device.
+				_, err = r.Restore(ctx, cp.ID, w, dedup.RestoreOptions{Zero: tgt.Zero, Progress: line.bytes})
+				a.doneProgress(line)
+				if cerr := tgt.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					if created {
+						_ = os.Remove(to)
+					}
+					return err
+				}
+				return a.printRestore(cp, to, w.n.Load(), time.Since(start))
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&to, "to", "", "file or block device to write the volume to (required)")
+	f.BoolVar(&force, "force", false, "overwrite an existing file or a block device")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.WriterAt
+	n atomic.Int64
+}
+
+func (c *countingWriter) WriteAt(p []byte, off int64) (int, error) {
+	n, err := c.w.WriteAt(p, off)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+type restoreJSON struct {
+	ID           string  `json:"id"`
+	To           string  `json:"to"`
+	Size         int64   `json:"size"`
+	BytesWritten int64   `json:"bytes_written"`
+	Seconds      float64 `json:"seconds"`
+	MBPerSec     float64 `json:"mb_per_s"`
+}
+
+func (a *app) printRestore(cp *dedup.Checkpoint, to string, written int64, d time.Duration) error {
+	if abs, err := filepath.Abs(to); err == nil {
+		to = abs
+	}
+	if a.jsonOut {
+		return writeJSON(a.stdout, restoreJSON{
+			ID: cp.ID, To: to, Size: cp.Size, BytesWritten: written,
+			Seconds: d.Seconds(), MBPerSec: mbPerSec(written, d),
+		})
+	}
+	if a.quiet {
+		return nil
+	}
+	var t kv
+	t.add("restored", "%s", cp.ID)
+	t.add("source", "%s", cp.Source)
+	t.add("to", "%s", to)
+	t.add("size", "%s", formatSize(cp.Size))
+	t.add("written", "%s", formatSize(written))
+	t.add("duration", "%s", formatDuration(d))
+	t.add("speed", "%.1f MB/s", mbPerSec(written, d))
+	return t.write(a.stdout)
+}
