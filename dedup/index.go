@@ -199,30 +199,6 @@ func (x *index) removePack(p PackID, entries []packEntry) error {
 	})
 }
 
-func (x *index) packs(fn func(PackID, packInfo) error) error {
-	return x.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{'p'}, PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			var p PackID
-			copy(p[:], item.Key()[1:])
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			pi, err := decodePackInfo(v)
-			if err != nil {
-				return err
-			}
-			if err := fn(p, pi); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 func (x *index) putMeta(cp *Checkpoint) error {
 	b, err := json.Marshal(cp)
 	if err != nil {

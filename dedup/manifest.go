@@ -172,7 +172,12 @@ func decodeManifestBody(b []byte, withMap bool) (*Checkpoint, *BlockMap, error) 
 	if cp.BlockSize < minBlockSize || cp.BlockSize > maxBlockSize || cp.Size < 0 {
 		return nil, nil, fmt.Errorf("manifest block size %d or size %d out of range: %w", cp.BlockSize, cp.Size, ErrCorrupt)
 	}
-	blocks := (cp.Size + int64(cp.BlockSize) - 1) / int64(cp.BlockSize)
+	// Rounded up without adding first: Size near MaxInt64 must not wrap
+	// to a negative count that passes the bound.
+	blocks := cp.Size / int64(cp.BlockSize)
+	if cp.Size%int64(cp.BlockSize) != 0 {
+		blocks++
+	}
 	if blocks > maxBlocks {
 		return nil, nil, fmt.Errorf("manifest size %d too large: %w", cp.Size, ErrCorrupt)
 	}

@@ -74,16 +74,18 @@ func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) ([]byte, error
 // needed), then in the index, and without an index by scanning every pack
 // header once (slow, but a restore never depends on badger).
 func (r *Repository) locate(ctx context.Context, id ChunkID, hint PackID) (chunkLoc, error) {
-	entries, err := r.packHeader(ctx, hint)
-	if err == nil {
+	entries, hintErr := r.packHeader(ctx, hint)
+	if hintErr == nil {
 		for _, e := range entries {
 			if e.ID == id {
 				return chunkLoc{Pack: hint, packEntry: e}, nil
 			}
 		}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return chunkLoc{}, err
+	} else if ctx.Err() != nil {
+		return chunkLoc{}, ctx.Err()
 	}
+	// The hint is stale (the pack was compacted away) or unreadable (a
+	// damaged leftover of a killed prune): the chunk may well be elsewhere.
 	if r.idx != nil {
 		loc, ok, err := r.idx.lookup(id)
 		if err != nil {
@@ -91,6 +93,9 @@ func (r *Repository) locate(ctx context.Context, id ChunkID, hint PackID) (chunk
 		}
 		if ok {
 			return loc, nil
+		}
+		if hintErr != nil && !errors.Is(hintErr, store.ErrNotFound) {
+			return chunkLoc{}, hintErr
 		}
 		return chunkLoc{}, fmt.Errorf("chunk %s: %w (run `cairn repo rebuild-index` if packs were added by another host)", id, ErrChunkNotFound)
 	}
@@ -100,6 +105,9 @@ func (r *Repository) locate(ctx context.Context, id ChunkID, hint PackID) (chunk
 	}
 	if loc, ok := r.scanned[id]; ok {
 		return loc, nil
+	}
+	if hintErr != nil && !errors.Is(hintErr, store.ErrNotFound) {
+		return chunkLoc{}, hintErr
 	}
 	return chunkLoc{}, fmt.Errorf("chunk %s: %w", id, ErrChunkNotFound)
 }

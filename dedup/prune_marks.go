@@ -19,9 +19,6 @@ type markSet struct {
 	wb  *badger.WriteBatch
 }
 
-// testMarkSetDir, when set by a test, learns where the mark set lives.
-var testMarkSetDir func(dir string)
-
 // newMarkSet creates a mark set in a new temporary directory under parent
 // (the system's temporary directory when parent is empty).
 func newMarkSet(parent string) (*markSet, error) {
@@ -41,6 +38,7 @@ func newMarkSet(parent string) (*markSet, error) {
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithValueLogFileSize(16 << 20).
+		WithValueThreshold(1 << 10). // values are empty; must fit a 4 MiB memtable batch
 		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2)
@@ -48,9 +46,6 @@ func newMarkSet(parent string) (*markSet, error) {
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("open mark set in %s: %w", dir, err)
-	}
-	if testMarkSetDir != nil {
-		testMarkSetDir(dir)
 	}
 	return &markSet{dir: dir, db: db, wb: db.NewWriteBatch()}, nil
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/zeebo/xxh3"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -103,8 +102,13 @@ func (sw *sweeper) visit(ctx context.Context, p PackID, shards int) error {
 		rep.ChunksDead += int64(len(entries) - nlive)
 	})
 	dead := nlive == 0
-	compact := !dead && float64(liveBytes) < sw.o.CompactBelow*float64(total)
+	compact := !dead && nlive < len(entries) && float64(liveBytes) < sw.o.CompactBelow*float64(total)
 	if !dead && !compact {
+		return nil
+	}
+	// Checked before the index: once no session of this process writes p,
+	// its uploader has indexed it if it ever will.
+	if r.packInFlight(p) {
 		return nil
 	}
 	pi, indexed, err := r.idx.pack(p)
@@ -228,6 +232,18 @@ func (s *session) holds(p PackID, entries []packEntry, skip map[ChunkID]struct{}
 	return false
 }
 
+// packInFlight reports whether a backup of this process is writing pack p.
+func (r *Repository) packInFlight(p PackID) bool {
+	r.gate.RLock()
+	defer r.gate.RUnlock()
+	for s := range r.sessions {
+		if s.holds(p, nil, nil) {
+			return true
+		}
+	}
+	return false
+}
+
 // heldChunks returns the chunks of entries that some backup of this process
 // references right now.
 func (r *Repository) heldChunks(entries []packEntry, own *session) map[ChunkID]struct{} {
@@ -276,12 +292,4 @@ func (x *index) pack(p PackID) (packInfo, bool, error) {
 		})
 	})
 	return pi, found, err
-}
-
-// checkBlob verifies a blob read back for copying against its entry.
-func checkBlob(p PackID, e packEntry, stored []byte) error {
-	if xxh3.Hash(stored) != e.Sum {
-		return fmt.Errorf("chunk %s in pack %s: checksum mismatch: %w", e.ID, p, ErrCorrupt)
-	}
-	return nil
 }

@@ -48,11 +48,6 @@ func (h *shardHeader) blocks() int {
 // dataOffset is where shard data starts inside the shard object.
 func (h *shardHeader) dataOffset() int64 { return shardHeaderSize + 8*int64(h.blocks()) }
 
-func shardPrefixSize(shardLen int64, blockSize int) int64 {
-	n := (shardLen + int64(blockSize) - 1) / int64(blockSize)
-	return shardHeaderSize + 8*n
-}
-
 // encodeShard builds the shard object for data.
 func encodeShard(k, m, index int, objectLen int64, blockSize int, data []byte) []byte {
 	h := shardHeader{k: k, m: m, index: index, objectLen: objectLen, shardLen: int64(len(data)), blockSize: blockSize}
@@ -100,10 +95,13 @@ func parseShardFixed(b []byte) (*shardHeader, error) {
 	if binary.LittleEndian.Uint32(b[28:]) != 0 {
 		return nil, fmt.Errorf("shard header reserved bytes set: %w", ErrCorrupt)
 	}
+	// S must be exactly ceil(L/k), as writers cut it: checked before the
+	// header checksum, it stops one damaged length byte from sizing a
+	// checksum-table read of up to 128 MiB.
 	const maxObject = 1 << 40
 	if h.k == 0 || h.index >= h.k+h.m || h.blockSize < 512 || h.blockSize > 64<<20 ||
-		h.objectLen < 0 || h.objectLen > maxObject || h.shardLen < 0 || h.shardLen > maxObject ||
-		h.shardLen*int64(h.k) < h.objectLen {
+		h.objectLen < 0 || h.objectLen > maxObject ||
+		h.shardLen != (h.objectLen+int64(h.k)-1)/int64(h.k) {
 		return nil, fmt.Errorf("shard header fields out of range: %w", ErrCorrupt)
 	}
 	return h, nil

@@ -98,7 +98,7 @@ func testConcurrentSame(t *testing.T, s store.Store) {
 					var size int64
 					size, err = s.Stat(ctx, name)
 					if err == nil && (size%4096 != 0 || size == 0 || size > 4096*workers) {
-						err = fmt.Errorf("Stat: torn size %d", size)
+						err = fmt.Errorf("stat: torn size %d", size)
 					}
 				}
 				if err != nil {

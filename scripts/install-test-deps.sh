@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that cairn's tests, benchmarks and demo call.
+# Idempotent: does nothing when everything is present; runs `apt-get update`
+# only when something is missing. Needs root to install; without root it
+# fails and lists what is missing.
+#
+# Add a dependency as "package" (checked with dpkg) or "package:command"
+# (satisfied when the command is on PATH, e.g. a python3 from pyenv).
+set -euo pipefail
+
+deps=(
+	"e2fsprogs:mkfs.ext4"   # demo and tests build ext4 images (mkfs.ext4 -d)
+	"e2fsprogs:debugfs"     # tests read files out of ext4 images without mounting
+	"util-linux:losetup"    # loop devices for block-device tests
+	"mount:mount"           # mount -o loop,ro for file-level checks
+	"fuse3:fusermount3"     # FUSE mount of checkpoints
+	"restic:restic"         # peer in scripts/bench.sh
+	"xxd:xxd"               # hex dumps in test scripts
+	"python3:python3"       # scripts/demo.sh parses --json output
+	"gcc:gcc"               # cgo, required by go test -race
+	"libc6-dev"             # cgo headers
+	"ca-certificates"       # module proxy over https
+)
+
+export PATH="$PATH:/usr/sbin:/sbin"
+
+missing=()
+for dep in "${deps[@]}"; do
+	pkg=${dep%%:*}
+	cmd=
+	[[ $dep == *:* ]] && cmd=${dep#*:}
+	if [[ -n $cmd ]]; then
+		command -v "$cmd" >/dev/null 2>&1 && continue
+	elif [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) == "install ok installed" ]]; then
+		continue
+	fi
+	# de-duplicate (several commands may come from one package)
+	[[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+	echo "install-test-deps: all test dependencies present"
+	exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "install-test-deps: missing Debian packages: ${missing[*]}" >&2
+	echo "install-test-deps: run as root, or: sudo apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+
+echo "install-test-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+echo "install-test-deps: done"
