@@ -2,6 +2,7 @@ package dedup
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -14,10 +15,10 @@ import (
 // Seeds are real encodings, so mutations start from valid input.
 
 func FuzzShardHeader(f *testing.F) {
-	for _, n := range []int{0, 1, 511, 512, 513, 3 * 512, 70000} {
+	for _, n := range []int{0, 1, 511, 512, 513, 3 * 512, 3000} {
 		data := randomData(uint64(n), n)
 		f.Add(encodeShard(1, 0, 0, int64(n), 512, data))
-		f.Add(encodeShard(4, 2, 5, int64(4*n-3), checksumBlock, data))
+		f.Add(encodeShard(4, 2, 5, int64(max(0, 4*n-3)), checksumBlock, data))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fixed, ferr := parseShardFixed(b)
@@ -30,6 +31,9 @@ func FuzzShardHeader(f *testing.F) {
 		}
 		if fixed.k != h.k || fixed.shardLen != h.shardLen || fixed.blockSize != h.blockSize {
 			t.Fatal("fixed and full header parsers disagree")
+		}
+		if h.shardLen != (h.objectLen+int64(h.k)-1)/int64(h.k) {
+			t.Fatalf("shard length %d accepted for a %d-byte object in %d shards", h.shardLen, h.objectLen, h.k)
 		}
 		if len(h.sums) != h.blocks() || h.dataOffset() > int64(len(b)) {
 			t.Fatalf("table of %d sums for %d blocks, data at %d of %d bytes", len(h.sums), h.blocks(), h.dataOffset(), len(b))
@@ -125,8 +129,14 @@ func FuzzDecodeManifestBody(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// A size whose block count, rounded up naively, wraps negative.
+	huge := []byte(`{"id":"x","size":9223372036854775807,"block_size":65536}`)
+	f.Add(append(binary.AppendUvarint(nil, uint64(len(huge))), huge...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		meta, _, merr := decodeManifestBody(b, false)
+		if merr == nil && meta.Size/int64(meta.BlockSize) > maxBlocks {
+			t.Fatalf("size %d accepted: more than %d blocks", meta.Size, int64(maxBlocks))
+		}
 		cp, bm, err := decodeManifestBody(b, true)
 		if err != nil {
 			return

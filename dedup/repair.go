@@ -1,11 +1,16 @@
 package dedup
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -18,29 +23,31 @@ type RepairReport struct {
 	Unrecoverable []string // objects with fewer than k good shards, left alone
 }
 
-// errUnrepairable marks an object whose surviving shards cannot give back
-// trustworthy replacements.
+// errUnrepairable: the surviving shards cannot give trustworthy replacements.
 var errUnrepairable = errors.New("cannot be rebuilt from its surviving shards")
 
 // Repair rewrites the missing and corrupt shards of every pack and manifest
-// that still has k good ones, from the object rebuilt out of them. Objects
-// with fewer are listed and not touched: nothing here can fix them, and
+// that still has k good ones, from the object rebuilt out of them, and
+// missing config replicas. Objects with fewer are listed and not touched:
 // their remaining shards may still matter to a manual recovery. Damage that
-// shard checksums cannot see (chunks that fail Verify's Deep check) is out
-// of reach of parity and so of Repair.
+// shard checksums cannot see (Verify's Deep) is out of reach of parity.
 func (r *Repository) Repair(ctx context.Context) (*RepairReport, error) {
+	// A prune of this process would delete packs under our feet, and a shard
+	// rewritten after that would resurrect a fragment.
+	r.pruneMu.Lock()
+	defer r.pruneMu.Unlock()
 	packs, manifests, err := r.verifyTargets(ctx)
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(packs)+len(manifests))
+	names := slices.Collect(maps.Keys(manifests))
 	for _, p := range packs {
 		names = append(names, packName(p))
 	}
-	for name := range manifests {
-		names = append(names, name)
-	}
 	rep := &RepairReport{}
+	if err := r.repairConfig(ctx, rep); err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex
 	var damaged []objectCheck
 	g, gctx := errgroup.WithContext(ctx)
@@ -85,6 +92,25 @@ func (r *Repository) Repair(ctx context.Context) (*RepairReport, error) {
 	return rep, nil
 }
 
+// repairConfig copies the good config replica to stores that lack it.
+func (r *Repository) repairConfig(ctx context.Context, rep *RepairReport) error {
+	ref, damage, err := r.checkConfig(ctx)
+	if err != nil || len(damage) == 0 {
+		return err
+	}
+	if ref == nil {
+		rep.Unrecoverable = append(rep.Unrecoverable, configName)
+		return nil
+	}
+	for _, d := range damage {
+		if err := r.stores[d.Shard].Put(ctx, configName, ref); err != nil {
+			return fmt.Errorf("rewrite config in shard store %d: %w", d.Shard, err)
+		}
+		rep.Rewritten = append(rep.Rewritten, d)
+	}
+	return nil
+}
+
 // repairObject rebuilds c's object and rewrites its damaged shards. It
 // returns the shards it rewrote.
 func (r *Repository) repairObject(ctx context.Context, c objectCheck) ([]ShardDamage, error) {
@@ -99,17 +125,13 @@ func (r *Repository) repairObject(ctx context.Context, c objectCheck) ([]ShardDa
 	if err != nil {
 		return nil, fmt.Errorf("re-encode %s: %w", c.name, err)
 	}
-	damaged := make(map[int]bool, len(c.damage))
-	for _, d := range c.damage {
-		damaged[d.Shard] = true
-	}
 	// The rebuilt object must re-encode to exactly the shards that survived.
 	// If it does not, they do not belong together (a shard of another
 	// object, another geometry), and parity computed from them would only
 	// spread the damage.
 	good := -1
 	for i, s := range shards {
-		if damaged[i] {
+		if slices.ContainsFunc(c.damage, func(d ShardDamage) bool { return d.Shard == i }) {
 			continue
 		}
 		have, err := r.obj.header(ctx, c.name, i)
@@ -122,15 +144,10 @@ func (r *Repository) repairObject(ctx context.Context, c objectCheck) ([]ShardDa
 		}
 		good = i
 	}
-	// Under the gate prune's sweep cannot run; if the object went away
-	// since the scan, a rewritten shard would bring a fragment back.
-	r.gate.RLock()
-	defer r.gate.RUnlock()
-	if _, err := r.stores[good].Stat(ctx, c.name); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("stat %s: %w", c.name, err)
+	// If the object went away since the scan (a checkpoint deleted), a
+	// rewritten shard would bring a fragment of it back.
+	if _, err := r.stores[good].Stat(ctx, c.name); errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
 	var done []ShardDamage
 	for _, d := range c.damage {
@@ -144,32 +161,27 @@ func (r *Repository) repairObject(ctx context.Context, c objectCheck) ([]ShardDa
 }
 
 func sameShard(a, b *shardHeader) bool {
-	if a.k != b.k || a.m != b.m || a.index != b.index || a.objectLen != b.objectLen ||
-		a.shardLen != b.shardLen || a.blockSize != b.blockSize || len(a.sums) != len(b.sums) {
-		return false
-	}
-	for i := range a.sums {
-		if a.sums[i] != b.sums[i] {
-			return false
-		}
-	}
-	return true
+	return a.k == b.k && a.m == b.m && a.index == b.index && a.objectLen == b.objectLen &&
+		a.shardLen == b.shardLen && a.blockSize == b.blockSize && slices.Equal(a.sums, b.sums)
 }
 
-// inFlightPacks returns the packs that running backups have written or are
-// writing: until their checkpoint commits, they may lack shards.
-func (r *Repository) inFlightPacks() map[PackID]struct{} {
-	out := make(map[PackID]struct{})
+// inFlight returns the packs running backups of this process wrote (they may
+// lack shards until the commit) and when the earliest of those began.
+func (r *Repository) inFlight() (packs map[PackID]struct{}, since time.Time) {
+	packs = make(map[PackID]struct{})
 	r.gate.RLock()
 	defer r.gate.RUnlock()
 	for s := range r.sessions {
 		s.mu.Lock()
 		for p := range s.newPacks {
-			out[p] = struct{}{}
+			packs[p] = struct{}{}
+		}
+		if since.IsZero() || s.started.Before(since) {
+			since = s.started
 		}
 		s.mu.Unlock()
 	}
-	return out
+	return packs, since
 }
 
 // objectCheck is what reading every shard of one object found.
@@ -200,8 +212,7 @@ func (r *Repository) checkShards(ctx context.Context, name string) (objectCheck,
 	}
 	// Every shard records the object's length. One whose own checksums pass
 	// but which disagrees with the majority belongs to some other object.
-	var length int64
-	best := 0
+	length, best := int64(0), 0
 	for n, v := range votes {
 		if v > best || v == best && n < length {
 			length, best = n, v
@@ -253,4 +264,36 @@ func shardProblem(err error) string {
 		return "missing"
 	}
 	return "corrupt: " + err.Error()
+}
+
+// checkConfig reads the config replica of every store. The reference is a
+// replica that decodes to the config this repository was opened with;
+// stores without one, or with another, are damage. ref is nil when no
+// store holds a good replica.
+func (r *Repository) checkConfig(ctx context.Context) (ref []byte, damage []ShardDamage, err error) {
+	want, _ := json.Marshal(r.cfg)
+	replicas := make([][]byte, len(r.stores))
+	for i, s := range r.stores {
+		b, err := s.Get(ctx, configName)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			damage = append(damage, ShardDamage{Object: configName, Shard: i, Problem: shardProblem(err)})
+			continue
+		}
+		if cfg, err := parseConfig(b); err == nil {
+			if got, _ := json.Marshal(cfg); bytes.Equal(got, want) && ref == nil {
+				ref = b
+			}
+		}
+		replicas[i] = b
+	}
+	for i, b := range replicas {
+		if b != nil && !bytes.Equal(b, ref) {
+			damage = append(damage, ShardDamage{Object: configName, Shard: i,
+				Problem: "corrupt: differs from the config the repository was opened with"})
+		}
+	}
+	return ref, damage, nil
 }

@@ -1,12 +1,15 @@
 package dedup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/zeebo/xxh3"
 	"golang.org/x/sync/errgroup"
@@ -14,9 +17,8 @@ import (
 
 // VerifyOptions steer Verify.
 type VerifyOptions struct {
-	// Deep additionally reads every chunk of every pack, bypassing the
-	// chunk cache, and checks that it decrypts, decompresses and hashes to
-	// its ID.
+	// Deep also rereads every chunk of every pack, bypassing the chunk
+	// cache, and checks that it decrypts, decompresses and hashes to its ID.
 	Deep bool
 	// Progress, if set, is called after each pack, one call at a time.
 	Progress func(VerifyProgress)
@@ -32,10 +34,9 @@ type VerifyReport struct {
 	DamagedShards            []ShardDamage // missing or failing checksum
 	BadChunks                []string      // deep: chunk IDs that fail decrypt/decompress/rehash
 	MissingChunks            []string      // referenced by a manifest, found in no readable pack
-	// Unrecoverable lists objects with fewer than k good shards, and
-	// objects whose shards are intact but whose content does not decode (a
-	// pack header or manifest that fails authentication): parity cannot
-	// help either.
+	// Unrecoverable lists objects with fewer than k good shards, and those
+	// whose content (pack header, manifest) does not decode despite intact
+	// shards: parity cannot help either.
 	Unrecoverable []string
 	OK            bool // true when all lists are empty
 }
@@ -67,17 +68,26 @@ type verifyState struct {
 // every shard of every pack and manifest is read in full and checked
 // against its checksums, and every chunk a checkpoint references must be in
 // a pack whose header is readable. It changes nothing; Repair fixes what
-// parity can. Packs that backups of this process are still writing are
-// skipped, since their shards may legitimately be incomplete.
+// parity can. Packs and manifests that backups of this process are still
+// writing are skipped, since their shards may legitimately be incomplete.
 func (r *Repository) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
+	r.pruneMu.Lock() // packs half deleted by a prune would read as damage
+	defer r.pruneMu.Unlock()
 	packs, manifests, err := r.verifyTargets(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ref, cfgDamage, err := r.checkConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
 	v := &verifyState{
-		rep:     &VerifyReport{Packs: len(packs)},
+		rep:     &VerifyReport{Packs: len(packs), DamagedShards: cfgDamage},
 		packOK:  make(map[PackID]bool, len(packs)),
 		missing: make(map[ChunkID]struct{}),
+	}
+	if ref == nil {
+		v.rep.Unrecoverable = []string{configName}
 	}
 	if r.idx == nil {
 		v.chunks = make(map[ChunkID]struct{})
@@ -117,26 +127,28 @@ func (r *Repository) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport
 // verifyTargets lists the packs and the manifests (with how many shard files
 // each has) to check.
 func (r *Repository) verifyTargets(ctx context.Context) ([]PackID, map[string]int, error) {
-	skip := r.inFlightPacks()
 	var packs []PackID
-	err := r.listPacks(ctx, func(p PackID) error {
-		if _, ok := skip[p]; !ok {
-			packs = append(packs, p)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := r.listPacks(ctx, func(p PackID) error { packs = append(packs, p); return nil }); err != nil {
 		return nil, nil, err
 	}
-	sort.Slice(packs, func(i, j int) bool { return packs[i].String() < packs[j].String() })
 	manifests := make(map[string]int)
-	err = r.obj.list(ctx, "manifests/", func(name string, shards int) error {
+	err := r.obj.list(ctx, "manifests/", func(name string, shards int) error {
 		manifests[name] = shards
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	// Asked after listing: whatever was listed is then either complete (its
+	// backup ended) or its backup is still running, and is skipped.
+	skip, since := r.inFlight()
+	packs = slices.DeleteFunc(packs, func(p PackID) bool { _, ok := skip[p]; return ok })
+	// A running backup's manifest may be half written. Its ID holds the
+	// backup's start, just before its session's (a second's margin).
+	maps.DeleteFunc(manifests, func(name string, _ int) bool {
+		t, ok := checkpointIDTime(strings.TrimPrefix(name, "manifests/"))
+		return ok && !since.IsZero() && !t.Before(since.Add(-time.Second))
+	})
 	return packs, manifests, nil
 }
 
@@ -257,15 +269,7 @@ func (r *Repository) hasChunk(ctx context.Context, v *verifyState, id ChunkID, h
 		return false, nil
 	}
 	entries, err := r.packHeader(ctx, hint)
-	if err != nil {
-		return false, nil
-	}
-	for _, e := range entries {
-		if e.ID == id {
-			return true, nil
-		}
-	}
-	return false, nil
+	return err == nil && slices.ContainsFunc(entries, func(e packEntry) bool { return e.ID == id }), nil
 }
 
 // addCheck records one object's shard verdict; contentOK is false when its
@@ -282,16 +286,12 @@ func (v *verifyState) finish() *VerifyReport {
 	for id := range v.missing {
 		rep.MissingChunks = append(rep.MissingChunks, id.String())
 	}
-	sort.Slice(rep.DamagedShards, func(i, j int) bool {
-		a, b := rep.DamagedShards[i], rep.DamagedShards[j]
-		if a.Object != b.Object {
-			return a.Object < b.Object
-		}
-		return a.Shard < b.Shard
+	slices.SortFunc(rep.DamagedShards, func(a, b ShardDamage) int {
+		return cmp.Or(strings.Compare(a.Object, b.Object), a.Shard-b.Shard)
 	})
-	sort.Strings(rep.BadChunks)
-	sort.Strings(rep.MissingChunks)
-	sort.Strings(rep.Unrecoverable)
+	slices.Sort(rep.BadChunks)
+	slices.Sort(rep.MissingChunks)
+	slices.Sort(rep.Unrecoverable)
 	rep.OK = len(rep.DamagedShards) == 0 && len(rep.BadChunks) == 0 &&
 		len(rep.MissingChunks) == 0 && len(rep.Unrecoverable) == 0
 	return rep

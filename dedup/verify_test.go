@@ -232,3 +232,50 @@ func filesContaining(t *testing.T, dir string, needles ...[]byte) []string {
 	}
 	return hits
 }
+
+// TestRepairLostStore empties one shard store, as a replaced disk would be:
+// Repair must bring back every shard and the config replica byte for byte.
+func TestRepairLostStore(t *testing.T) {
+	ctx := context.Background()
+	r := openDamageRepo(t, 4, 2, nil)
+	data := randomData(101, 2<<20)
+	cp, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects := objectNames(t, r, "packs/", "manifests/")
+	clean := snapshotShards(t, r)
+	lost := filepath.Join(r.Dir(), "shards", "1")
+	entries, err := os.ReadDir(lost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(lost, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := r.Verify(ctx, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || len(rep.DamagedShards) != len(objects)+1 || len(rep.Unrecoverable) != 0 {
+		t.Fatalf("verify %+v, want %d missing shards and the config", rep, len(objects)+1)
+	}
+	for _, d := range rep.DamagedShards {
+		if d.Shard != 1 || d.Problem != "missing" {
+			t.Errorf("unexpected damage %+v", d)
+		}
+	}
+	fixed, err := r.Repair(ctx)
+	if err != nil || len(fixed.Rewritten) != len(objects)+1 || len(fixed.Unrecoverable) != 0 {
+		t.Fatalf("repair %+v, %v", fixed, err)
+	}
+	sameFiles(t, clean, snapshotShards(t, r))
+	if rep, err := r.Verify(ctx, VerifyOptions{Deep: true}); err != nil || !rep.OK {
+		t.Fatalf("verify after repair: %+v, %v", rep, err)
+	}
+	if got := restoreBytes(t, r, cp.ID, int64(len(data))); !bytes.Equal(got, data) {
+		t.Fatal("restore after repair differs")
+	}
+}
