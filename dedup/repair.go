@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,10 @@ import (
 type RepairReport struct {
 	Rewritten     []ShardDamage
 	Unrecoverable []string // objects with fewer than k good shards, left alone
+	// Orphans are packs with fewer than k shards that were never complete
+	// (the index records a pack only once all its shards are written): a
+	// killed backup's leftovers, which prune removes.
+	Orphans []string
 }
 
 // errUnrepairable: the surviving shards cannot give trustworthy replacements.
@@ -62,6 +67,8 @@ func (r *Repository) Repair(ctx context.Context) (*RepairReport, error) {
 			defer mu.Unlock()
 			switch {
 			case len(c.damage) == 0:
+			case c.good < c.k && r.neverComplete(name):
+				rep.Orphans = append(rep.Orphans, name)
 			case c.good < c.k:
 				rep.Unrecoverable = append(rep.Unrecoverable, name)
 			default:
@@ -89,7 +96,22 @@ func (r *Repository) Repair(ctx context.Context) (*RepairReport, error) {
 		}
 	}
 	sort.Strings(rep.Unrecoverable)
+	sort.Strings(rep.Orphans)
 	return rep, nil
+}
+
+// neverComplete reports whether name is a pack the index never recorded as
+// complete. Without an index nothing can be told apart, so nothing is.
+func (r *Repository) neverComplete(name string) bool {
+	if r.idx == nil || !strings.HasPrefix(name, "packs/") {
+		return false
+	}
+	p, err := ParsePackID(name[strings.LastIndexByte(name, '/')+1:])
+	if err != nil {
+		return false
+	}
+	pi, indexed, err := r.idx.pack(p)
+	return err == nil && (!indexed || pi.Chunks == 0)
 }
 
 // repairConfig copies the good config replica to stores that lack it.

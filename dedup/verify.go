@@ -38,7 +38,11 @@ type VerifyReport struct {
 	// whose content (pack header, manifest) does not decode despite intact
 	// shards: parity cannot help either.
 	Unrecoverable []string
-	OK            bool // true when all lists are empty
+	// Orphans are damaged packs that no checkpoint uses: what a backup or
+	// prune killed midway leaves. They are not damage to any checkpoint;
+	// prune removes them once they are older than its grace period.
+	Orphans []string
+	OK      bool // true when all lists but Orphans are empty
 }
 
 // ShardDamage is one shard that is missing or fails its checksums.
@@ -59,9 +63,16 @@ const (
 type verifyState struct {
 	mu      sync.Mutex
 	rep     *VerifyReport
-	packOK  map[PackID]bool      // packs whose header decoded
-	chunks  map[ChunkID]struct{} // without an index: every chunk in a readable pack
-	missing map[ChunkID]struct{} // referenced but found nowhere
+	packOK  map[PackID]bool        // packs whose header decoded
+	chunks  map[ChunkID]PackID     // without an index: every chunk in a readable pack
+	missing map[ChunkID]struct{}   // referenced but found nowhere
+	packs   map[PackID]packVerdict // shard verdicts, judged once references are known
+	used    map[PackID]struct{}    // packs holding a chunk some checkpoint references
+}
+
+type packVerdict struct {
+	check     objectCheck
+	contentOK bool
 }
 
 // Verify checks the repository against its shard stores, the only truth:
@@ -85,12 +96,14 @@ func (r *Repository) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport
 		rep:     &VerifyReport{Packs: len(packs), DamagedShards: cfgDamage},
 		packOK:  make(map[PackID]bool, len(packs)),
 		missing: make(map[ChunkID]struct{}),
+		packs:   make(map[PackID]packVerdict, len(packs)),
+		used:    make(map[PackID]struct{}),
 	}
 	if ref == nil {
 		v.rep.Unrecoverable = []string{configName}
 	}
 	if r.idx == nil {
-		v.chunks = make(map[ChunkID]struct{})
+		v.chunks = make(map[ChunkID]PackID)
 	}
 	done := 0
 	g, gctx := errgroup.WithContext(ctx)
@@ -177,14 +190,14 @@ func (r *Repository) verifyPack(ctx context.Context, v *verifyState, p PackID, d
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.addCheck(check, herr == nil)
+	v.packs[p] = packVerdict{check, herr == nil}
 	v.rep.BadChunks = append(v.rep.BadChunks, bad...)
 	if herr == nil {
 		v.packOK[p] = true
 		v.rep.Chunks += len(entries)
 		if v.chunks != nil {
 			for _, e := range entries {
-				v.chunks[e.ID] = struct{}{}
+				v.chunks[e.ID] = p
 			}
 		}
 	}
@@ -224,14 +237,17 @@ func (r *Repository) verifyManifest(ctx context.Context, v *verifyState, name st
 		}
 	}
 	var missing []ChunkID
+	used := make(map[PackID]struct{})
 	if derr == nil {
 		for _, ref := range bm.Chunks {
-			ok, err := r.hasChunk(ctx, v, ref.ID, bm.Packs[ref.Pack])
+			pack, ok, err := r.hasChunk(ctx, v, ref.ID, bm.Packs[ref.Pack])
 			if err != nil {
 				return err
 			}
 			if !ok {
 				missing = append(missing, ref.ID)
+			} else {
+				used[pack] = struct{}{}
 			}
 		}
 	}
@@ -244,32 +260,35 @@ func (r *Repository) verifyManifest(ctx context.Context, v *verifyState, name st
 	for _, id := range missing {
 		v.missing[id] = struct{}{}
 	}
+	for p := range used {
+		v.used[p] = struct{}{}
+	}
 	return nil
 }
 
 // hasChunk reports whether chunk id is in a pack whose header Verify read.
 // v.packOK is complete and read-only by the time manifests are checked.
-func (r *Repository) hasChunk(ctx context.Context, v *verifyState, id ChunkID, hint PackID) (bool, error) {
+func (r *Repository) hasChunk(ctx context.Context, v *verifyState, id ChunkID, hint PackID) (PackID, bool, error) {
 	if v.chunks != nil {
-		_, ok := v.chunks[id]
-		return ok, nil
+		p, ok := v.chunks[id]
+		return p, ok, nil
 	}
 	// The index keeps memory flat however many chunks there are, but it may
 	// point into a pack that is gone, so its answer needs the pack's verdict.
 	loc, ok, err := r.idx.lookup(id)
 	if err != nil {
-		return false, fmt.Errorf("index lookup %s: %w", id, err)
+		return PackID{}, false, fmt.Errorf("index lookup %s: %w", id, err)
 	}
 	if ok && v.packOK[loc.Pack] {
-		return true, nil
+		return loc.Pack, true, nil
 	}
 	// A stale index (packs added by another host) misses chunks that the
 	// manifest's pack hint still finds.
 	if !v.packOK[hint] {
-		return false, nil
+		return PackID{}, false, nil
 	}
 	entries, err := r.packHeader(ctx, hint)
-	return err == nil && slices.ContainsFunc(entries, func(e packEntry) bool { return e.ID == id }), nil
+	return hint, err == nil && slices.ContainsFunc(entries, func(e packEntry) bool { return e.ID == id }), nil
 }
 
 // addCheck records one object's shard verdict; contentOK is false when its
@@ -283,6 +302,18 @@ func (v *verifyState) addCheck(c objectCheck, contentOK bool) {
 
 func (v *verifyState) finish() *VerifyReport {
 	rep := v.rep
+	for p, pv := range v.packs {
+		_, used := v.used[p]
+		// A pack whose header cannot be read might hold a missing chunk;
+		// only when nothing is missing is it surely unused.
+		orphan := !used && (pv.contentOK || len(v.missing) == 0)
+		if orphan && (len(pv.check.damage) > 0 || pv.check.good < pv.check.k || !pv.contentOK) {
+			rep.Orphans = append(rep.Orphans, pv.check.name)
+			continue
+		}
+		v.addCheck(pv.check, pv.contentOK)
+	}
+	slices.Sort(rep.Orphans)
 	for id := range v.missing {
 		rep.MissingChunks = append(rep.MissingChunks, id.String())
 	}

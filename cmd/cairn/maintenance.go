@@ -12,7 +12,10 @@ import (
 // This file holds the maintenance commands: verify, repair, forget, prune.
 
 func newVerifyCmd(a *app) *cobra.Command {
-	var deep bool
+	var (
+		deep bool
+		vs   verifySourceFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the repository for missing or damaged data",
@@ -29,6 +32,9 @@ shards can usually be rewritten from parity with 'cairn repair'.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if vs.checkpoint != "" {
+				return a.verifyAgainstSource(ctx, &vs)
+			}
 			return a.withRepo(ctx, withIndex, func(r *dedup.Repository) error {
 				line := a.newProgress("verify")
 				start := time.Now()
@@ -54,6 +60,7 @@ shards can usually be rewritten from parity with 'cairn repair'.`,
 		},
 	}
 	cmd.Flags().BoolVar(&deep, "deep", false, "also read, decrypt, decompress and rehash every chunk")
+	vs.register(cmd.Flags())
 	return cmd
 }
 
@@ -89,6 +96,7 @@ type verifyJSON struct {
 	BadChunks     []string          `json:"bad_chunks"`
 	MissingChunks []string          `json:"missing_chunks"`
 	Unrecoverable []string          `json:"unrecoverable"`
+	Orphans       []string          `json:"orphans"`
 }
 
 func (a *app) printVerify(rep *dedup.VerifyReport, deep bool) error {
@@ -97,6 +105,7 @@ func (a *app) printVerify(rep *dedup.VerifyReport, deep bool) error {
 			OK: rep.OK, Deep: deep, Packs: rep.Packs, Manifests: rep.Manifests, Chunks: rep.Chunks,
 			DamagedShards: shardDamages(rep.DamagedShards), BadChunks: nonNil(rep.BadChunks),
 			MissingChunks: nonNil(rep.MissingChunks), Unrecoverable: nonNil(rep.Unrecoverable),
+			Orphans: nonNil(rep.Orphans),
 		})
 	}
 	if a.quiet && rep.OK {
@@ -119,6 +128,9 @@ func (a *app) printVerify(rep *dedup.VerifyReport, deep bool) error {
 	}
 	for _, o := range rep.Unrecoverable {
 		fmt.Fprintf(w, "unrecoverable   %s\n", o)
+	}
+	for _, o := range rep.Orphans {
+		fmt.Fprintf(w, "orphan          %s (used by no checkpoint; `cairn prune` removes it after the grace period)\n", o)
 	}
 	if rep.OK {
 		_, err := fmt.Fprintln(w, "repository OK")
@@ -158,11 +170,12 @@ are listed and cairn exits 1.`,
 type repairJSON struct {
 	Rewritten     []shardDamageJSON `json:"rewritten"`
 	Unrecoverable []string          `json:"unrecoverable"`
+	Orphans       []string          `json:"orphans"`
 }
 
 func (a *app) printRepair(rep *dedup.RepairReport) error {
 	if a.jsonOut {
-		return writeJSON(a.stdout, repairJSON{Rewritten: shardDamages(rep.Rewritten), Unrecoverable: nonNil(rep.Unrecoverable)})
+		return writeJSON(a.stdout, repairJSON{Rewritten: shardDamages(rep.Rewritten), Unrecoverable: nonNil(rep.Unrecoverable), Orphans: nonNil(rep.Orphans)})
 	}
 	w := a.stdout
 	if !a.quiet {
@@ -172,6 +185,9 @@ func (a *app) printRepair(rep *dedup.RepairReport) error {
 	}
 	for _, o := range rep.Unrecoverable {
 		fmt.Fprintf(w, "unrecoverable   %s\n", o)
+	}
+	for _, o := range rep.Orphans {
+		fmt.Fprintf(w, "orphan          %s (an interrupted backup's leftover: `cairn prune` removes it)\n", o)
 	}
 	if a.quiet {
 		return nil
@@ -359,6 +375,10 @@ type pruneJSON struct {
 	BytesFreed                 int64 `json:"bytes_freed"`
 	ChunksLive                 int64 `json:"chunks_live"`
 	ChunksDead                 int64 `json:"chunks_dead"`
+	// PacksLeft and BlockedBy: another process was backing up or
+	// pruning, so nothing was deleted.
+	PacksLeft int    `json:"packs_left,omitempty"`
+	BlockedBy string `json:"blocked_by,omitempty"`
 }
 
 func toPruneJSON(r *dedup.PruneReport, dryRun bool) pruneJSON {
@@ -366,12 +386,16 @@ func toPruneJSON(r *dedup.PruneReport, dryRun bool) pruneJSON {
 		DryRun: dryRun, PacksTotal: r.PacksTotal, PacksDeleted: r.PacksDeleted, PacksCompacted: r.PacksCompacted,
 		PacksKeptGrace: r.PacksKeptGrace, ManifestsIncompleteRemoved: r.ManifestsIncompleteRemoved,
 		BytesFreed: r.BytesFreed, ChunksLive: r.ChunksLive, ChunksDead: r.ChunksDead,
+		PacksLeft: r.PacksLeft, BlockedBy: r.BlockedBy,
 	}
 }
 
 func (a *app) printPruneHuman(r *dedup.PruneReport, dryRun bool) error {
 	if dryRun {
 		fmt.Fprintln(a.stdout, "prune dry run: nothing was changed")
+	}
+	if r.BlockedBy != "" {
+		fmt.Fprintf(a.stdout, "%d packs left for later: another cairn process is %s\n", r.PacksLeft, r.BlockedBy)
 	}
 	var t kv
 	t.add("packs", "%d total, %d deleted, %d compacted, %d kept for the grace period",
