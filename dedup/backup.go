@@ -91,6 +91,11 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 		o.Changed = nil
 	}
 	readSet := planReads(nblocks, bs, size, o.Allocated, o.Changed, parent)
+	guard, err := r.guardBackup(ctx) // other processes: see locks.go
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", src.Name(), err)
+	}
+	defer guard.release()
 	sess := r.startSession()
 	defer r.endSession(sess)
 
@@ -116,7 +121,8 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	pk := newPacker(ctx, r, sess, 2)
+	// Three uploaders keep the CPUs busy while two wait in fsync.
+	pk := newPacker(ctx, r, sess, 3)
 	var done, newBytes, newChunks atomic.Int64
 	stopProgress := startProgress(o.Progress, total, &done, &newBytes, started, r.now)
 
@@ -140,6 +146,7 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 	for w := 0; w < workers; w++ {
 		g.Go(func() error {
 			buf := make([]byte, bs)
+			var scratch blobScratch
 			for b := range jobs {
 				n := min(bs, size-b*bs)
 				data := buf[:n]
@@ -168,7 +175,7 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 					results[b].pack = pack // zero when another worker is storing it
 					continue
 				}
-				stored, flags := r.encodeBlob(id, data)
+				stored, flags := r.encodeBlob(id, data, &scratch)
 				if results[b].pack, err = pk.add(id, stored, int(n), flags); err != nil {
 					return err
 				}
@@ -210,6 +217,9 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 	cp.NewChunks = newChunks.Load()
 	cp.StoredBytes = storedBytes
 	cp.FinishedAt = r.now().UTC()
+	if err := guard.beforeCommit(ctx, sess, bm); err != nil {
+		return nil, fmt.Errorf("backup %s: %w", src.Name(), err)
+	}
 	if err := r.commit(ctx, cp, bm); err != nil {
 		return nil, err
 	}

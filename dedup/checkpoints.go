@@ -228,6 +228,7 @@ func (r *Repository) RebuildIndex(ctx context.Context) (RebuildIndexResult, erro
 	if r.idx == nil {
 		return res, errors.New("repository opened without an index")
 	}
+	marker, markerErr := r.readPruneMarker(ctx)
 	if err := r.idx.dropAll(); err != nil {
 		return res, fmt.Errorf("clear index: %w", err)
 	}
@@ -260,6 +261,9 @@ func (r *Repository) RebuildIndex(ctx context.Context) (RebuildIndexResult, erro
 	res.Checkpoints = len(cps)
 	if err := r.idx.finishRebuild(); err != nil {
 		return res, fmt.Errorf("finish index rebuild: %w", err)
+	}
+	if markerErr == nil {
+		r.rebuiltAt(ctx, marker)
 	}
 	r.idx.gc()
 	return res, nil

@@ -60,29 +60,28 @@ func (c *coded) shardLen(objectLen int64) int64 {
 // encode returns the k+m shard objects of data.
 func (c *coded) encode(data []byte) ([][]byte, error) {
 	sl := int(c.shardLen(int64(len(data))))
+	// Each shard object is allocated whole and its data region filled in
+	// place (data shards by one copy, parity by the encoder), so a pack is
+	// copied once on its way to the stores.
+	objs := make([][]byte, c.k+c.m)
 	shards := make([][]byte, c.k+c.m)
-	for i := 0; i < c.k; i++ {
-		lo, hi := min(i*sl, len(data)), min((i+1)*sl, len(data))
-		if hi-lo == sl {
-			shards[i] = data[lo:hi]
-		} else {
-			shards[i] = make([]byte, sl)
+	for i := range objs {
+		objs[i] = newShardObject(sl, c.blockSize)
+		shards[i] = objs[i][len(objs[i])-sl:]
+		if i < c.k {
+			lo, hi := min(i*sl, len(data)), min((i+1)*sl, len(data))
 			copy(shards[i], data[lo:hi])
 		}
-	}
-	for i := c.k; i < c.k+c.m; i++ {
-		shards[i] = make([]byte, sl)
 	}
 	if c.enc != nil && sl > 0 {
 		if err := c.enc.Encode(shards); err != nil {
 			return nil, fmt.Errorf("erasure-code: %w", err)
 		}
 	}
-	out := make([][]byte, len(shards))
-	for i, s := range shards {
-		out[i] = encodeShard(c.k, c.m, i, int64(len(data)), c.blockSize, s)
+	for i, obj := range objs {
+		sealShard(obj, sl, c.k, c.m, i, int64(len(data)), c.blockSize)
 	}
-	return out, nil
+	return objs, nil
 }
 
 // put writes all k+m shards of data under name and returns the bytes written.

@@ -52,7 +52,7 @@ func FuzzDecodeBlob(f *testing.F) {
 		{0},
 	} {
 		id := r.hash.id(raw)
-		stored, flags := r.encodeBlob(id, raw)
+		stored, flags := r.encodeBlob(id, raw, &blobScratch{})
 		f.Add(id[:], flags, uint32(len(raw)), stored)
 	}
 	f.Fuzz(func(t *testing.T, id []byte, flags uint8, rawLen uint32, stored []byte) {

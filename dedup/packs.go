@@ -55,6 +55,20 @@ func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) ([]byte, error
 	if b, ok := r.chunks.get(loc.ID); ok {
 		return b, nil
 	}
+	// Concurrent readers of one block (NBD, FUSE read-ahead, a restore of
+	// a volume with repeated blocks) share a single fetch.
+	// The fetch outlives one caller giving up, since others may wait on it.
+	v, err, _ := r.fetches.Do(string(loc.ID[:]), func() (any, error) { return r.fetchChunk(context.WithoutCancel(ctx), loc) })
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
+}
+
+func (r *Repository) fetchChunk(ctx context.Context, loc chunkLoc) ([]byte, error) {
+	if b, ok := r.chunks.get(loc.ID); ok {
+		return b, nil
+	}
 	stored, err := r.obj.readAt(ctx, packName(loc.Pack), int64(loc.Offset), int64(loc.StoredLen))
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s from pack %s: %w", loc.ID, loc.Pack, err)

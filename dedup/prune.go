@@ -35,6 +35,11 @@ type PruneReport struct {
 	BytesFreed int64
 	// ChunksLive and ChunksDead count the chunks of readable packs.
 	ChunksLive, ChunksDead int64
+	// PacksLeft counts the packs a prune would have deleted or compacted
+	// but left alone because another process was backing up or pruning
+	// (BlockedBy names them); nothing was deleted then.
+	PacksLeft int
+	BlockedBy string
 }
 
 const (
@@ -77,6 +82,15 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneReport, e
 	if err := r.checkStoresPresent(ctx); err != nil {
 		return nil, err
 	}
+	var guard *pruneGuard // other processes: see locks.go
+	if !o.DryRun {
+		var err error
+		if guard, err = r.guardPrune(ctx); err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+		defer guard.lock.release()
+		o.DryRun = len(guard.blocked) > 0
+	}
 	tmp := o.TempDir
 	if tmp == "" {
 		tmp = r.dir
@@ -95,7 +109,7 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneReport, e
 		return nil, fmt.Errorf("prune: %w", err)
 	}
 	if !o.DryRun {
-		if err := r.writePruneMarker(ctx, now); err != nil {
+		if err := r.writePruneMarker(ctx, now, time.Time{}); err != nil {
 			return rep, err
 		}
 	}
@@ -108,6 +122,12 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneReport, e
 	}
 	if !o.DryRun {
 		r.idx.gc() // badger never reclaims its value log by itself
+	}
+	if guard != nil {
+		if err := guard.finish(ctx, now); err != nil {
+			return rep, fmt.Errorf("prune: %w", err)
+		}
+		guard.report(rep)
 	}
 	return rep, nil
 }
@@ -158,15 +178,22 @@ func (r *Repository) markLive(ctx context.Context, marks *markSet) error {
 
 // pruneMarker is written to every shard store before a prune deletes
 // anything, so another host can tell that packs may have gone.
+// It is written again when the prune ends, with Finished set, so that a
+// backup that started during the prune sees it change.
 type pruneMarker struct {
-	Time time.Time `json:"time"`
-	Host string    `json:"host"`
-	PID  int       `json:"pid"`
+	Time     time.Time `json:"time"`
+	Host     string    `json:"host"`
+	PID      int       `json:"pid"`
+	Finished time.Time `json:"finished,omitzero"`
+	Run      string    `json:"run"` // random: every write differs
 }
 
-func (r *Repository) writePruneMarker(ctx context.Context, now time.Time) error {
+func (r *Repository) writePruneMarker(ctx context.Context, now, finished time.Time) error {
 	host, _ := os.Hostname()
-	b, err := json.Marshal(pruneMarker{Time: now.UTC(), Host: host, PID: os.Getpid()})
+	if !finished.IsZero() {
+		finished = finished.UTC()
+	}
+	b, err := json.Marshal(pruneMarker{Time: now.UTC(), Host: host, PID: os.Getpid(), Finished: finished, Run: hex.EncodeToString(randomBytes(8))})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/singleflight"
 
 	"cairn/dedup/store"
 )
@@ -34,6 +35,7 @@ type Repository struct {
 	now    func() time.Time
 
 	chunks  *lru[ChunkID, []byte]
+	fetches singleflight.Group
 	headers *lru[PackID, []packEntry]
 
 	// gate orders dedup lookups against prune's sweep: a lookup that finds
@@ -74,11 +76,15 @@ type Options struct {
 	NoSync bool
 }
 
-// locator is DIR/cairn.json: where the shard stores and index live.
+// locator is DIR/cairn.json: where the shard stores and index live. A
+// repository in local directories lists them in Shards; one in a Backend
+// names it and has the backend's own fields beside these (backend.go).
 type locator struct {
-	Version int      `json:"version"`
-	Shards  []string `json:"shards"`
-	Index   string   `json:"index"`
+	Version    int      `json:"version"`
+	Backend    string   `json:"backend,omitempty"`
+	Shards     []string `json:"shards,omitempty"`
+	ShardCount int      `json:"shard_count,omitempty"`
+	Index      string   `json:"index"`
 }
 
 const locatorName = "cairn.json"
@@ -114,20 +120,11 @@ func Init(ctx context.Context, dir string, o InitOptions, shardDirs []string, op
 	if err != nil {
 		return nil, err
 	}
-	cb, _ := json.MarshalIndent(cfg, "", "  ")
-	for i, s := range stores {
-		if _, err := s.Stat(ctx, configName); err == nil && !storeEmpty(ctx, s) {
-			// A config alone is what a crashed init leaves (the locator is
-			// written last); a store with data is a real repository.
-			closeStores(stores)
-			return nil, fmt.Errorf("shard store %d (%s): %w", i, s, ErrRepositoryExists)
-		}
-		if err := s.Put(ctx, configName, cb); err != nil {
-			closeStores(stores)
-			return nil, fmt.Errorf("write config: %w", err)
-		}
-	}
+	err = writeConfigs(ctx, stores, cfg)
 	closeStores(stores)
+	if err != nil {
+		return nil, err
+	}
 	lb, _ := json.MarshalIndent(loc, "", "  ")
 	// The locator is written last: a crashed init leaves no repository.
 	if err := writeFileAtomic(filepath.Join(dir, locatorName), lb); err != nil {
@@ -194,13 +191,20 @@ func Open(ctx context.Context, dir string, opts Options) (*Repository, error) {
 		return nil, err
 	}
 	var loc locator
-	if err := json.Unmarshal(lb, &loc); err != nil || len(loc.Shards) == 0 {
+	err = json.Unmarshal(lb, &loc)
+	local := loc.Backend == "" || loc.Backend == "local"
+	if err != nil || (local && len(loc.Shards) == 0) || (!local && loc.ShardCount < 1) {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, locatorName), ErrCorrupt)
 	}
 	if loc.Version != 1 {
 		return nil, fmt.Errorf("%s version %d: %w", filepath.Join(dir, locatorName), loc.Version, ErrUnsupported)
 	}
-	stores, err := openLocalStores(dir, loc, opts)
+	var stores []store.Store
+	if local {
+		stores, err = openLocalStores(dir, loc, opts)
+	} else {
+		stores, err = backendStores(ctx, loc.Backend, lb, loc.ShardCount)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +272,10 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 		cache = 256 << 20
 	}
 	r.chunks = newLRU[ChunkID, []byte](cache)
-	r.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	r.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true),
+		// Blobs already carry xxh3 and are checked against their keyed
+		// hash: zstd's own frame checksum would be a third pass.
+		zstd.WithEncoderCRC(false))
 	r.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*maxBlockSize))
 	r.mdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxManifestBody))
 	if indexDir != "" {
@@ -309,20 +316,26 @@ func (r *Repository) Close() error {
 	return errors.Join(errs...)
 }
 
+// blobScratch holds one backup worker's reusable output buffers: a fresh
+// block-sized buffer per chunk cost a quarter of backup CPU in zeroing.
+type blobScratch struct{ z, s []byte }
+
 // encodeBlob compresses (when it saves space) and seals one chunk. The result
-// may alias raw.
-func (r *Repository) encodeBlob(id ChunkID, raw []byte) (stored []byte, flags uint8) {
+// may alias raw or the scratch buffers: it is valid until the next call with
+// the same scratch, and the packer copies it before that.
+func (r *Repository) encodeBlob(id ChunkID, raw []byte, sc *blobScratch) (stored []byte, flags uint8) {
 	payload := raw
 	if r.cfg.Compression == "zstd" {
-		c := r.zenc.EncodeAll(raw, make([]byte, 0, len(raw)))
-		if len(c) < len(raw)-len(raw)/64 {
-			payload, flags = c, blobCompressed
+		sc.z = r.zenc.EncodeAll(raw, sc.z[:0])
+		if len(sc.z) < len(raw)-len(raw)/64 {
+			payload, flags = sc.z, blobCompressed
 		}
 	}
 	if r.seal == nil {
-		return payload, flags // may alias raw: the packer copies it
+		return payload, flags
 	}
-	return r.seal.seal(make([]byte, 0, len(payload)+r.seal.overhead()), payload, id[:]), flags
+	sc.s = r.seal.seal(sc.s[:0], payload, id[:])
+	return sc.s, flags
 }
 
 // decodeBlob reverses encodeBlob and checks the result hashes to id.

@@ -50,9 +50,24 @@ func (h *shardHeader) dataOffset() int64 { return shardHeaderSize + 8*int64(h.bl
 
 // encodeShard builds the shard object for data.
 func encodeShard(k, m, index int, objectLen int64, blockSize int, data []byte) []byte {
-	h := shardHeader{k: k, m: m, index: index, objectLen: objectLen, shardLen: int64(len(data)), blockSize: blockSize}
-	n := h.blocks()
-	out := make([]byte, shardHeaderSize+8*n, shardHeaderSize+8*n+len(data))
+	obj := newShardObject(len(data), blockSize)
+	copy(obj[len(obj)-len(data):], data)
+	sealShard(obj, len(data), k, m, index, objectLen, blockSize)
+	return obj
+}
+
+// newShardObject allocates a shard object with room for shardLen bytes of
+// data at its end, so erasure coding can write shards in place.
+func newShardObject(shardLen, blockSize int) []byte {
+	n := (shardLen + blockSize - 1) / blockSize
+	return make([]byte, shardHeaderSize+8*n+shardLen)
+}
+
+// sealShard fills in the header and checksum table of a shard object made by
+// newShardObject whose data region (its last shardLen bytes) is written.
+func sealShard(out []byte, shardLen, k, m, index int, objectLen int64, blockSize int) {
+	n := (shardLen + blockSize - 1) / blockSize
+	data := out[len(out)-shardLen:]
 	copy(out, shardMagic)
 	out[4] = shardVersion
 	out[5], out[6], out[7] = byte(k), byte(m), byte(index)
@@ -63,8 +78,7 @@ func encodeShard(k, m, index int, objectLen int64, blockSize int, data []byte) [
 		end := min((i+1)*blockSize, len(data))
 		binary.LittleEndian.PutUint64(out[shardHeaderSize+8*i:], xxh3.Hash(data[i*blockSize:end]))
 	}
-	binary.LittleEndian.PutUint64(out[32:], headerSum(out))
-	return append(out, data...)
+	binary.LittleEndian.PutUint64(out[32:shardHeaderSize], headerSum(out[:shardHeaderSize+8*n]))
 }
 
 func headerSum(prefix []byte) uint64 {

@@ -54,6 +54,9 @@ func testMain(m *testing.M) int {
 	if raceEnabled {
 		args = append(args, "-race") // the binary gets what the tests get
 	}
+	if buildTags != "" {
+		args = append(args, "-tags", buildTags)
+	}
 	build := exec.Command("go", append(args, "./cmd/cairn")...)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {

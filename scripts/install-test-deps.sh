@@ -14,12 +14,26 @@ deps=(
 	"util-linux:losetup"    # loop devices for block-device tests
 	"mount:mount"           # mount -o loop,ro for file-level checks
 	"fuse3:fusermount3"     # FUSE mount of checkpoints
+	"fdisk:sfdisk"          # FUSE tests write MBR/GPT partition tables
 	"restic:restic"         # peer in scripts/bench.sh
 	"xxd:xxd"               # hex dumps in test scripts
 	"python3:python3"       # scripts/demo.sh parses --json output
 	"gcc:gcc"               # cgo, required by go test -race
 	"libc6-dev"             # cgo headers
 	"ca-certificates"       # module proxy over https
+	"qemu-utils:qemu-img"   # NBD e2e tests and bench: qemu-img convert/compare
+	"qemu-utils:qemu-io"    # NBD e2e tests: writes through a writable export
+	"libnbd-bin:nbdinfo"    # NBD e2e tests: --list, --map
+	"libnbd-bin:nbdcopy"    # NBD e2e tests and scripts/bench-nbd.sh
+	"nbdkit:nbdkit"         # scripts/bench-nbd.sh: the NBD ceiling (nbdkit pattern plugin)
+	"openssl:openssl"       # NBD e2e tests: a self-signed certificate for TLS
+	"ceph-mon:ceph-mon"     # scripts/ceph-cluster.sh: throwaway cluster for tests
+	"ceph-osd:ceph-osd"     # (memstore OSD)
+	"ceph-mgr:ceph-mgr"
+	"ceph-common:ceph"      # ceph, rados, rbd, monmaptool
+	"librados-dev"          # go-ceph (cgo, -tags ceph pacific)
+	"librbd-dev"
+	"python3-karborclient:karbor" # e2e: the real Karbor client against cairn serve
 )
 
 export PATH="$PATH:/usr/sbin:/sbin"

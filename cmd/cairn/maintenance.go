@@ -25,10 +25,15 @@ its checksum, and that every chunk a checkpoint references is in some pack.
 which reads the whole repository.
 
 Exits 0 when the repository is intact and 1 when anything is wrong; damaged
-shards can usually be rewritten from parity with 'cairn repair'.`,
+shards can usually be rewritten from parity with 'cairn repair'.
+
+--against-source CHECKPOINT instead compares every block of an RBD
+checkpoint with the snapshot it was made from, and marks a checkpoint that
+differs so that no backup uses it as a base (docs/rbd.md).`,
 		Example: `  cairn verify
   cairn verify --deep
-  cairn --json verify`,
+  cairn --json verify
+  cairn verify --against-source 0197c2a4`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -61,6 +66,7 @@ shards can usually be rewritten from parity with 'cairn repair'.`,
 	}
 	cmd.Flags().BoolVar(&deep, "deep", false, "also read, decrypt, decompress and rehash every chunk")
 	vs.register(cmd.Flags())
+	cmd.MarkFlagsMutuallyExclusive("deep", "against-source")
 	return cmd
 }
 

@@ -33,6 +33,7 @@ func newRepoInitCmd(a *app) *cobra.Command {
 		blockSize, packSize      string
 		encrypt, noCompress      bool
 		shardDirs                []string
+		rf                       radosFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -78,6 +79,9 @@ The geometry, block size and encryption cannot be changed later.`,
 			if o.PackSize, err = parseSizeFlag("--pack-size", packSize); err != nil {
 				return err
 			}
+			if err := rf.checkInit(o, len(shardDirs) > 0); err != nil {
+				return err
+			}
 			if n := dataShards + parityShards; len(shardDirs) > 0 && len(shardDirs) != n {
 				return usagef("--shard-dirs names %d directories; %d data + %d parity shards need %d", len(shardDirs), dataShards, parityShards, n)
 			}
@@ -98,6 +102,9 @@ The geometry, block size and encryption cannot be changed later.`,
 
 			opts := a.options(o.Password, withIndex)
 			opts.Log = nil // the new, empty index is "rebuilt": no news
+			if rf.set() {
+				return a.initRados(cmd.Context(), dir, o, &rf, opts)
+			}
 			r, err := dedup.Init(cmd.Context(), dir, o, shardDirs, opts)
 			if err != nil {
 				return err
@@ -117,6 +124,7 @@ The geometry, block size and encryption cannot be changed later.`,
 	f.BoolVar(&encrypt, "encrypt", false, "encrypt the repository with a passphrase (--key-file, $CAIRN_PASSWORD or asked)")
 	f.BoolVar(&noCompress, "no-compress", false, "do not compress blocks")
 	f.StringSliceVar(&shardDirs, "shard-dirs", nil, "comma-separated shard directories, data-shards + parity-shards of them (default DIR/shards/N)")
+	rf.register(f, "keep the shards in these RADOS pools instead of directories: one pool for all, or data-shards + parity-shards of them (docs/ceph.md)")
 	return cmd
 }
 

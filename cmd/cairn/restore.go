@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"cairn/blockdev"
+	"cairn/blockdev/rbd"
 	"cairn/dedup"
 )
 
@@ -19,9 +20,11 @@ func newRestoreCmd(a *app) *cobra.Command {
 	var (
 		to    string
 		force bool
+		ceph  cephFlags
+		live  liveFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "restore CHECKPOINT --to PATH",
+		Use:   "restore CHECKPOINT --to PATH|rbd:POOL/IMAGE",
 		Short: "Restore a checkpoint to a file or block device",
 		Long: `Write the volume of CHECKPOINT (its ID or a unique prefix of it, see
 'cairn checkpoints') to PATH.
@@ -39,12 +42,21 @@ is in progress.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := live.check(cmd.Flags(), to); err != nil {
+				return err
+			}
+			if live.live {
+				return a.restoreLive(ctx, args[0], to, force, live)
+			}
 			return a.withRepo(ctx, readOnly, func(r *dedup.Repository) error {
 				rd, err := r.OpenCheckpoint(ctx, args[0])
 				if err != nil {
 					return err
 				}
 				cp := rd.Checkpoint()
+				if rbd.IsSpec(to) {
+					return a.restoreRBD(ctx, r, cp, to, force, &ceph)
+				}
 				_, statErr := os.Stat(to)
 				created := errors.Is(statErr, fs.ErrNotExist)
 				tgt, err := blockdev.CreateFileTarget(to, cp.Size, blockdev.TargetOptions{Force: force})
@@ -72,8 +84,10 @@ is in progress.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&to, "to", "", "file or block device to write the volume to (required)")
+	f.StringVar(&to, "to", "", "file, block device or rbd:POOL/IMAGE to write the volume to (required)")
 	f.BoolVar(&force, "force", false, "overwrite an existing file or a block device")
+	ceph.register(f)
+	live.register(f)
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
@@ -100,7 +114,7 @@ type restoreJSON struct {
 }
 
 func (a *app) printRestore(cp *dedup.Checkpoint, to string, written int64, d time.Duration) error {
-	if abs, err := filepath.Abs(to); err == nil {
+	if abs, err := filepath.Abs(to); err == nil && !rbd.IsSpec(to) {
 		to = abs
 	}
 	if a.jsonOut {

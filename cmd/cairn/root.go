@@ -66,6 +66,7 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 // run executes the CLI with args and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	registerBackends()
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	root := newRootCmd(a)
 	root.SetArgs(args)
@@ -163,7 +164,7 @@ trailing newline) or $CAIRN_PASSWORD.`,
 	_ = pf.MarkHidden("no-sync")
 
 	repo := newRepoCmd(a)
-	repo.AddCommand(newRepoInitCmd(a), newRebuildIndexCmd(a))
+	repo.AddCommand(newRepoInitCmd(a), newRebuildIndexCmd(a), newRepoConnectCmd(a))
 	root.AddCommand(
 		repo,
 		newBackupCmd(a),
@@ -176,6 +177,9 @@ trailing newline) or $CAIRN_PASSWORD.`,
 		newStatsCmd(a),
 		newVersionCmd(a),
 	)
+	root.AddCommand(mountCommands(a)...)
+	root.AddCommand(nbdCommands(a)...)
+	root.AddCommand(serveCommands(a)...)
 	return root
 }
 

@@ -1,0 +1,203 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+
+	"cairn/appliance"
+)
+
+var projectRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func errNoRoute(r *http.Request) error {
+	return fmt.Errorf("no such resource: %s %s: %w", r.Method, r.URL.Path, appliance.ErrNotFound)
+}
+
+// project returns the URL's project (noauth: taken as given).
+func project(r *http.Request) (string, error) {
+	p := r.PathValue("project")
+	if !projectRE.MatchString(p) {
+		return "", fmt.Errorf("project id %q: %w", p, errBadID)
+	}
+	return p, nil
+}
+
+// ids checks the project and the named UUID path values.
+func ids(r *http.Request, names ...string) (string, error) {
+	p, err := project(r)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		if err := checkUUID(n, r.PathValue(n)); err != nil {
+			return "", err
+		}
+	}
+	return p, nil
+}
+
+// body reads and strictly decodes the request body of kind.
+func body(r *http.Request, kind string) (any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRequest(kind, b)
+}
+
+func listOf[T any](w http.ResponseWriter, r *http.Request, key string, items []T) {
+	objs, err := page(r, items)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{key: objs})
+}
+
+func one(w http.ResponseWriter, code int, key string, v any, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, code, map[string]any{key: v})
+}
+
+func (s *Server) listProviders(w http.ResponseWriter, r *http.Request) {
+	if _, err := project(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	listOf(w, r, "providers", s.a.Providers())
+}
+
+func (s *Server) showProvider(w http.ResponseWriter, r *http.Request) {
+	if _, err := ids(r, "id"); err != nil {
+		writeError(w, err)
+		return
+	}
+	for _, p := range s.a.Providers() {
+		if p.ID == r.PathValue("id") {
+			one(w, 200, "provider", p, nil)
+			return
+		}
+	}
+	writeError(w, fmt.Errorf("provider %s: %w", r.PathValue("id"), appliance.ErrNotFound))
+}
+
+func (s *Server) listProtectables(w http.ResponseWriter, r *http.Request) {
+	if _, err := project(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"protectable_type": s.a.ProtectableTypes()})
+}
+
+func (s *Server) showProtectable(w http.ResponseWriter, r *http.Request) {
+	if _, err := project(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.ProtectableType(r.PathValue("type"))
+	one(w, 200, "protectable_type", v, err)
+}
+
+func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
+	if _, err := project(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.Instances(r.Context(), r.PathValue("type"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	listOf(w, r, "instances", v)
+}
+
+func (s *Server) showInstance(w http.ResponseWriter, r *http.Request) {
+	if _, err := ids(r, "id"); err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.Instance(r.Context(), r.PathValue("type"), r.PathValue("id"))
+	one(w, 200, "instance", v, err)
+}
+
+func planInput(b *planBody) appliance.PlanInput {
+	in := appliance.PlanInput{Name: b.Plan.Name, Description: b.Plan.Description, ProviderID: b.Plan.ProviderID,
+		Parameters: b.Plan.Parameters, Status: b.Plan.Status}
+	if b.Plan.Resources != nil {
+		in.Resources = []appliance.PlanResource{}
+	}
+	for _, r := range b.Plan.Resources {
+		in.Resources = append(in.Resources, appliance.PlanResource{ID: r.ID, Type: r.Type, Name: r.Name, ExtraInfo: r.ExtraInfo})
+	}
+	return in
+}
+
+func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) {
+	p, err := project(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	b, err := body(r, "plan")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	pb := b.(*planBody)
+	if err := checkUUID("provider_id", pb.Plan.ProviderID); err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.CreatePlan(r.Context(), p, planInput(pb))
+	one(w, 200, "plan", v, err)
+}
+
+func (s *Server) updatePlan(w http.ResponseWriter, r *http.Request) {
+	p, err := ids(r, "id")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	b, err := body(r, "plan")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.UpdatePlan(r.Context(), p, r.PathValue("id"), planInput(b.(*planBody)))
+	one(w, 200, "plan", v, err)
+}
+
+func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) {
+	p, err := project(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	listOf(w, r, "plans", s.a.Plans(p))
+}
+
+func (s *Server) showPlan(w http.ResponseWriter, r *http.Request) {
+	p, err := ids(r, "id")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.GetPlan(p, r.PathValue("id"))
+	one(w, 200, "plan", v, err)
+}
+
+func (s *Server) deletePlan(w http.ResponseWriter, r *http.Request) {
+	p, err := ids(r, "id")
+	if err == nil {
+		err = s.a.DeletePlan(p, r.PathValue("id"))
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}

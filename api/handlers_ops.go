@@ -1,0 +1,173 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+)
+
+func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request) {
+	p, err := project(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	b, err := body(r, "trigger")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	t := b.(*triggerBody).TriggerInfo
+	name := ""
+	if t.Name != nil {
+		name = *t.Name
+	}
+	v, err := s.a.CreateTrigger(p, name, t.Type, t.Properties)
+	one(w, 200, "trigger_info", v, err)
+}
+
+func (s *Server) updateTrigger(w http.ResponseWriter, r *http.Request) {
+	p, err := ids(r, "id")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	b, err := body(r, "trigger")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	t := b.(*triggerBody).TriggerInfo
+	v, err := s.a.UpdateTrigger(p, r.PathValue("id"), t.Name, t.Properties)
+	one(w, 200, "trigger_info", v, err)
+}
+
+func (s *Server) listTriggers(w http.ResponseWriter, r *http.Request) {
+	p, err := project(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	listOf(w, r, "triggers", s.a.Triggers(p))
+}
+
+func (s *Server) showTrigger(w http.ResponseWriter, r *http.Request) {
+	p, err := ids(r, "id")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.GetTrigger(p, r.PathValue("id"))
+	one(w, 200, "trigger_info", v, err)
+}
+
+func (s *Server) deleteTrigger(w http.ResponseWriter, r *http.Request) {
+	p, err := ids(r, "id")
+	if err == nil {
+		err = s.a.DeleteTrigger(p, r.PathValue("id"))
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) createOp(w http.ResponseWriter, r *http.Request) {
+	p, err := project(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	b, err := body(r, "scheduled_operation")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	o := b.(*opBody).Op
+	if err := checkUUID("trigger_id", o.TriggerID); err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.CreateScheduledOperation(p, o.Name, o.Description, o.OperationType, o.TriggerID, o.OperationDefinition)
+	one(w, 200, "scheduled_operation", v, err)
+}
+
+func (s *Server) listOps(w http.ResponseWriter, r *http.Request) {
+	p, err := project(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	listOf(w, r, "operations", s.a.ScheduledOperations(p))
+}
+
+func (s *Server) showOp(w http.ResponseWriter, r *http.Request) {
+	p, err := ids(r, "id")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.GetScheduledOperation(p, r.PathValue("id"))
+	one(w, 200, "scheduled_operation", v, err)
+}
+
+func (s *Server) deleteOp(w http.ResponseWriter, r *http.Request) {
+	p, err := ids(r, "id")
+	if err == nil {
+		err = s.a.DeleteScheduledOperation(p, r.PathValue("id"))
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) listLogs(w http.ResponseWriter, r *http.Request) {
+	p, err := project(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	listOf(w, r, "operation_logs", s.a.OperationLogs(p))
+}
+
+func (s *Server) showLog(w http.ResponseWriter, r *http.Request) {
+	p, err := ids(r, "id")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.OperationLog(p, r.PathValue("id"))
+	one(w, 200, "operation_log", v, err)
+}
+
+func (s *Server) showQuota(w http.ResponseWriter, r *http.Request) {
+	p, err := project(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.GetQuota(p, r.PathValue("target"))
+	one(w, 200, "quota", v, err)
+}
+
+func (s *Server) updateQuota(w http.ResponseWriter, r *http.Request) {
+	p, err := project(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	b, err := body(r, "quota")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	q := b.(*quotaBody).Quota
+	if q.Plans == nil {
+		writeError(w, fmt.Errorf("%w: quota needs \"plans\"", errBadBody))
+		return
+	}
+	v, err := s.a.UpdateQuota(p, r.PathValue("target"), *q.Plans)
+	one(w, 200, "quota", v, err)
+}

@@ -1,0 +1,185 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"cairn/dedup"
+	"cairn/plugins"
+	"cairn/plugins/file"
+)
+
+// Options are the parts of an appliance that tests replace.
+type Options struct {
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Log receives structured logs (default slog.Default()).
+	Log *slog.Logger
+	// Plugins, if set, replaces the built-in plugin registry.
+	Plugins *plugins.Registry
+}
+
+// Appliance owns the repository, the state and the job runner. All state
+// changes happen under mu and are persisted before mu is released, so a
+// reader never sees an update that a crash could lose.
+type Appliance struct {
+	cfg  Config
+	log  *slog.Logger
+	now  func() time.Time
+	repo *dedup.Repository
+	reg  *plugins.Registry
+	st   *store
+
+	mu            sync.Mutex
+	plans         map[string]*Plan
+	checkpoints   map[string]*Checkpoint
+	restores      map[string]*Restore
+	verifications map[string]*Restore
+	triggers      map[string]*Trigger
+	ops           map[string]*ScheduledOperation
+	oplogs        map[string]*OperationLog
+	quotas        map[string]*Quota
+	jobs          map[string]*job
+	lastPrune     time.Time
+
+	queue   chan queued
+	metrics metrics
+}
+
+type queued struct {
+	j  *job
+	fn func(ctx context.Context) error
+}
+
+// Open opens (or, on first start, initialises) the repository and the
+// state, and recovers from a previous crash: jobs that were running are
+// marked failed with ErrInterrupted and what they created is removed.
+func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
+	if err := cfg.Fill(); err != nil {
+		return nil, err
+	}
+	a := &Appliance{cfg: cfg, log: o.Log, now: o.Now, reg: o.Plugins,
+		plans: map[string]*Plan{}, checkpoints: map[string]*Checkpoint{}, restores: map[string]*Restore{},
+		verifications: map[string]*Restore{}, triggers: map[string]*Trigger{}, ops: map[string]*ScheduledOperation{},
+		oplogs: map[string]*OperationLog{}, quotas: map[string]*Quota{}, jobs: map[string]*job{},
+		queue: make(chan queued, 4096)}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	for _, d := range append([]string{cfg.DataDir, cfg.RestoreDir}, cfg.FileRoots...) {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("appliance: %w", err)
+		}
+	}
+	if a.reg == nil {
+		fp, err := file.New(cfg.FileRoots, cfg.RestoreDir)
+		if err != nil {
+			return nil, err
+		}
+		if a.reg, err = plugins.NewRegistry(fp); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if a.st, err = openStore(filepath.Join(cfg.DataDir, "state")); err != nil {
+		return nil, err
+	}
+	if err := a.load(); err != nil {
+		return nil, err
+	}
+	if a.repo, err = openRepo(ctx, cfg, a.now, a.log); err != nil {
+		return nil, err
+	}
+	if err := a.recover(ctx); err != nil {
+		_ = a.repo.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func openRepo(ctx context.Context, cfg Config, now func() time.Time, log *slog.Logger) (*dedup.Repository, error) {
+	var pw []byte
+	if cfg.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("password file: %w", err)
+		}
+		pw = b
+	}
+	opts := dedup.Options{Password: pw, Now: now, Log: func(f string, args ...any) { log.Info(fmt.Sprintf(f, args...)) }}
+	r, err := dedup.Open(ctx, cfg.Repository, opts)
+	if errors.Is(err, dedup.ErrNoRepository) || errors.Is(err, os.ErrNotExist) {
+		log.Info("initialising repository", "dir", cfg.Repository)
+		return dedup.Init(ctx, cfg.Repository, dedup.InitOptions{Password: pw}, nil, opts)
+	}
+	return r, err
+}
+
+// Config returns the effective configuration.
+func (a *Appliance) Config() Config { return a.cfg }
+
+// Close closes the repository. Call it after Run has returned.
+func (a *Appliance) Close() error { return a.repo.Close() }
+
+func loadKind[T any](s *store, kind string, m map[string]*T) error {
+	return s.loadAll(kind, func(id string, b []byte) error {
+		v := new(T)
+		if err := json.Unmarshal(b, v); err != nil {
+			return err
+		}
+		m[id] = v
+		return nil
+	})
+}
+
+func (a *Appliance) load() error {
+	return errors.Join(
+		loadKind(a.st, "plans", a.plans), loadKind(a.st, "checkpoints", a.checkpoints),
+		loadKind(a.st, "restores", a.restores), loadKind(a.st, "verifications", a.verifications),
+		loadKind(a.st, "triggers", a.triggers), loadKind(a.st, "scheduled_operations", a.ops),
+		loadKind(a.st, "operation_logs", a.oplogs), loadKind(a.st, "quotas", a.quotas),
+		loadKind(a.st, "jobs", a.jobs))
+}
+
+// save persists one object; callers hold mu.
+func (a *Appliance) save(kind, id string, v any) {
+	if err := a.st.put(kind, id, v); err != nil {
+		a.metrics.storeErrors.Add(1)
+		a.log.Error("persist state", "kind", kind, "id", id, "err", err)
+	}
+}
+
+// Run runs the job workers and the operation engine until ctx is done,
+// then waits for running jobs to stop (they see ctx cancelled and are
+// marked failed with ErrInterrupted).
+func (a *Appliance) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := 0; i < a.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.worker(ctx)
+		}()
+	}
+	t := time.NewTicker(time.Duration(a.cfg.Tick))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-t.C:
+			a.Tick(ctx)
+		}
+	}
+}

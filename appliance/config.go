@@ -1,0 +1,137 @@
+package appliance
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Duration is a time.Duration written as "90s", "5m" in the config file.
+type Duration time.Duration
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Config is the appliance configuration (docs/api.md lists every key).
+type Config struct {
+	// Listen is the API address (default 127.0.0.1:8799, Karbor's port).
+	Listen string `json:"listen"`
+	// DataDir holds the state store, the default repository, volumes and
+	// restores (default /var/lib/cairn).
+	DataDir string `json:"data_dir"`
+	// Repository is the repository directory (default DATA_DIR/repo,
+	// initialised unencrypted on first start).
+	Repository string `json:"repository"`
+	// PasswordFile, if set, holds the passphrase of an encrypted repository.
+	PasswordFile string `json:"password_file"`
+	// Auth is "noauth" (the only mode so far): the project in the URL is
+	// taken as given and any token is accepted.
+	Auth string `json:"auth"`
+	// FileRoots are the directories whose files are protectable
+	// (default [DATA_DIR/volumes]).
+	FileRoots []string `json:"file_roots"`
+	// RestoreDir receives restores without a target (DATA_DIR/restores).
+	RestoreDir string `json:"restore_dir"`
+	// Workers bounds concurrent jobs (default 2).
+	Workers int `json:"workers"`
+	// MinInterval is the shortest period a trigger may have (default 60s).
+	MinInterval Duration `json:"min_interval"`
+	// Tick is how often the operation engine looks for due triggers
+	// (default 1s).
+	Tick Duration `json:"tick"`
+	// PruneInterval is how often the repository is pruned (default 24h;
+	// negative disables).
+	PruneInterval Duration `json:"prune_interval"`
+	// PruneGrace is passed to prune (default 1h).
+	PruneGrace Duration `json:"prune_grace"`
+	// PlanQuota is the default plans quota per project (default 50).
+	PlanQuota int `json:"plan_quota"`
+}
+
+// DefaultConfig returns the embedded default configuration for dataDir.
+func DefaultConfig(dataDir string) Config {
+	c := Config{DataDir: dataDir}
+	c.fill()
+	return c
+}
+
+func (c *Config) fill() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8799"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "/var/lib/cairn"
+	}
+	if c.Repository == "" {
+		c.Repository = filepath.Join(c.DataDir, "repo")
+	}
+	if c.Auth == "" {
+		c.Auth = "noauth"
+	}
+	if len(c.FileRoots) == 0 {
+		c.FileRoots = []string{filepath.Join(c.DataDir, "volumes")}
+	}
+	if c.RestoreDir == "" {
+		c.RestoreDir = filepath.Join(c.DataDir, "restores")
+	}
+	if c.Workers <= 0 {
+		c.Workers = 2
+	}
+	if c.MinInterval == 0 {
+		c.MinInterval = Duration(time.Minute)
+	}
+	if c.Tick <= 0 {
+		c.Tick = Duration(time.Second)
+	}
+	if c.PruneInterval == 0 {
+		c.PruneInterval = Duration(24 * time.Hour)
+	}
+	if c.PruneGrace == 0 {
+		c.PruneGrace = Duration(time.Hour)
+	}
+	if c.PlanQuota <= 0 {
+		c.PlanQuota = 50
+	}
+}
+
+// LoadConfig reads a JSON config file; unknown keys are an error. Flags
+// given on the command line override the file (apply them, then Fill).
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Fill sets every unset key to its default.
+func (c *Config) Fill() error {
+	c.fill()
+	if c.Auth != "noauth" {
+		return fmt.Errorf("auth %q: only \"noauth\" is supported: %w", c.Auth, ErrInvalid)
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"cairn/plugins"
+)
+
+// recoverer is implemented by plugins that leave temporary files behind
+// when a job is cut off (the file plugin's partial restores).
+type recoverer interface {
+	Recover(ctx context.Context) error
+}
+
+// submit records j and queues fn; callers hold mu. The queue is bounded:
+// a full queue refuses the job.
+func (a *Appliance) submit(j *job, fn func(ctx context.Context) error) error {
+	select {
+	case a.queue <- queued{j: j, fn: fn}:
+	default:
+		return fmt.Errorf("too many queued jobs: %w", ErrConflict)
+	}
+	a.jobs[j.ID] = j
+	a.save("jobs", j.ID, j)
+	a.metrics.jobQueued(j.Kind)
+	return nil
+}
+
+func (a *Appliance) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case q := <-a.queue:
+			if ctx.Err() != nil {
+				return // the record stays: the next start marks it interrupted
+			}
+			a.runJob(ctx, q)
+		}
+	}
+}
+
+func (a *Appliance) runJob(ctx context.Context, q queued) {
+	start := a.now()
+	a.metrics.jobStarted(q.j.Kind)
+	a.log.Info("job started", "job", q.j.ID, "kind", q.j.Kind, "object", q.j.ObjectID, "project", q.j.ProjectID)
+	err := q.fn(ctx)
+	d := a.now().Sub(start)
+	a.metrics.jobDone(q.j.Kind, err, d)
+	if err != nil {
+		a.log.Error("job failed", "job", q.j.ID, "kind", q.j.Kind, "object", q.j.ObjectID, "duration", d.String(), "err", err)
+	} else {
+		a.log.Info("job done", "job", q.j.ID, "kind", q.j.Kind, "object", q.j.ObjectID, "duration", d.String())
+	}
+	if ctx.Err() != nil {
+		return // shut down: leave the record, the next start cleans up
+	}
+	a.mu.Lock()
+	delete(a.jobs, q.j.ID)
+	if err := a.st.delete("jobs", q.j.ID); err != nil {
+		a.log.Error("persist state", "err", err)
+	}
+	a.mu.Unlock()
+}
+
+// recover marks the jobs a crash or shutdown interrupted as failed and
+// removes what they created.
+func (a *Appliance) recover(ctx context.Context) error {
+	for _, t := range a.reg.Types() {
+		p, _ := a.reg.Get(t)
+		if r, ok := p.(recoverer); ok {
+			if err := r.Recover(ctx); err != nil {
+				a.log.Error("plugin recovery", "type", t, "err", err)
+			}
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, j := range a.jobs {
+		reason := ErrInterrupted.Error()
+		a.log.Warn("marking interrupted job failed", "job", id, "kind", j.Kind, "object", j.ObjectID)
+		switch j.Kind {
+		case "protect":
+			if cp := a.checkpoints[j.ObjectID]; cp != nil {
+				a.removeBackupsLocked(ctx, cp)
+				cp.Status, cp.ErrorReason = CheckpointError, reason
+				for i := range cp.Resources {
+					if cp.Resources[i].Status != ResourceError {
+						cp.Resources[i].Status, cp.Resources[i].Reason = ResourceError, reason
+					}
+				}
+				a.save("checkpoints", cp.ID, cp)
+			}
+			if err := a.deleteTagged(ctx, j.ObjectID); err != nil {
+				a.log.Error("remove interrupted checkpoint's backups", "checkpoint", j.ObjectID, "err", err)
+			}
+		case "restore", "verify":
+			m := a.restores
+			if j.Kind == "verify" {
+				m = a.verifications
+			}
+			if r := m[j.ObjectID]; r != nil {
+				r.Status = RestoreFail
+				for k, s := range r.ResourcesStatus {
+					if s != RestoreSuccess && s != ResourceAvailable {
+						r.ResourcesStatus[k], r.ResourcesReason[k] = ResourceError, reason
+					}
+				}
+				a.save(j.Kind+"s", r.ID, r)
+			}
+		}
+		for _, l := range a.oplogs {
+			if l.Status == "running" && (l.CheckpointID == j.ObjectID || l.RestoreID == j.ObjectID) {
+				l.Status, l.ErrorInfo, l.EndedAt = "error", reason, a.now()
+				a.save("operation_logs", l.ID, l)
+			}
+		}
+		for _, t := range j.Temp {
+			_ = os.Remove(t)
+		}
+		delete(a.jobs, id)
+		if err := a.st.delete("jobs", id); err != nil {
+			return err
+		}
+		a.metrics.interrupted.Add(1)
+	}
+	return nil
+}
+
+// deleteTagged removes every repository checkpoint tagged with the API
+// checkpoint id (those a crashed protection committed before it died).
+func (a *Appliance) deleteTagged(ctx context.Context, cpID string) error {
+	cps, err := a.repo.Checkpoints(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range cps {
+		if c.Tags[tagCheckpoint] == cpID {
+			errs = append(errs, a.repo.DeleteCheckpoint(ctx, c.ID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeBackupsLocked deletes the backups a checkpoint's resources hold.
+func (a *Appliance) removeBackupsLocked(ctx context.Context, cp *Checkpoint) {
+	for i := range cp.Resources {
+		rb := &cp.Resources[i]
+		if rb.BackupID == "" {
+			continue
+		}
+		p, err := a.reg.Get(rb.Resource.Type)
+		if err == nil {
+			err = p.Delete(ctx, a.repo, rb.BackupID)
+		}
+		if err != nil && !errors.Is(err, plugins.ErrUnknownType) {
+			a.log.Error("delete backup", "checkpoint", cp.ID, "backup", rb.BackupID, "err", err)
+			continue
+		}
+		rb.BackupID = ""
+	}
+}
+
+const tagCheckpoint = "cairn.checkpoint"
+
+func elapsed(start time.Time, now time.Time) float64 { return now.Sub(start).Seconds() }

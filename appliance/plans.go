@@ -1,0 +1,170 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// PlanInput is what creating or updating a plan may set; nil fields are
+// left alone on update.
+type PlanInput struct {
+	Name        *string
+	Description *string
+	ProviderID  string
+	Resources   []PlanResource
+	Parameters  map[string]any
+	Status      *string
+}
+
+// PlanResource is a resource named in a plan request.
+type PlanResource struct {
+	ID, Type, Name string
+	ExtraInfo      map[string]any
+}
+
+func (a *Appliance) checkResources(ctx context.Context, in []PlanResource) ([]Instance, error) {
+	if len(in) == 0 {
+		return nil, fmt.Errorf("a plan needs at least one resource: %w", ErrInvalid)
+	}
+	seen := map[string]bool{}
+	var out []Instance
+	for _, r := range in {
+		if seen[r.Type+"#"+r.ID] {
+			return nil, fmt.Errorf("resource %s listed twice: %w", r.ID, ErrInvalid)
+		}
+		seen[r.Type+"#"+r.ID] = true
+		inst, err := a.Instance(ctx, r.Type, r.ID)
+		if err != nil {
+			return nil, fmt.Errorf("resource %s of type %s: %w: %w", r.ID, r.Type, ErrInvalid, err)
+		}
+		out = append(out, *inst)
+	}
+	return out, nil
+}
+
+// CreatePlan creates a plan in status "suspended".
+func (a *Appliance) CreatePlan(ctx context.Context, project string, in PlanInput) (*Plan, error) {
+	if in.Name == nil || *in.Name == "" {
+		return nil, fmt.Errorf("plan name is required: %w", ErrInvalid)
+	}
+	if in.ProviderID != ProviderID {
+		return nil, fmt.Errorf("provider %s: %w", in.ProviderID, ErrNotFound)
+	}
+	insts, err := a.checkResources(ctx, in.Resources)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{ID: NewUUID(), Name: *in.Name, ProviderID: in.ProviderID, ProjectID: project, Status: PlanSuspended,
+		Parameters: in.Parameters, CreatedAt: a.now().UTC()}
+	if in.Description != nil {
+		p.Description = *in.Description
+	}
+	if p.Parameters == nil {
+		p.Parameters = map[string]any{}
+	}
+	for _, i := range insts {
+		p.Resources = append(p.Resources, i.Resource)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, q := range a.plans {
+		if q.ProjectID == project {
+			n++
+		}
+	}
+	if n >= a.quotaLocked(project).Plans {
+		return nil, fmt.Errorf("project %s has %d plans: %w", project, n, ErrQuota)
+	}
+	a.plans[p.ID] = p
+	a.save("plans", p.ID, p)
+	c := *p
+	return &c, nil
+}
+
+// UpdatePlan changes a plan's name, description, resources or status.
+func (a *Appliance) UpdatePlan(ctx context.Context, project, id string, in PlanInput) (*Plan, error) {
+	var insts []Instance
+	if in.Resources != nil {
+		var err error
+		if insts, err = a.checkResources(ctx, in.Resources); err != nil {
+			return nil, err
+		}
+	}
+	if in.Status != nil && *in.Status != PlanSuspended && *in.Status != PlanStarted {
+		return nil, fmt.Errorf("plan status %q: must be suspended or started: %w", *in.Status, ErrInvalid)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.plans[id]
+	if p == nil || p.ProjectID != project {
+		return nil, fmt.Errorf("plan %s: %w", id, ErrNotFound)
+	}
+	if in.Name != nil {
+		if *in.Name == "" {
+			return nil, fmt.Errorf("plan name must not be empty: %w", ErrInvalid)
+		}
+		p.Name = *in.Name
+	}
+	if in.Description != nil {
+		p.Description = *in.Description
+	}
+	if in.Status != nil {
+		p.Status = *in.Status
+	}
+	if insts != nil {
+		p.Resources = p.Resources[:0]
+		for _, i := range insts {
+			p.Resources = append(p.Resources, i.Resource)
+		}
+	}
+	a.save("plans", p.ID, p)
+	c := *p
+	return &c, nil
+}
+
+// DeletePlan deletes a plan; its checkpoints stay.
+func (a *Appliance) DeletePlan(project, id string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.plans[id]
+	if p == nil || p.ProjectID != project {
+		return fmt.Errorf("plan %s: %w", id, ErrNotFound)
+	}
+	for _, op := range a.ops {
+		if op.OperationDefinition["plan_id"] == id {
+			return fmt.Errorf("plan %s is used by scheduled operation %s: %w", id, op.ID, ErrConflict)
+		}
+	}
+	delete(a.plans, id)
+	return a.st.delete("plans", id)
+}
+
+// Plans lists a project's plans.
+func (a *Appliance) Plans(project string) []Plan {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []Plan
+	for _, p := range a.plans {
+		if p.ProjectID == project {
+			c := *p
+			c.Resources = slices.Clone(p.Resources)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// GetPlan returns one plan.
+func (a *Appliance) GetPlan(project, id string) (*Plan, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.plans[id]
+	if p == nil || p.ProjectID != project {
+		return nil, fmt.Errorf("plan %s: %w", id, ErrNotFound)
+	}
+	c := *p
+	c.Resources = slices.Clone(p.Resources)
+	return &c, nil
+}

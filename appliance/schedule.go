@@ -1,0 +1,200 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sort"
+	"strconv"
+	"time"
+
+	"cairn/dedup"
+)
+
+var opDefKeys = map[string]bool{"plan_id": true, "provider_id": true, "max_backups": true, "keep_last": true,
+	"keep_daily": true, "keep_weekly": true, "keep_monthly": true, "retention_duration": true}
+
+// CreateScheduledOperation creates a "protect" (or Karbor's
+// "retention_protect") operation of a plan on a trigger. Retention keys in
+// the definition: max_backups (= keep_last), keep_daily, keep_weekly,
+// keep_monthly.
+func (a *Appliance) CreateScheduledOperation(project, name, desc, opType, triggerID string, def map[string]string) (*ScheduledOperation, error) {
+	if opType != "protect" && opType != "retention_protect" {
+		return nil, fmt.Errorf("operation_type %q: want protect or retention_protect: %w", opType, ErrInvalid)
+	}
+	for k, v := range def {
+		if !opDefKeys[k] {
+			return nil, fmt.Errorf("unknown operation_definition key %q: %w", k, ErrInvalid)
+		}
+		if k != "plan_id" && k != "provider_id" {
+			if n, err := strconv.Atoi(v); err != nil || n < 0 {
+				return nil, fmt.Errorf("operation_definition %s=%q: want a non-negative integer: %w", k, v, ErrInvalid)
+			}
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if t := a.triggers[triggerID]; t == nil || t.ProjectID != project {
+		return nil, fmt.Errorf("trigger %s: %w", triggerID, ErrNotFound)
+	}
+	if p := a.plans[def["plan_id"]]; p == nil || p.ProjectID != project {
+		return nil, fmt.Errorf("plan %q: %w", def["plan_id"], ErrNotFound)
+	}
+	if def["provider_id"] != ProviderID {
+		return nil, fmt.Errorf("provider %q: %w", def["provider_id"], ErrNotFound)
+	}
+	op := &ScheduledOperation{ID: NewUUID(), ProjectID: project, Name: name, Description: desc, OperationType: opType,
+		TriggerID: triggerID, OperationDefinition: def, Enabled: true, CreatedAt: a.now().UTC()}
+	a.ops[op.ID] = op
+	a.save("scheduled_operations", op.ID, op)
+	c := *op
+	return &c, nil
+}
+
+// DeleteScheduledOperation deletes one.
+func (a *Appliance) DeleteScheduledOperation(project, id string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	op := a.ops[id]
+	if op == nil || op.ProjectID != project {
+		return fmt.Errorf("scheduled operation %s: %w", id, ErrNotFound)
+	}
+	delete(a.ops, id)
+	return a.st.delete("scheduled_operations", id)
+}
+
+// ScheduledOperations lists a project's scheduled operations.
+func (a *Appliance) ScheduledOperations(project string) []ScheduledOperation {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []ScheduledOperation
+	for _, op := range a.ops {
+		if op.ProjectID == project {
+			c := *op
+			c.OperationDefinition = maps.Clone(op.OperationDefinition)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// GetScheduledOperation returns one.
+func (a *Appliance) GetScheduledOperation(project, id string) (*ScheduledOperation, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	op := a.ops[id]
+	if op == nil || op.ProjectID != project {
+		return nil, fmt.Errorf("scheduled operation %s: %w", id, ErrNotFound)
+	}
+	c := *op
+	c.OperationDefinition = maps.Clone(op.OperationDefinition)
+	return &c, nil
+}
+
+// Tick runs the operation engine once at the clock's now: it fires due
+// scheduled operations (skipping fire times older than their window) and
+// starts a prune when one is due. Run calls it every Tick; tests call it
+// with an injected clock.
+func (a *Appliance) Tick(ctx context.Context) {
+	now := a.now()
+	type fire struct{ project, plan, provider, op string }
+	var due []fire
+	a.mu.Lock()
+	for _, op := range a.ops {
+		t := a.triggers[op.TriggerID]
+		if !op.Enabled || t == nil {
+			continue
+		}
+		sch, window, err := a.schedule(t)
+		if err != nil {
+			continue
+		}
+		if op.NextRun.IsZero() {
+			op.NextRun = sch.Next(now)
+			a.save("scheduled_operations", op.ID, op)
+			continue
+		}
+		if now.Before(op.NextRun) {
+			continue
+		}
+		if now.Sub(op.NextRun) <= window {
+			due = append(due, fire{op.ProjectID, op.OperationDefinition["plan_id"], op.OperationDefinition["provider_id"], op.ID})
+			op.LastRun = now.UTC()
+		}
+		op.NextRun = sch.Next(now)
+		a.save("scheduled_operations", op.ID, op)
+	}
+	prune := a.cfg.PruneInterval > 0 && now.Sub(a.lastPrune) >= time.Duration(a.cfg.PruneInterval)
+	if prune {
+		a.lastPrune = now
+	}
+	a.mu.Unlock()
+	for _, f := range due {
+		if _, err := a.CreateCheckpoint(ctx, f.project, f.provider, f.plan, nil, f.op); err != nil {
+			a.log.Error("scheduled protection", "operation", f.op, "plan", f.plan, "err", err)
+		}
+	}
+	if prune {
+		go a.prune(ctx) // one at a time: lastPrune spaces them
+	}
+}
+
+func (a *Appliance) prune(ctx context.Context) {
+	rep, err := a.repo.Prune(ctx, dedup.PruneOptions{Grace: time.Duration(a.cfg.PruneGrace)})
+	if err != nil {
+		a.log.Error("prune", "err", err)
+		return
+	}
+	a.log.Info("prune", "packs_deleted", rep.PacksDeleted, "bytes_freed", rep.BytesFreed)
+}
+
+// applyRetentionLocked deletes the checkpoints of the operation's plan
+// that its retention rules no longer keep.
+func (a *Appliance) applyRetentionLocked(ctx context.Context, opID string) {
+	op := a.ops[opID]
+	if op == nil {
+		return
+	}
+	n := func(k string) int { v, _ := strconv.Atoi(op.OperationDefinition[k]); return v }
+	last := max(n("max_backups"), n("keep_last"))
+	rules := []struct {
+		n   int
+		key func(time.Time) string
+	}{
+		{n("keep_daily"), func(t time.Time) string { return t.Format("2006-01-02") }},
+		{n("keep_weekly"), func(t time.Time) string { y, w := t.ISOWeek(); return fmt.Sprint(y, w) }},
+		{n("keep_monthly"), func(t time.Time) string { return t.Format("2006-01") }},
+	}
+	if last == 0 && rules[0].n == 0 && rules[1].n == 0 && rules[2].n == 0 {
+		return
+	}
+	var cps []*Checkpoint
+	for _, c := range a.checkpoints {
+		if c.ProjectID == op.ProjectID && c.Plan.ID == op.OperationDefinition["plan_id"] && c.Status == CheckpointAvailable {
+			cps = append(cps, c)
+		}
+	}
+	sort.Slice(cps, func(i, j int) bool { return cps[i].CreatedAt.After(cps[j].CreatedAt) })
+	keep := map[string]bool{}
+	for i := 0; i < last && i < len(cps); i++ {
+		keep[cps[i].ID] = true
+	}
+	for _, r := range rules {
+		seen := map[string]bool{}
+		for _, c := range cps {
+			k := r.key(c.CreatedAt.Local())
+			if !seen[k] && len(seen) < r.n {
+				seen[k] = true
+				keep[c.ID] = true
+			}
+		}
+	}
+	for _, c := range cps {
+		if !keep[c.ID] {
+			a.log.Info("retention: deleting checkpoint", "checkpoint", c.ID, "operation", opID)
+			if err := a.deleteCheckpointLocked(ctx, c); err != nil {
+				a.log.Error("retention", "checkpoint", c.ID, "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func newFilesCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "files",
+		Short: "List, print or restore files inside a checkpoint",
+		Long: `Reach the files inside a checkpoint without restoring the volume:
+cairn mounts the repository with FUSE in a private temporary directory,
+attaches the chosen partition to a loop device read-only, mounts its file
+system read-only (ext4 without journal replay), does the work, and always
+unmounts and detaches everything again, on errors and Ctrl-C too.
+
+CHECKPOINT is a checkpoint ID or a unique prefix of one, optionally
+followed by ":PARTITION": a partition number as in part1.raw ("1" or
+"part1"), or "disk" for the whole volume. Without it, the first partition
+is used, or the whole volume when it has no partition table.
+
+Needs root (loop devices and mount).`,
+		Example: `  cairn files ls 0197c2a4 /etc
+  cairn files cat 0197c2a4:2 /etc/fstab
+  cairn files restore 0197c2a4 /home/ann --to /tmp/`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: groupRunE,
+	}
+	cmd.AddCommand(newFilesLsCmd(a), newFilesCatCmd(a), newFilesRestoreCmd(a))
+	return cmd
+}
+
+func newFilesLsCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls CHECKPOINT[:PARTITION] [PATH]",
+		Short: "List a directory (or one file) inside a checkpoint",
+		Long: `List PATH (default /) inside the checkpoint's file system like ls -la:
+type and permissions, owner and group (numeric, as stored), size,
+modification time and name. With --json, print an array of objects with
+name, type, mode, size, mtime, uid, gid and, for links, target.`,
+		Example: `  cairn files ls 0197c2a4 /etc
+  cairn files ls 0197c2a4:2 / --json`,
+		Args: usageArgs(cobra.RangeArgs(1, 2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := "/"
+			if len(args) == 2 {
+				p = args[1]
+			}
+			return a.withFiles(cmd.Context(), args[0], func(fsys *os.Root) error {
+				return a.listFiles(fsys, p)
+			})
+		},
+	}
+}
+
+func newFilesCatCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cat CHECKPOINT[:PARTITION] PATH",
+		Short: "Print a file inside a checkpoint on stdout",
+		Long: `Write the content of the regular file PATH inside the checkpoint's file
+system to stdout. Symbolic links are followed within that file system.`,
+		Example: `  cairn files cat 0197c2a4 /etc/fstab
+  cairn files cat 0197c2a4:disk /var/log/syslog | less`,
+		Args: usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return a.withFiles(ctx, args[0], func(fsys *os.Root) error {
+				return catFile(ctx, fsys, args[1], a.stdout)
+			})
+		},
+	}
+}
+
+func newFilesRestoreCmd(a *app) *cobra.Command {
+	var to string
+	cmd := &cobra.Command{
+		Use:   "restore CHECKPOINT[:PARTITION] PATH --to DEST",
+		Short: "Copy a file or directory tree out of a checkpoint",
+		Long: `Copy PATH (a file, a symbolic link or a whole directory tree) out of
+the checkpoint's file system to DEST, keeping permissions, owners and
+modification times. When DEST is an existing directory, PATH is copied
+into it under its own name; otherwise DEST becomes the copy. Existing
+files are never overwritten; existing directories are merged into.
+Devices, FIFOs and sockets are skipped.`,
+		Example: `  cairn files restore 0197c2a4 /etc/nginx --to /tmp/
+  cairn files restore 0197c2a4:1 /home/ann/report.odt --to ./report.odt`,
+		Args: usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return a.withFiles(ctx, args[0], func(fsys *os.Root) error {
+				st, err := restoreFiles(ctx, fsys, args[1], to)
+				if err != nil {
+					return err
+				}
+				return a.printFilesRestore(st)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "where to copy PATH (required)")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+// fileSpec is a parsed CHECKPOINT[:PARTITION] argument.
+type fileSpec struct {
+	id string
+	// file is the file of the checkpoint directory to mount: "disk.raw",
+	// "partN.raw", or "" for the default (first partition, else disk).
+	file string
+}
+
+func parseFileSpec(s string) (fileSpec, error) {
+	id, part, _ := strings.Cut(s, ":")
+	if id == "" {
+		return fileSpec{}, usagef("no checkpoint in %q", s)
+	}
+	if part == "" {
+		return fileSpec{id: id}, nil
+	}
+	switch part = strings.TrimPrefix(strings.ToLower(part), "part"); {
+	case part == "disk" || part == "0":
+		return fileSpec{id: id, file: "disk.raw"}, nil
+	case part != "" && strings.Trim(part, "0123456789") == "" && part[0] != '0':
+		return fileSpec{id: id, file: "part" + part + ".raw"}, nil
+	}
+	return fileSpec{}, usagef("bad partition in %q: want a number (1, part2) or \"disk\"", s)
+}
+
+// relPath turns a path inside the checkpoint's file system into one
+// relative to its root ("." for the root). ".." cannot climb above it.
+func relPath(p string) string {
+	r := strings.TrimPrefix(path.Clean("/"+p), "/")
+	if r == "" {
+		return "."
+	}
+	return r
+}
+
+// errNotRoot is returned by cairn files for a user other than root.
+var errNotRoot = errors.New("cairn files needs root to attach loop devices and mount file systems: run it as root (sudo); " +
+	"without root, use 'cairn mount' and a tool that reads images (debugfs, 7z)")
+
+func requireRoot() error {
+	if os.Geteuid() != 0 {
+		return errNotRoot
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"cairn/dedup"
+	"cairn/mount/fusefs"
+)
+
+// mountCommands returns the FUSE mount and file-level restore commands.
+func mountCommands(a *app) []*cobra.Command {
+	return []*cobra.Command{newMountCmd(a), newFilesCmd(a)}
+}
+
+func newMountCmd(a *app) *cobra.Command {
+	var (
+		allowOther bool
+		debug      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "mount MOUNTPOINT",
+		Short: "Mount the repository's checkpoints read-only with FUSE",
+		Long: `Mount the checkpoints of the repository read-only on MOUNTPOINT, an
+existing directory, and serve them until interrupted (Ctrl-C, SIGTERM) or
+unmounted with 'fusermount3 -u MOUNTPOINT'; either way cairn unmounts
+cleanly and exits 0. The repository's index is not needed, so backups may
+run meanwhile.
+
+  MOUNTPOINT/<source>/<created UTC>_<short id>/disk.raw    the whole volume
+  MOUNTPOINT/<source>/<created UTC>_<short id>/part1.raw   each partition
+  MOUNTPOINT/<source>/<created UTC>_<short id>/info.json   metadata
+  MOUNTPOINT/<source>/latest                               newest checkpoint
+  MOUNTPOINT/by-id/<checkpoint id>                         by full ID
+
+<source> is the source path with the leading '/' dropped and '/' replaced
+by '_'. New checkpoints appear when a directory is listed. Files inside a
+partition are reached by loop-mounting it read-only, e.g.
+  mount -o loop,ro,noload MOUNTPOINT/<source>/latest/part1.raw /mnt/x
+or with 'cairn files'. See docs/mount.md.
+
+Only the user who mounted sees the tree unless --allow-other is given.`,
+		Example: `  cairn mount /mnt/cairn &
+  ls /mnt/cairn/var_lib_vm1.img/
+  sha256sum /mnt/cairn/var_lib_vm1.img/latest/disk.raw
+  fusermount3 -u /mnt/cairn`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return a.withRepo(ctx, readOnly, func(r *dedup.Repository) error {
+				srv, err := fusefs.Mount(ctx, r, args[0], fusefs.Options{AllowOther: allowOther, Log: a.notef, Debug: debug})
+				if err != nil {
+					return err
+				}
+				if a.jsonOut {
+					if err := writeJSON(a.stdout, map[string]string{"mountpoint": srv.Dir(), "repository": r.Dir()}); err != nil {
+						a.notef("%v", err)
+					}
+				}
+				a.notef("mounted %s on %s; Ctrl-C or `fusermount3 -u %s` unmounts", r.Dir(), srv.Dir(), srv.Dir())
+				if err := serveMount(ctx, srv, a.notef); err != nil {
+					return err
+				}
+				a.notef("unmounted %s", srv.Dir())
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&allowOther, "allow-other", false, "let other users see the mount (FUSE allow_other)")
+	f.BoolVar(&debug, "debug", false, "log every FUSE request on stderr")
+	_ = f.MarkHidden("debug")
+	return cmd
+}
+
+// serveMount returns when srv has been unmounted: from outside
+// (fusermount3 -u), or by serveMount itself once ctx ends (SIGINT, SIGTERM).
+func serveMount(ctx context.Context, srv *fusefs.Server, notef func(string, ...any)) error {
+	done := make(chan struct{})
+	go func() {
+		srv.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	return stopMount(srv, done, 10*time.Second, notef)
+}
+
+// stopMount unmounts srv, retrying while it is busy for up to patience,
+// then detaches it lazily so that no dead mount is left behind. It returns
+// once the server has stopped (done is closed).
+func stopMount(srv *fusefs.Server, done <-chan struct{}, patience time.Duration, notef func(string, ...any)) error {
+	deadline := time.Now().Add(patience)
+	warned := false
+	for {
+		err := srv.Unmount()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			notef("%v; detaching it lazily: it disappears now and ends when its last user lets go", err)
+			if derr := srv.Detach(); derr != nil {
+				return errors.Join(err, derr)
+			}
+			break
+		}
+		if !warned {
+			notef("%s is busy (a file is open or a shell is inside); retrying for %v", srv.Dir(), patience)
+			warned = true
+		}
+		select {
+		case <-done:
+			return nil
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(patience):
+		return fmt.Errorf("%s: the FUSE server did not stop after unmounting", srv.Dir())
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"cairn/api"
+	"cairn/appliance"
+)
+
+// serveCommands returns the appliance daemon command.
+func serveCommands(a *app) []*cobra.Command {
+	return []*cobra.Command{newServeCmd(a)}
+}
+
+func newServeCmd(a *app) *cobra.Command {
+	var cfgFile, listen, dataDir string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the appliance: the Karbor-compatible API, schedules and job workers",
+		Long: `Run the cairn appliance until SIGINT or SIGTERM. Without --config it runs
+the embedded default: a repository under DATA_DIR/repo (created on first
+start, unencrypted), noauth (the project in the URL is taken as given),
+protectable files in DATA_DIR/volumes and state under DATA_DIR/state.
+See docs/api.md for the configuration keys.`,
+		Example: `  cairn serve --data-dir /var/lib/cairn
+  karbor --os-auth-token x --karbor-url http://127.0.0.1:8799/v1/demo provider-list`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var cfg appliance.Config
+			if cfgFile != "" {
+				var err error
+				if cfg, err = appliance.LoadConfig(cfgFile); err != nil {
+					return usageError{err}
+				}
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			if dataDir != "" {
+				cfg.DataDir = dataDir
+			}
+			return runServe(cmd.Context(), a, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgFile, "config", "", "JSON configuration file (default: the embedded default)")
+	f.StringVar(&listen, "listen", "", "API address (default 127.0.0.1:8799)")
+	f.StringVar(&dataDir, "data-dir", "", "data directory (default /var/lib/cairn)")
+	return cmd
+}
+
+func runServe(ctx context.Context, a *app, cfg appliance.Config) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewJSONHandler(a.stderr, nil))
+	ap, err := appliance.Open(ctx, cfg, appliance.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	cfg = ap.Config()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = ap.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: api.New(ap, log), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- ap.Run(ctx) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("serving", "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "repository", cfg.Repository)
+	if a.jsonOut {
+		_ = writeJSON(a.stdout, map[string]string{"listen": ln.Addr().String()})
+	}
+	var err2 error
+	select {
+	case <-ctx.Done():
+	case err2 = <-serveErr:
+		stop()
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	<-done
+	log.Info("stopped")
+	if err := ap.Close(); err != nil {
+		return err
+	}
+	if err2 != nil && !errors.Is(err2, http.ErrServerClosed) {
+		return err2
+	}
+	return nil
+}

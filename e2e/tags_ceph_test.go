@@ -1,0 +1,7 @@
+//go:build ceph
+
+package e2e
+
+// buildTags are the tags TestMain builds the binary with: the tests get
+// what the binary has (here: Ceph support, go-ceph for Ceph 16).
+const buildTags = "ceph pacific"

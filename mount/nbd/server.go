@@ -1,0 +1,212 @@
+package nbd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options tune a Server. The zero value serves without TLS with the
+// defaults below.
+type Options struct {
+	// TLS enables NBD_OPT_STARTTLS; TLSRequired refuses every other
+	// option (and NBD_OPT_EXPORT_NAME) until TLS is up.
+	TLS         *tls.Config
+	TLSRequired bool
+	// MaxRequest is the largest READ or WRITE payload (default 32 MiB).
+	MaxRequest int
+	// Workers bounds the requests in flight per connection (default 16).
+	Workers int
+	// MaxConns bounds open connections; more are closed at once
+	// (default 256).
+	MaxConns int
+	// HandshakeTimeout drops a connection idle that long during option
+	// haggling (default 30 s).
+	HandshakeTimeout time.Duration
+	// Logf reports connection failures (nil: silent).
+	Logf func(format string, args ...any)
+}
+
+const (
+	defaultMaxRequest = 32 << 20
+	defaultWorkers    = 16
+	defaultMaxConns   = 256
+	defaultHandshake  = 30 * time.Second
+)
+
+// Server serves a Catalog's exports over the NBD protocol (fixed newstyle
+// negotiation, structured replies, base:allocation, optional TLS). One
+// Server may Serve several listeners.
+type Server struct {
+	cat Catalog
+	o   Options
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   bool
+	wg        sync.WaitGroup // one per connection goroutine
+}
+
+// NewServer returns a server of cat's exports.
+func NewServer(cat Catalog, o Options) *Server {
+	if o.MaxRequest <= 0 {
+		o.MaxRequest = defaultMaxRequest
+	}
+	if o.Workers <= 0 {
+		o.Workers = defaultWorkers
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = defaultMaxConns
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = defaultHandshake
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	return &Server{cat: cat, o: o, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
+}
+
+// Serve accepts connections on l until l is closed, Shutdown is called
+// (ErrServerClosed) or ctx ends (ctx.Err(); every connection is then cut
+// at once). It closes l when it returns.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		l.Close()
+	}()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			switch {
+			case s.isClosing():
+				return ErrServerClosed
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case temporary(err):
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.o.Logf("nbd: accept: %v; retrying in %v", err, delay)
+				select {
+				case <-time.After(delay):
+				case <-ctx.Done():
+				}
+				continue
+			}
+			return fmt.Errorf("nbd: accept: %w", err)
+		}
+		delay = 0
+		c := s.track(nc)
+		if c == nil {
+			nc.Close()
+			continue
+		}
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(c)
+			c.serve(ctx)
+		}()
+	}
+}
+
+// temporary reports accept errors worth retrying (out of descriptors, an
+// aborted connection).
+func temporary(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS)
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// track registers a new connection, or returns nil when the server is
+// closing or full. The caller owns one s.wg count for a non-nil result.
+func (s *Server) track(nc net.Conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || len(s.conns) >= s.o.MaxConns {
+		return nil
+	}
+	c := &conn{s: s, nc: nc}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return c
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// serveConn runs one connection to its end, for tests and fuzzing.
+func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+	c := s.track(nc)
+	if c == nil {
+		nc.Close()
+		return
+	}
+	defer s.wg.Done()
+	defer s.untrack(c)
+	c.serve(ctx)
+}
+
+// Shutdown stops accepting, drops connections still negotiating, and lets
+// the others finish the requests they have in flight before closing them.
+// When ctx ends first, every connection is cut at once and ctx.Err() is
+// returned. Serve returns ErrServerClosed after Shutdown.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.drain()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.close()
+	}
+	s.mu.Unlock()
+	<-done
+	return ctx.Err()
+}

@@ -1,0 +1,11 @@
+// Package file is the protection plugin for local files and block devices
+// ("OS::Cairn::File"): the instances are the regular files and block
+// devices directly inside a configured allow-list of directories.
+//
+// # Glossary
+//
+//   - Root: an allowed directory; only files directly inside a root are
+//     protectable, and restores may only write inside a root.
+//   - Instance ID: a UUID derived from the file's absolute path (stable
+//     across restarts, safe in a URL).
+package file

@@ -1,0 +1,187 @@
+package file
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"cairn/blockdev"
+	"cairn/dedup"
+	"cairn/plugins"
+)
+
+// Type is the protectable type this plugin serves.
+const Type = "OS::Cairn::File"
+
+// Plugin protects files and block devices inside Roots.
+type Plugin struct {
+	roots      []string
+	restoreDir string
+}
+
+var _ plugins.ProtectionPlugin = (*Plugin)(nil)
+
+// New returns a plugin for the files directly inside roots; restores
+// without a target go to restoreDir (which is also an allowed target).
+func New(roots []string, restoreDir string) (*Plugin, error) {
+	p := &Plugin{}
+	for _, r := range append(append([]string(nil), roots...), restoreDir) {
+		abs, err := filepath.Abs(r)
+		if err != nil {
+			return nil, fmt.Errorf("file plugin root %s: %w", r, err)
+		}
+		p.roots = append(p.roots, filepath.Clean(abs))
+	}
+	p.restoreDir = p.roots[len(p.roots)-1]
+	p.roots = p.roots[:len(p.roots)-1]
+	return p, nil
+}
+
+// Type implements plugins.ProtectionPlugin.
+func (p *Plugin) Type() string { return Type }
+
+// Dependencies implements plugins.ProtectionPlugin: files are leaves.
+func (p *Plugin) Dependencies() []string { return nil }
+
+// Schemas implements plugins.ProtectionPlugin.
+func (p *Plugin) Schemas() plugins.Schemas {
+	return plugins.Schemas{
+		Options: map[string]any{
+			"type": "object", "title": "File protection options",
+			"properties": map[string]any{}, "additionalProperties": false,
+		},
+		Restore: map[string]any{
+			"type": "object", "title": "File restore parameters",
+			"properties": map[string]any{
+				"restore_path": map[string]any{"type": "string", "title": "Absolute path of the restored file (inside an allowed directory; must not exist)"},
+			},
+		},
+		SavingInfo: map[string]any{
+			"type": "object", "title": "Saved file",
+			"properties": map[string]any{
+				"backup_id":       map[string]any{"type": "string"},
+				"size":            map[string]any{"type": "integer"},
+				"allocated_bytes": map[string]any{"type": "integer"},
+				"stored_bytes":    map[string]any{"type": "integer"},
+			},
+		},
+	}
+}
+
+// InstanceID is the stable ID of the file at abs.
+func InstanceID(abs string) string {
+	h := sha256.Sum256([]byte("cairn-file:" + abs))
+	h[6] = h[6]&0x0f | 0x50
+	h[8] = h[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// Instances implements plugins.ProtectionPlugin.
+func (p *Plugin) Instances(ctx context.Context) ([]plugins.Resource, error) {
+	var out []plugins.Resource
+	for _, root := range p.roots {
+		ents, err := os.ReadDir(root)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", root, err)
+		}
+		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			abs := filepath.Join(root, e.Name())
+			fi, err := os.Stat(abs)
+			if err != nil || !(fi.Mode().IsRegular() || fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0) {
+				continue
+			}
+			if strings.HasSuffix(e.Name(), partialSuffix) {
+				continue
+			}
+			out = append(out, plugins.Resource{ID: InstanceID(abs), Type: Type, Name: abs,
+				ExtraInfo: map[string]any{"path": abs, "size": fi.Size()}})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Instance implements plugins.ProtectionPlugin.
+func (p *Plugin) Instance(ctx context.Context, id string) (plugins.Resource, error) {
+	all, err := p.Instances(ctx)
+	if err != nil {
+		return plugins.Resource{}, err
+	}
+	for _, r := range all {
+		if r.ID == id {
+			return r, nil
+		}
+	}
+	return plugins.Resource{}, fmt.Errorf("%s %s: %w", Type, id, plugins.ErrInstanceNotFound)
+}
+
+// Protect implements plugins.ProtectionPlugin: one repository checkpoint
+// of the file, incremental against the file's latest checkpoint.
+func (p *Plugin) Protect(ctx context.Context, repo *dedup.Repository, req plugins.ProtectRequest) (*plugins.Backup, error) {
+	res, err := p.Instance(ctx, req.Resource.ID)
+	if err != nil {
+		return nil, err
+	}
+	src, err := blockdev.OpenFile(res.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	ext, err := src.Allocated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o := dedup.BackupOptions{Tags: req.Tags, Workers: 2}
+	for _, e := range blockdev.AlignExtents(ext, int64(repo.Config().BlockSize), src.Size()) {
+		o.Allocated = append(o.Allocated, dedup.Extent{Off: e.Off, Len: e.Len})
+	}
+	if o.Allocated == nil {
+		o.Allocated = []dedup.Extent{}
+	}
+	if prev, err := repo.Latest(ctx, src.Name()); err == nil && prev != nil {
+		o.Parent = prev.ID
+	}
+	cp, err := repo.Backup(ctx, src, o)
+	if err != nil {
+		return nil, fmt.Errorf("back up %s: %w", res.Name, err)
+	}
+	return &plugins.Backup{ID: cp.ID, Stats: cp.Stats, Size: cp.Size}, nil
+}
+
+// Delete implements plugins.ProtectionPlugin.
+func (p *Plugin) Delete(ctx context.Context, repo *dedup.Repository, backupID string) error {
+	err := repo.DeleteCheckpoint(ctx, backupID)
+	if errors.Is(err, dedup.ErrCheckpointNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Verify implements plugins.ProtectionPlugin: every block is read back.
+func (p *Plugin) Verify(ctx context.Context, repo *dedup.Repository, backupID string) error {
+	rd, err := repo.OpenCheckpoint(ctx, backupID)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, rd.BlockSize())
+	for off := int64(0); off < rd.Size(); off += int64(len(buf)) {
+		if rd.IsHole(off) {
+			continue
+		}
+		if _, err := rd.ReadAtContext(ctx, buf[:min(int64(len(buf)), rd.Size()-off)], off); err != nil {
+			return fmt.Errorf("verify %s at %d: %w", backupID, off, err)
+		}
+	}
+	return nil
+}
