@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 )
 
 const maxBody = 1 << 20
@@ -95,9 +96,9 @@ type verificationBody struct {
 
 type triggerBody struct {
 	TriggerInfo *struct {
-		Name       *string           `json:"name"`
-		Type       string            `json:"type"`
-		Properties map[string]string `json:"properties"`
+		Name       *string        `json:"name"`
+		Type       string         `json:"type"`
+		Properties map[string]any `json:"properties"`
 	} `json:"trigger_info"`
 }
 
@@ -166,4 +167,26 @@ func isNilEnvelope(v any) bool {
 		return e.Quota == nil
 	}
 	return true
+}
+
+// stringProps turns trigger properties into strings: the client sends
+// window as a number. Nested values are refused.
+func stringProps(m map[string]any) (map[string]string, error) {
+	if m == nil {
+		return nil, nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		switch x := v.(type) {
+		case string:
+			out[k] = x
+		case float64:
+			out[k] = strconv.FormatFloat(x, 'f', -1, 64)
+		case bool:
+			out[k] = strconv.FormatBool(x)
+		default:
+			return nil, fmt.Errorf("%w: trigger property %q must be a string or number", errBadBody, k)
+		}
+	}
+	return out, nil
 }

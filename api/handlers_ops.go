@@ -21,7 +21,12 @@ func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request) {
 	if t.Name != nil {
 		name = *t.Name
 	}
-	v, err := s.a.CreateTrigger(p, name, t.Type, t.Properties)
+	props, err := stringProps(t.Properties)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.CreateTrigger(p, name, t.Type, props)
 	one(w, 200, "trigger_info", v, err)
 }
 
@@ -37,7 +42,12 @@ func (s *Server) updateTrigger(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := b.(*triggerBody).TriggerInfo
-	v, err := s.a.UpdateTrigger(p, r.PathValue("id"), t.Name, t.Properties)
+	props, err := stringProps(t.Properties)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	v, err := s.a.UpdateTrigger(p, r.PathValue("id"), t.Name, props)
 	one(w, 200, "trigger_info", v, err)
 }
 

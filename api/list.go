@@ -1,12 +1,14 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var notFilters = map[string]bool{"limit": true, "marker": true, "sort": true, "sort_key": true, "sort_dir": true,
@@ -49,11 +51,11 @@ func page[T any](r *http.Request, items []T) ([]map[string]any, error) {
 	}
 	sort.SliceStable(objs, func(i, j int) bool {
 		for n, k := range keys {
-			a, b := fmt.Sprint(objs[i][k]), fmt.Sprint(objs[j][k])
-			if a == b {
+			c := compareValues(objs[i][k], objs[j][k])
+			if c == 0 {
 				continue
 			}
-			return (a < b) == (dirs[n] == "asc")
+			return (c < 0) == (dirs[n] == "asc")
 		}
 		return false
 	})
@@ -82,6 +84,28 @@ func page[T any](r *http.Request, items []T) ([]map[string]any, error) {
 		objs = []map[string]any{}
 	}
 	return objs, nil
+}
+
+// compareValues orders two JSON values: numbers numerically, RFC 3339
+// times chronologically (their text does not sort: "05Z" > "05.5Z"), the
+// rest by their text.
+func compareValues(a, b any) int {
+	if x, ok := a.(float64); ok {
+		if y, ok := b.(float64); ok {
+			return cmp.Compare(x, y)
+		}
+	}
+	if x, ok := a.(string); ok {
+		if y, ok := b.(string); ok {
+			tx, errx := time.Parse(time.RFC3339Nano, x)
+			ty, erry := time.Parse(time.RFC3339Nano, y)
+			if errx == nil && erry == nil {
+				return tx.Compare(ty)
+			}
+			return strings.Compare(x, y)
+		}
+	}
+	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
 }
 
 func matches(m map[string]any, q map[string][]string) bool {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cairn/dedup"
@@ -48,6 +49,12 @@ type Appliance struct {
 	quotas        map[string]*Quota
 	jobs          map[string]*job
 	lastPrune     time.Time
+
+	// bg tracks background work started by Tick (prune); Run and Close
+	// wait for it. pruning keeps prunes one at a time.
+	bg        sync.WaitGroup
+	pruning   atomic.Bool
+	pruneHook func(context.Context) // tests replace the prune
 
 	queue   chan queued
 	metrics metrics
@@ -128,8 +135,13 @@ func openRepo(ctx context.Context, cfg Config, now func() time.Time, log *slog.L
 // Config returns the effective configuration.
 func (a *Appliance) Config() Config { return a.cfg }
 
-// Close closes the repository. Call it after Run has returned.
-func (a *Appliance) Close() error { return a.repo.Close() }
+// Close waits for background work (a prune started by Tick) and closes
+// the repository. Call it after Run has returned; cancel the context given
+// to Tick first to stop a running prune early.
+func (a *Appliance) Close() error {
+	a.bg.Wait()
+	return a.repo.Close()
+}
 
 func loadKind[T any](s *store, kind string, m map[string]*T) error {
 	return s.loadAll(kind, func(id string, b []byte) error {
@@ -177,6 +189,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			a.bg.Wait()
 			return nil
 		case <-t.C:
 			a.Tick(ctx)

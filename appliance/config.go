@@ -63,6 +63,10 @@ type Config struct {
 	PruneGrace Duration `json:"prune_grace"`
 	// PlanQuota is the default plans quota per project (default 50).
 	PlanQuota int `json:"plan_quota"`
+	// DefaultProject is the project the cairn CLI (cairn plan/checkpoint)
+	// uses when --project is not given (default "local"). In noauth the
+	// daemon itself serves whatever project the URL names.
+	DefaultProject string `json:"default_project"`
 }
 
 // DefaultConfig returns the embedded default configuration for dataDir.
@@ -108,6 +112,9 @@ func (c *Config) fill() {
 	}
 	if c.PlanQuota <= 0 {
 		c.PlanQuota = 50
+	}
+	if c.DefaultProject == "" {
+		c.DefaultProject = "local"
 	}
 }
 

@@ -117,7 +117,9 @@ func (c *cron) Next(t time.Time) time.Time {
 		case !c.dayMatches(t):
 			t = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, t.Location())
 		case c.hour&(1<<uint(t.Hour())) == 0:
-			t = t.Truncate(time.Hour).Add(time.Hour)
+			// Not Truncate: it works in absolute time and would land on
+			// :30 in zones with half-hour offsets.
+			t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour()+1, 0, 0, 0, t.Location())
 		case c.min&(1<<uint(t.Minute())) == 0:
 			t = t.Add(time.Minute)
 		default:

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
-
-	"cairn/plugins"
 )
 
 // recoverer is implemented by plugins that leave temporary files behind
@@ -110,7 +107,7 @@ func (a *Appliance) recover(ctx context.Context) error {
 						r.ResourcesStatus[k], r.ResourcesReason[k] = ResourceError, reason
 					}
 				}
-				a.save(j.Kind+"s", r.ID, r)
+				a.save(runKind(j.Kind), r.ID, r)
 			}
 		}
 		for _, l := range a.oplogs {
@@ -128,7 +125,43 @@ func (a *Appliance) recover(ctx context.Context) error {
 		}
 		a.metrics.interrupted.Add(1)
 	}
+	// Deletions cut off by a crash or shutdown: finish them (plugin
+	// deletes are idempotent).
+	for _, cp := range a.checkpoints {
+		if cp.Status != CheckpointDeleting {
+			continue
+		}
+		a.log.Warn("finishing interrupted checkpoint deletion", "checkpoint", cp.ID)
+		a.removeBackupsLocked(ctx, cp)
+		if len(pendingBackups(cp)) > 0 {
+			cp.Status, cp.ErrorReason = CheckpointError, "deletion interrupted and could not be finished"
+			a.save("checkpoints", cp.ID, cp)
+			continue
+		}
+		delete(a.checkpoints, cp.ID)
+		if err := a.st.delete("checkpoints", cp.ID); err != nil {
+			return err
+		}
+	}
+	for _, l := range a.oplogs {
+		if l.Status == "running" && l.OperationType == "delete" {
+			if _, ok := a.checkpoints[l.CheckpointID]; !ok {
+				l.Status, l.EndedAt = "success", a.now().UTC()
+			} else {
+				l.Status, l.ErrorInfo, l.EndedAt = "error", ErrInterrupted.Error(), a.now().UTC()
+			}
+			a.save("operation_logs", l.ID, l)
+		}
+	}
 	return nil
+}
+
+// runKind is the state-store kind of restore-like jobs.
+func runKind(kind string) string {
+	if kind == "verify" {
+		return "verifications"
+	}
+	return "restores"
 }
 
 // deleteTagged removes every repository checkpoint tagged with the API
@@ -148,24 +181,10 @@ func (a *Appliance) deleteTagged(ctx context.Context, cpID string) error {
 }
 
 // removeBackupsLocked deletes the backups a checkpoint's resources hold.
+// Only recover calls it, before anything else runs; elsewhere the deletes
+// run without mu (deleteBackups, finishDelete).
 func (a *Appliance) removeBackupsLocked(ctx context.Context, cp *Checkpoint) {
-	for i := range cp.Resources {
-		rb := &cp.Resources[i]
-		if rb.BackupID == "" {
-			continue
-		}
-		p, err := a.reg.Get(rb.Resource.Type)
-		if err == nil {
-			err = p.Delete(ctx, a.repo, rb.BackupID)
-		}
-		if err != nil && !errors.Is(err, plugins.ErrUnknownType) {
-			a.log.Error("delete backup", "checkpoint", cp.ID, "backup", rb.BackupID, "err", err)
-			continue
-		}
-		rb.BackupID = ""
-	}
+	clearBackups(cp, a.deleteBackups(ctx, cp.ID, pendingBackups(cp)))
 }
 
 const tagCheckpoint = "cairn.checkpoint"
-
-func elapsed(start time.Time, now time.Time) float64 { return now.Sub(start).Seconds() }

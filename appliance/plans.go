@@ -3,7 +3,10 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+
+	"cairn/plugins"
 )
 
 // PlanInput is what creating or updating a plan may set; nil fields are
@@ -79,8 +82,7 @@ func (a *Appliance) CreatePlan(ctx context.Context, project string, in PlanInput
 	}
 	a.plans[p.ID] = p
 	a.save("plans", p.ID, p)
-	c := *p
-	return &c, nil
+	return clonePlan(p), nil
 }
 
 // UpdatePlan changes a plan's name, description, resources or status.
@@ -114,14 +116,15 @@ func (a *Appliance) UpdatePlan(ctx context.Context, project, id string, in PlanI
 		p.Status = *in.Status
 	}
 	if insts != nil {
-		p.Resources = p.Resources[:0]
+		// A new slice: checkpoints and earlier copies share the old one.
+		rs := make([]plugins.Resource, 0, len(insts))
 		for _, i := range insts {
-			p.Resources = append(p.Resources, i.Resource)
+			rs = append(rs, i.Resource)
 		}
+		p.Resources = rs
 	}
 	a.save("plans", p.ID, p)
-	c := *p
-	return &c, nil
+	return clonePlan(p), nil
 }
 
 // DeletePlan deletes a plan; its checkpoints stay.
@@ -148,9 +151,7 @@ func (a *Appliance) Plans(project string) []Plan {
 	var out []Plan
 	for _, p := range a.plans {
 		if p.ProjectID == project {
-			c := *p
-			c.Resources = slices.Clone(p.Resources)
-			out = append(out, c)
+			out = append(out, *clonePlan(p))
 		}
 	}
 	return out
@@ -164,7 +165,12 @@ func (a *Appliance) GetPlan(project, id string) (*Plan, error) {
 	if p == nil || p.ProjectID != project {
 		return nil, fmt.Errorf("plan %s: %w", id, ErrNotFound)
 	}
+	return clonePlan(p), nil
+}
+
+func clonePlan(p *Plan) *Plan {
 	c := *p
 	c.Resources = slices.Clone(p.Resources)
-	return &c, nil
+	c.Parameters = maps.Clone(p.Parameters)
+	return &c
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"cairn/plugins"
 )
@@ -25,7 +27,7 @@ func (a *Appliance) CreateCheckpoint(ctx context.Context, project, providerID, p
 		return nil, fmt.Errorf("plan %s belongs to provider %s: %w", planID, p.ProviderID, ErrInvalid)
 	}
 	cp := &Checkpoint{ID: NewUUID(), ProjectID: project, ProviderID: providerID, Status: CheckpointProtecting,
-		Plan:      PlanRef{ID: p.ID, Name: p.Name, ProviderID: p.ProviderID, Resources: p.Resources},
+		Plan:      PlanRef{ID: p.ID, Name: p.Name, ProviderID: p.ProviderID, Resources: slices.Clone(p.Resources)},
 		ExtraInfo: extra, CreatedAt: a.now().UTC(), ScheduledOpID: opID}
 	if cp.ExtraInfo == nil {
 		cp.ExtraInfo = map[string]any{}
@@ -43,8 +45,18 @@ func (a *Appliance) CreateCheckpoint(ctx context.Context, project, providerID, p
 	}
 	a.save("checkpoints", cp.ID, cp)
 	a.save("operation_logs", log.ID, log)
-	c := *cp
-	return &c, nil
+	return cloneCheckpoint(cp), nil
+}
+
+// cloneCheckpoint deep-copies what a job mutates (resources, extra info),
+// so callers may read the copy without holding mu.
+func cloneCheckpoint(c *Checkpoint) *Checkpoint {
+	cc := *c
+	cc.Resources = slices.Clone(c.Resources)
+	cc.Plan.Resources = slices.Clone(c.Plan.Resources)
+	cc.ExtraInfo = maps.Clone(c.ExtraInfo)
+	cc.Tags = maps.Clone(c.Tags)
+	return &cc
 }
 
 // runProtect protects each resource of the checkpoint in turn. When one
@@ -94,11 +106,21 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 		return failed
 	}
 
+	if failed != nil {
+		// Remove what the other resources committed, without holding mu:
+		// nobody else touches a checkpoint that is still protecting.
+		a.mu.Lock()
+		backups := pendingBackups(cp)
+		a.mu.Unlock()
+		removed := a.deleteBackups(context.WithoutCancel(ctx), cp.ID, backups)
+		a.mu.Lock()
+		clearBackups(cp, removed)
+		a.mu.Unlock()
+	}
+
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	log := a.oplogs[logID]
 	if failed != nil {
-		a.removeBackupsLocked(context.WithoutCancel(ctx), cp)
 		for i := range cp.Resources {
 			if cp.Resources[i].Status == ResourceProtecting {
 				cp.Resources[i].Status, cp.Resources[i].Reason = ResourceSkipped, "an earlier resource failed"
@@ -117,48 +139,150 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 			nw += r.NewBytes
 			stored += r.StoredBytes
 		}
-		cp.ExtraInfo["size_bytes"], cp.ExtraInfo["allocated_bytes"] = size, alloc
-		cp.ExtraInfo["read_bytes"], cp.ExtraInfo["new_bytes"], cp.ExtraInfo["stored_bytes"] = read, nw, stored
+		// Copy on write: readers may hold the previous map.
+		extra := maps.Clone(cp.ExtraInfo)
+		if extra == nil {
+			extra = map[string]any{}
+		}
+		extra["size_bytes"], extra["allocated_bytes"] = size, alloc
+		extra["read_bytes"], extra["new_bytes"], extra["stored_bytes"] = read, nw, stored
+		cp.ExtraInfo = extra
 	}
 	a.save("checkpoints", cp.ID, cp)
 	a.finishLogLocked(log, failed)
+	var expired []*deletion
 	if failed == nil && cp.ScheduledOpID != "" {
-		a.applyRetentionLocked(ctx, cp.ScheduledOpID)
+		expired = a.retentionLocked(cp.ScheduledOpID)
+	}
+	a.mu.Unlock()
+	for _, d := range expired {
+		if err := a.finishDelete(ctx, d); err != nil {
+			a.log.Error("retention", "checkpoint", d.cp.ID, "err", err)
+		}
 	}
 	return failed
 }
 
-// DeleteCheckpoint deletes a checkpoint and its backups.
+// DeleteCheckpoint deletes a checkpoint and its backups. The checkpoint
+// is marked "deleting" under mu; the plugins' deletes run without it.
 func (a *Appliance) DeleteCheckpoint(ctx context.Context, project, providerID, id string) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	cp := a.checkpoints[id]
 	if cp == nil || cp.ProjectID != project || cp.ProviderID != providerID {
+		a.mu.Unlock()
 		return fmt.Errorf("checkpoint %s: %w", id, ErrNotFound)
 	}
-	if cp.Status == CheckpointProtecting {
-		return fmt.Errorf("checkpoint %s is still protecting: %w", id, ErrConflict)
+	if cp.Status == CheckpointProtecting || cp.Status == CheckpointDeleting {
+		a.mu.Unlock()
+		return fmt.Errorf("checkpoint %s is %s: %w", id, cp.Status, ErrConflict)
 	}
-	return a.deleteCheckpointLocked(ctx, cp)
+	if a.runningOnLocked(id) {
+		a.mu.Unlock()
+		return fmt.Errorf("checkpoint %s is being restored or verified: %w", id, ErrConflict)
+	}
+	d := a.beginDeleteLocked(cp)
+	a.mu.Unlock()
+	return a.finishDelete(ctx, d)
 }
 
-func (a *Appliance) deleteCheckpointLocked(ctx context.Context, cp *Checkpoint) error {
+// runningOnLocked reports whether a restore or verification of checkpoint
+// cpID is queued or running.
+func (a *Appliance) runningOnLocked(cpID string) bool {
+	for _, j := range a.jobs {
+		if j.Kind == "protect" {
+			continue
+		}
+		m := a.restores
+		if j.Kind == "verify" {
+			m = a.verifications
+		}
+		if r := m[j.ObjectID]; r != nil && r.CheckpointID == cpID {
+			return true
+		}
+	}
+	return false
+}
+
+// deletion is a checkpoint deletion begun under mu (status "deleting")
+// and finished without it.
+type deletion struct {
+	cp      *Checkpoint
+	log     *OperationLog
+	backups []backupRef
+}
+
+type backupRef struct{ typ, id string }
+
+func pendingBackups(cp *Checkpoint) []backupRef {
+	var out []backupRef
+	for _, rb := range cp.Resources {
+		if rb.BackupID != "" {
+			out = append(out, backupRef{rb.Resource.Type, rb.BackupID})
+		}
+	}
+	return out
+}
+
+// clearBackups forgets the backup IDs that were deleted; callers hold mu.
+func clearBackups(cp *Checkpoint, removed map[string]bool) {
+	for i := range cp.Resources {
+		if removed[cp.Resources[i].BackupID] {
+			cp.Resources[i].BackupID = ""
+		}
+	}
+}
+
+func (a *Appliance) beginDeleteLocked(cp *Checkpoint) *deletion {
 	log := a.newLogLocked(cp.ProjectID, "delete")
 	log.CheckpointID, log.PlanID, log.ProviderID = cp.ID, cp.Plan.ID, cp.ProviderID
-	a.removeBackupsLocked(ctx, cp)
+	cp.Status = CheckpointDeleting
+	a.save("checkpoints", cp.ID, cp)
+	a.save("operation_logs", log.ID, log)
+	return &deletion{cp: cp, log: log, backups: pendingBackups(cp)}
+}
+
+// deleteBackups deletes backups through their plugins (mu not held) and
+// returns the IDs that are gone.
+func (a *Appliance) deleteBackups(ctx context.Context, cpID string, bs []backupRef) map[string]bool {
+	removed := map[string]bool{}
+	for _, b := range bs {
+		p, err := a.reg.Get(b.typ)
+		if err == nil {
+			err = p.Delete(ctx, a.repo, b.id)
+		}
+		if err != nil && !errors.Is(err, plugins.ErrUnknownType) {
+			a.log.Error("delete backup", "checkpoint", cpID, "backup", b.id, "err", err)
+			continue
+		}
+		removed[b.id] = true
+	}
+	return removed
+}
+
+// finishDelete runs the deletes of d without mu, then removes the record,
+// or marks the checkpoint "error" when a backup could not be deleted (a
+// second delete retries).
+func (a *Appliance) finishDelete(ctx context.Context, d *deletion) error {
+	removed := a.deleteBackups(ctx, d.cp.ID, d.backups)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cp := d.cp
+	clearBackups(cp, removed)
 	for _, r := range cp.Resources {
 		if r.BackupID != "" {
-			err := fmt.Errorf("could not delete backup %s", r.BackupID)
-			a.finishLogLocked(log, err)
+			err := fmt.Errorf("could not delete backup %s of checkpoint %s", r.BackupID, cp.ID)
+			cp.Status, cp.ErrorReason = CheckpointError, err.Error()
 			a.save("checkpoints", cp.ID, cp)
+			a.finishLogLocked(d.log, err)
 			return err
 		}
 	}
 	delete(a.checkpoints, cp.ID)
 	if err := a.st.delete("checkpoints", cp.ID); err != nil {
+		a.finishLogLocked(d.log, err)
 		return err
 	}
-	a.finishLogLocked(log, nil)
+	a.finishLogLocked(d.log, nil)
 	return nil
 }
 
@@ -172,7 +296,7 @@ func (a *Appliance) Checkpoints(project, providerID string) ([]Checkpoint, error
 	var out []Checkpoint
 	for _, c := range a.checkpoints {
 		if c.ProjectID == project {
-			out = append(out, *c)
+			out = append(out, *cloneCheckpoint(c))
 		}
 	}
 	return out, nil
@@ -186,7 +310,5 @@ func (a *Appliance) Checkpoint(project, providerID, id string) (*Checkpoint, err
 	if c == nil || c.ProjectID != project || c.ProviderID != providerID {
 		return nil, fmt.Errorf("checkpoint %s: %w", id, ErrNotFound)
 	}
-	cc := *c
-	cc.Resources = append([]ResourceBackup(nil), c.Resources...)
-	return &cc, nil
+	return cloneCheckpoint(c), nil
 }

@@ -107,7 +107,7 @@ func (a *Appliance) runRestore(ctx context.Context, r *Restore, res []ResourceBa
 			}
 		}
 		r.Progress = (i + 1) * 100 / len(res)
-		a.save(kind+"s", r.ID, r)
+		a.save(runKind(kind), r.ID, r)
 		a.mu.Unlock()
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -119,11 +119,7 @@ func (a *Appliance) runRestore(ctx context.Context, r *Restore, res []ResourceBa
 	if failed != nil {
 		r.Status = RestoreFail
 	}
-	kindName := "restores"
-	if kind == "verify" {
-		kindName = "verifications"
-	}
-	a.save(kindName, r.ID, r)
+	a.save(runKind(kind), r.ID, r)
 	a.finishLogLocked(a.oplogs[logID], failed)
 	return failed
 }

@@ -124,9 +124,10 @@ func (a *Appliance) Tick(ctx context.Context) {
 		op.NextRun = sch.Next(now)
 		a.save("scheduled_operations", op.ID, op)
 	}
-	prune := a.cfg.PruneInterval > 0 && now.Sub(a.lastPrune) >= time.Duration(a.cfg.PruneInterval)
+	prune := a.cfg.PruneInterval > 0 && now.Sub(a.lastPrune) >= time.Duration(a.cfg.PruneInterval) && !a.pruning.Load()
 	if prune {
 		a.lastPrune = now
+		a.pruning.Store(true)
 	}
 	a.mu.Unlock()
 	for _, f := range due {
@@ -135,11 +136,19 @@ func (a *Appliance) Tick(ctx context.Context) {
 		}
 	}
 	if prune {
-		go a.prune(ctx) // one at a time: lastPrune spaces them
+		// One at a time; Run and Close wait for it (a.bg).
+		a.bg.Go(func() {
+			defer a.pruning.Store(false)
+			a.prune(ctx)
+		})
 	}
 }
 
 func (a *Appliance) prune(ctx context.Context) {
+	if a.pruneHook != nil {
+		a.pruneHook(ctx)
+		return
+	}
 	rep, err := a.repo.Prune(ctx, dedup.PruneOptions{Grace: time.Duration(a.cfg.PruneGrace)})
 	if err != nil {
 		a.log.Error("prune", "err", err)
@@ -148,12 +157,13 @@ func (a *Appliance) prune(ctx context.Context) {
 	a.log.Info("prune", "packs_deleted", rep.PacksDeleted, "bytes_freed", rep.BytesFreed)
 }
 
-// applyRetentionLocked deletes the checkpoints of the operation's plan
-// that its retention rules no longer keep.
-func (a *Appliance) applyRetentionLocked(ctx context.Context, opID string) {
+// retentionLocked begins the deletion of the checkpoints of the
+// operation's plan that its retention rules no longer keep; the caller
+// finishes them (finishDelete) after releasing mu.
+func (a *Appliance) retentionLocked(opID string) []*deletion {
 	op := a.ops[opID]
 	if op == nil {
-		return
+		return nil
 	}
 	n := func(k string) int { v, _ := strconv.Atoi(op.OperationDefinition[k]); return v }
 	last := max(n("max_backups"), n("keep_last"))
@@ -166,7 +176,7 @@ func (a *Appliance) applyRetentionLocked(ctx context.Context, opID string) {
 		{n("keep_monthly"), func(t time.Time) string { return t.Format("2006-01") }},
 	}
 	if last == 0 && rules[0].n == 0 && rules[1].n == 0 && rules[2].n == 0 {
-		return
+		return nil
 	}
 	var cps []*Checkpoint
 	for _, c := range a.checkpoints {
@@ -174,7 +184,12 @@ func (a *Appliance) applyRetentionLocked(ctx context.Context, opID string) {
 			cps = append(cps, c)
 		}
 	}
-	sort.Slice(cps, func(i, j int) bool { return cps[i].CreatedAt.After(cps[j].CreatedAt) })
+	sort.Slice(cps, func(i, j int) bool {
+		if !cps[i].CreatedAt.Equal(cps[j].CreatedAt) {
+			return cps[i].CreatedAt.After(cps[j].CreatedAt)
+		}
+		return cps[i].ID > cps[j].ID
+	})
 	keep := map[string]bool{}
 	for i := 0; i < last && i < len(cps); i++ {
 		keep[cps[i].ID] = true
@@ -189,12 +204,12 @@ func (a *Appliance) applyRetentionLocked(ctx context.Context, opID string) {
 			}
 		}
 	}
+	var out []*deletion
 	for _, c := range cps {
-		if !keep[c.ID] {
+		if !keep[c.ID] && !a.runningOnLocked(c.ID) {
 			a.log.Info("retention: deleting checkpoint", "checkpoint", c.ID, "operation", opID)
-			if err := a.deleteCheckpointLocked(ctx, c); err != nil {
-				a.log.Error("retention", "checkpoint", c.ID, "err", err)
-			}
+			out = append(out, a.beginDeleteLocked(c))
 		}
 	}
+	return out
 }

@@ -180,6 +180,7 @@ trailing newline) or $CAIRN_PASSWORD.`,
 	root.AddCommand(mountCommands(a)...)
 	root.AddCommand(nbdCommands(a)...)
 	root.AddCommand(serveCommands(a)...)
+	root.AddCommand(applianceCommands(a)...)
 	return root
 }
 

@@ -1,0 +1,144 @@
+package appliance
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCronNext(t *testing.T) {
+	utc := func(y int, mo time.Month, d, h, mi int) time.Time { return time.Date(y, mo, d, h, mi, 0, 0, time.UTC) }
+	// 2030-01-01 is a Tuesday.
+	now := time.Date(2030, 1, 1, 10, 7, 30, 0, time.UTC)
+	for _, tc := range []struct {
+		pat  string
+		want []time.Time // successive fire times after now
+	}{
+		{"* * * * *", []time.Time{utc(2030, 1, 1, 10, 8), utc(2030, 1, 1, 10, 9)}},
+		{"*/15 * * * *", []time.Time{utc(2030, 1, 1, 10, 15), utc(2030, 1, 1, 10, 30), utc(2030, 1, 1, 10, 45), utc(2030, 1, 1, 11, 0)}},
+		{"5 * * * *", []time.Time{utc(2030, 1, 1, 11, 5), utc(2030, 1, 1, 12, 5)}},
+		{"0 0 * * *", []time.Time{utc(2030, 1, 2, 0, 0), utc(2030, 1, 3, 0, 0)}},
+		{"30 2 1 * *", []time.Time{utc(2030, 2, 1, 2, 30), utc(2030, 3, 1, 2, 30)}},
+		{"0 12 * * 0", []time.Time{utc(2030, 1, 6, 12, 0), utc(2030, 1, 13, 12, 0)}},
+		{"0 12 * * 7", []time.Time{utc(2030, 1, 6, 12, 0)}}, // 7 is Sunday too
+		{"0 9-17/4 * * 1-5", []time.Time{utc(2030, 1, 1, 13, 0), utc(2030, 1, 1, 17, 0), utc(2030, 1, 2, 9, 0)}},
+		{"10,20 10 * * *", []time.Time{utc(2030, 1, 1, 10, 10), utc(2030, 1, 1, 10, 20), utc(2030, 1, 2, 10, 10)}},
+		{"7/20 * * * *", []time.Time{utc(2030, 1, 1, 10, 27), utc(2030, 1, 1, 10, 47), utc(2030, 1, 1, 11, 7)}},
+		// Both day fields restricted: either matches (the 15th, or Fridays).
+		{"0 0 15 * 5", []time.Time{utc(2030, 1, 4, 0, 0), utc(2030, 1, 11, 0, 0), utc(2030, 1, 15, 0, 0), utc(2030, 1, 18, 0, 0)}},
+		{"0 0 29 2 *", []time.Time{utc(2032, 2, 29, 0, 0)}}, // next leap year
+		{"0 0 30 2 *", []time.Time{{}}}, // never
+		{"  0   0  1  1  * ", []time.Time{utc(2031, 1, 1, 0, 0)}},
+	} {
+		t.Run(tc.pat, func(t *testing.T) {
+			s, err := ParseCron(tc.pat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := now
+			for i, w := range tc.want {
+				got := s.Next(at)
+				if !got.Equal(w) {
+					t.Fatalf("fire %d: got %s, want %s", i, got, w)
+				}
+				at = got
+			}
+		})
+	}
+}
+
+// TestCronHalfHourZone: hour steps stay on the hour in a zone whose offset
+// is not a whole number of hours.
+func TestCronHalfHourZone(t *testing.T) {
+	loc := time.FixedZone("IST", 5*3600+1800)
+	s, err := ParseCron("0 * * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.Next(time.Date(2030, 1, 1, 10, 7, 0, 0, loc))
+	if want := time.Date(2030, 1, 1, 11, 0, 0, 0, loc); !got.Equal(want) {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}
+
+func TestCronInvalid(t *testing.T) {
+	for _, tc := range []struct{ pat, msg string }{
+		{"", "want 5 fields"},
+		{"* * * *", "want 5 fields"},
+		{"* * * * * *", "want 5 fields"},
+		{"60 * * * *", "out of range"},
+		{"* 24 * * *", "out of range"},
+		{"* * 0 * *", "out of range"},
+		{"* * 32 * *", "out of range"},
+		{"* * * 0 *", "out of range"},
+		{"* * * 13 *", "out of range"},
+		{"* * * * 8", "out of range"},
+		{"-1 * * * *", "bad range"},
+		{"5-1 * * * *", "bad range"},
+		{"1-x * * * *", "bad range"},
+		{"1- * * * *", "bad range"},
+		{"*/0 * * * *", "bad step"},
+		{"*/-1 * * * *", "bad step"},
+		{"*/61 * * * *", "bad step"},
+		{"*/x * * * *", "bad step"},
+		{"1/2/3 * * * *", "bad step"},
+		{"a * * * *", "bad value"},
+		{"1,,2 * * * *", "bad value"},
+		{"@daily", "want 5 fields"},
+		{"* * * JAN *", "bad value"},
+		{"99999999999999999999 * * * *", "bad value"},
+	} {
+		t.Run(tc.pat, func(t *testing.T) {
+			_, err := ParseCron(tc.pat)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err %v, want ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("message %q lacks %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+func TestCalendar(t *testing.T) {
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := ParseCalendar(`BEGIN:VEVENT\nRRULE:FREQ=MINUTELY;INTERVAL=5\nEND:VEVENT`, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Next(start.Add(-time.Hour)); !got.Equal(start) {
+		t.Fatalf("before start: %s", got)
+	}
+	if got := s.Next(start.Add(7 * time.Minute)); !got.Equal(start.Add(10 * time.Minute)) {
+		t.Fatalf("got %s", got)
+	}
+	for _, bad := range []string{"", "RRULE:FREQ=YEARLY", "RRULE:INTERVAL=2", "RRULE:FREQ=DAILY;INTERVAL=0", "RRULE:FREQ=DAILY;BYDAY=MO"} {
+		if _, err := ParseCalendar(bad, start); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+func FuzzCronPattern(f *testing.F) {
+	for _, s := range []string{"* * * * *", "*/5 1-3 1,15 * 0-7", "0 0 30 2 *", "60 * * * *", "1/2/3 * * * *", "7/20 9-17/4 * 1-12/3 1-5"} {
+		f.Add(s)
+	}
+	now := time.Date(2030, 1, 1, 10, 7, 30, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCron(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		n := c.Next(now)
+		if !n.IsZero() && !n.After(now) {
+			t.Fatalf("Next(%s) = %s, not after", now, n)
+		}
+		if !n.IsZero() && c.Next(n).Equal(n) {
+			t.Fatal("Next is not strictly after")
+		}
+	})
+}
