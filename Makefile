@@ -33,7 +33,8 @@ STATICCHECK := $(TOOLS_BIN)/staticcheck
 # The module's packages, without the git-ignored scratch folder tmp/.
 PKGS = $(shell $(GO) list -e ./... | grep -v '^cairn/tmp/')
 
-GO_TEST_TIMEOUT ?= 10m
+# The e2e package (crash loop, Ceph and RBD tests, under -race) runs over 10m.
+GO_TEST_TIMEOUT ?= 25m
 FUZZTIME ?= 20s
 FUZZ_PKGS ?= ./dedup/ ./mount/nbd/ ./blockdev/partition/
 

@@ -186,7 +186,8 @@ func (a *Appliance) DeleteCheckpoint(ctx context.Context, project, providerID, i
 }
 
 // runningOnLocked reports whether a restore or verification of checkpoint
-// cpID is queued or running.
+// cpID is queued or running (its job record outlives its final status
+// briefly, hence the status check).
 func (a *Appliance) runningOnLocked(cpID string) bool {
 	for _, j := range a.jobs {
 		if j.Kind == "protect" {
@@ -196,7 +197,7 @@ func (a *Appliance) runningOnLocked(cpID string) bool {
 		if j.Kind == "verify" {
 			m = a.verifications
 		}
-		if r := m[j.ObjectID]; r != nil && r.CheckpointID == cpID {
+		if r := m[j.ObjectID]; r != nil && r.CheckpointID == cpID && r.Status == RestoreInProgress {
 			return true
 		}
 	}

@@ -34,7 +34,7 @@ start, unencrypted), noauth (the project in the URL is taken as given),
 protectable files in DATA_DIR/volumes and state under DATA_DIR/state.
 See docs/api.md for the configuration keys.`,
 		Example: `  cairn serve --data-dir /var/lib/cairn
-  karbor --os-auth-token x --karbor-url http://127.0.0.1:8799/v1/demo provider-list`,
+  karbor --os-no-client-auth --os-auth-token x --karbor-url http://127.0.0.1:8799/v1/demo provider-list`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var cfg appliance.Config
