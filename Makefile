@@ -83,8 +83,13 @@ test: deps lint test-go
 # Tests tagged "ceph" need a cluster: test-go starts a throwaway one (unless
 # CEPH_CONF is set), exports CEPH_CONF to go test, and stops it afterwards,
 # whatever the outcome.
+# Unit tests run under the race detector; the end-to-end tests drive the real
+# binary and real clients, where -race would only multiply their run time.
+RUN_GO_TESTS = CGO_ENABLED=1 $(GO) test $(TAGS_FLAG) -race -count=1 -timeout $(GO_TEST_TIMEOUT) $(filter-out cairn/e2e,$(PKGS)) \
+	&& CGO_ENABLED=1 $(GO) test $(TAGS_FLAG) -count=1 -timeout $(GO_TEST_TIMEOUT) cairn/e2e
+
 test-go:
-	@echo "==> go test -race -count=1 ./... (CAIRN_REQUIRE_ALL=$(CAIRN_REQUIRE_ALL), tags: $(or $(strip $(GO_TAGS)),none))"
+	@echo "==> go test -race (unit) and go test (e2e), CAIRN_REQUIRE_ALL=$(CAIRN_REQUIRE_ALL), tags: $(or $(strip $(GO_TAGS)),none)"
 	@if [[ $(CAIRN_REQUIRE_ALL) == 1 && " $(GO_TAGS) " != *" ceph "* ]]; then \
 		echo "GO_TAGS lacks 'ceph' (no /usr/include/rados/librados.h?): Ceph tests would not run"; \
 		exit 1; \
@@ -96,9 +101,9 @@ test-go:
 		CEPH_CONF=$$(CEPH_MON_PORT=auto ./scripts/ceph-cluster.sh start "$$dir"); \
 		export CEPH_CONF; \
 		echo "==> CEPH_CONF=$$CEPH_CONF"; \
-		CGO_ENABLED=1 $(GO) test $(TAGS_FLAG) -race -count=1 -timeout $(GO_TEST_TIMEOUT) $(PKGS); \
+		$(RUN_GO_TESTS); \
 	else \
-		CGO_ENABLED=1 $(GO) test $(TAGS_FLAG) -race -count=1 -timeout $(GO_TEST_TIMEOUT) $(PKGS); \
+		$(RUN_GO_TESTS); \
 	fi
 
 ## ceph-up / ceph-down: a throwaway single-node Ceph cluster on loopback.
@@ -159,7 +164,7 @@ layering:
 	$(GO) test $(TAGS_FLAG) -count=1 ./internal/layering
 
 bench:
-	./scripts/bench.sh
+	./scripts/bench-all.sh
 
 # Runs each Fuzz* target of each FUZZ_PKGS package for FUZZTIME.
 fuzz:

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -87,7 +88,7 @@ type Restore struct {
 	ProjectID       string            `json:"project_id"`
 	ProviderID      string            `json:"provider_id"`
 	CheckpointID    string            `json:"checkpoint_id"`
-	RestoreTarget   string            `json:"restore_target,omitempty"`
+	RestoreTarget   string            `json:"restore_target"`
 	Parameters      map[string]any    `json:"parameters"`
 	Status          string            `json:"status"`
 	Progress        int               `json:"progress"`
@@ -128,16 +129,31 @@ type OperationLog struct {
 	ID                   string         `json:"id"`
 	ProjectID            string         `json:"project_id"`
 	OperationType        string         `json:"operation_type"`
-	CheckpointID         string         `json:"checkpoint_id,omitempty"`
-	PlanID               string         `json:"plan_id,omitempty"`
-	ProviderID           string         `json:"provider_id,omitempty"`
-	RestoreID            string         `json:"restore_id,omitempty"`
-	ScheduledOperationID string         `json:"scheduled_operation_id,omitempty"`
+	CheckpointID         string         `json:"checkpoint_id"`
+	PlanID               string         `json:"plan_id"`
+	ProviderID           string         `json:"provider_id"`
+	RestoreID            string         `json:"restore_id"`
+	ScheduledOperationID string         `json:"scheduled_operation_id"`
 	Status               string         `json:"status"`
 	StartedAt            time.Time      `json:"started_at"`
-	EndedAt              time.Time      `json:"ended_at,omitzero"`
-	ErrorInfo            string         `json:"error_info,omitempty"`
-	ExtraInfo            map[string]any `json:"extra_info,omitempty"`
+	EndedAt              time.Time      `json:"ended_at"`
+	ErrorInfo            string         `json:"error_info"`
+	ExtraInfo            map[string]any `json:"extra_info"`
+}
+
+// MarshalJSON writes every field, ended_at as null while running: the
+// karbor client's list tables take their columns from the first entry and
+// fail on a later one with more fields.
+func (l OperationLog) MarshalJSON() ([]byte, error) {
+	type plain OperationLog
+	var ended *time.Time
+	if !l.EndedAt.IsZero() {
+		ended = &l.EndedAt
+	}
+	return json.Marshal(struct {
+		plain
+		EndedAt *time.Time `json:"ended_at"`
+	}{plain(l), ended})
 }
 
 // Quota is a project's quota set.

@@ -42,6 +42,19 @@ type packInfo struct {
 
 const indexLockName = "cairn.lock"
 
+// indexDamagedError is badger failing to open a directory we hold the lock
+// of: its files are damaged, and opening the repository rebuilds them.
+type indexDamagedError struct {
+	dir string
+	err error
+}
+
+func (e *indexDamagedError) Error() string {
+	return fmt.Sprintf("open badger index %s: %v", e.dir, e.err)
+}
+
+func (e *indexDamagedError) Unwrap() error { return e.err }
+
 func openIndex(dir string) (*index, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create index directory: %w", err)
@@ -72,7 +85,7 @@ func openIndex(dir string) (*index, error) {
 	db, err := badger.Open(opts)
 	if err != nil {
 		lf.Close()
-		return nil, fmt.Errorf("open badger index %s: %w (delete the directory and run `cairn repo rebuild-index` if it is damaged)", dir, err)
+		return nil, &indexDamagedError{dir: dir, err: err}
 	}
 	return &index{db: db, lock: lf}, nil
 }

@@ -280,7 +280,20 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	r.mdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxManifestBody))
 	if indexDir != "" {
 		_, statErr := os.Stat(indexDir)
-		if r.idx, err = openIndex(indexDir); err != nil {
+		r.idx, err = openIndex(indexDir)
+		var damaged *indexDamagedError
+		if errors.As(err, &damaged) {
+			// The index is a cache of the shard stores: a process killed
+			// while badger created its files can leave it unopenable, and
+			// the cure is to start it over, not to ask the operator.
+			r.log("index %s is damaged (%v): rebuilding it from the shard stores", indexDir, damaged.err)
+			if rerr := os.RemoveAll(indexDir); rerr != nil {
+				return nil, fmt.Errorf("remove damaged index %s: %w", indexDir, rerr)
+			}
+			statErr = os.ErrNotExist
+			r.idx, err = openIndex(indexDir)
+		}
+		if err != nil {
 			return nil, err
 		}
 		if errors.Is(statErr, os.ErrNotExist) || r.idx.rebuilding() {

@@ -73,6 +73,7 @@ type verifyState struct {
 type packVerdict struct {
 	check     objectCheck
 	contentOK bool
+	bad       []string // deep: chunks that fail to decode
 }
 
 // Verify checks the repository against its shard stores, the only truth:
@@ -190,8 +191,7 @@ func (r *Repository) verifyPack(ctx context.Context, v *verifyState, p PackID, d
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.packs[p] = packVerdict{check, herr == nil}
-	v.rep.BadChunks = append(v.rep.BadChunks, bad...)
+	v.packs[p] = packVerdict{check, herr == nil, bad}
 	if herr == nil {
 		v.packOK[p] = true
 		v.rep.Chunks += len(entries)
@@ -307,11 +307,15 @@ func (v *verifyState) finish() *VerifyReport {
 		// A pack whose header cannot be read might hold a missing chunk;
 		// only when nothing is missing is it surely unused.
 		orphan := !used && (pv.contentOK || len(v.missing) == 0)
-		if orphan && (len(pv.check.damage) > 0 || pv.check.good < pv.check.k || !pv.contentOK) {
+		// A killed backup's pack may lack the data shards of some chunks
+		// while its header survives: unreadable chunks nobody uses make it
+		// an orphan too, not bad data.
+		if orphan && (len(pv.check.damage) > 0 || pv.check.good < pv.check.k || !pv.contentOK || len(pv.bad) > 0) {
 			rep.Orphans = append(rep.Orphans, pv.check.name)
 			continue
 		}
 		v.addCheck(pv.check, pv.contentOK)
+		rep.BadChunks = append(rep.BadChunks, pv.bad...)
 	}
 	slices.Sort(rep.Orphans)
 	for id := range v.missing {

@@ -32,13 +32,18 @@ func TestApplianceKill9(t *testing.T) {
 	plan := a.createFilePlan(pr, "big", src)
 	srcID := fileInstanceID(t, a, pr, src)
 	cp := a.createCheckpoint(pr, plan)
-	// Let the protection get going, then make sure it is still running.
-	time.Sleep(1500 * time.Millisecond)
+	// Let the protection get going (its first packs are written, or 1.5 s
+	// passed), then make sure it is still running and kill the daemon.
+	e := &env{t: t, repo: filepath.Join(dir, "repo"), scratch: t.TempDir()}
+	for start := time.Now(); time.Since(start) < 1500*time.Millisecond && len(e.shardFiles("packs")) < 2; {
+		time.Sleep(20 * time.Millisecond)
+	}
 	c := a.ok(200, pr, "GET", P+"/checkpoints/"+cp, nil).obj(t, "checkpoint")
 	if c["status"] != "protecting" {
-		t.Fatalf("checkpoint %s is %v 1.5s after creation, want protecting (the kill must land mid-job): %v", cp, c["status"], c)
+		t.Fatalf("checkpoint %s is %v before the kill, want protecting (the kill must land mid-job): %v", cp, c["status"], c)
 	}
 	a.kill()
+	t.Logf("killed with %d pack files written", len(e.shardFiles("packs")))
 
 	// Restart: the checkpoint is failed with a reason.
 	a = startAppliance(t, dir, nil)
@@ -84,7 +89,6 @@ func TestApplianceKill9(t *testing.T) {
 	a.stop()
 
 	// The repository holds exactly the new checkpoint's backup and verifies.
-	e := &env{t: t, repo: filepath.Join(dir, "repo"), scratch: t.TempDir()}
 	if cps := e.checkpoints(); len(cps) != 1 {
 		t.Errorf("repository has %d checkpoints after the crash and one good protection, want 1: %+v", len(cps), cps)
 	}

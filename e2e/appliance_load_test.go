@@ -91,7 +91,9 @@ func TestApplianceLoad(t *testing.T) {
 					if !ok {
 						continue
 					}
-					var v struct{ Plan struct{ ID, Name, Description string } }
+					var v struct {
+						Plan struct{ ID, Name, Description string }
+					}
 					if r.code != 200 || json.Unmarshal(r.body, &v) != nil || v.Plan.Name != name || v.Plan.Description != desc {
 						fail("create plan: %s", r)
 						continue
@@ -113,9 +115,21 @@ func TestApplianceLoad(t *testing.T) {
 					if !ok {
 						continue
 					}
-					var v struct{ Plan struct{ Name, Description string } }
+					var v struct {
+						Plan struct{ Name, Description string }
+					}
 					if r.code != 200 || json.Unmarshal(r.body, &v) != nil || v.Plan.Name != st.plans[id].name || v.Plan.Description != st.plans[id].desc {
 						fail("show plan %s: want %+v: %s", id, st.plans[id], r)
+					}
+				case op < 7 && rng.IntN(2) == 0:
+					// Checkpoints are read while workers update them.
+					path := "/providers/" + karborProvider + "/checkpoints"
+					if len(st.checkpoints) > 0 && rng.IntN(2) == 0 {
+						path += "/" + st.checkpoints[rng.IntN(len(st.checkpoints))]
+					}
+					r, ok := do("GET", path, nil)
+					if ok && r.code != 200 {
+						fail("checkpoints: %s", r)
 					}
 				case op < 8:
 					r, ok := do("GET", "/plans?limit=1000", nil)
@@ -153,7 +167,7 @@ func TestApplianceLoad(t *testing.T) {
 					delete(st.plans, id)
 					st.deleted = append(st.deleted, id)
 				default:
-					if len(st.checkpoints) >= 8 {
+					if len(st.checkpoints) >= 12 {
 						continue
 					}
 					r, ok := do("POST", "/providers/"+karborProvider+"/checkpoints", map[string]any{"checkpoint": map[string]any{"plan_id": id}})
@@ -199,7 +213,9 @@ func TestApplianceLoad(t *testing.T) {
 	}
 
 	// Every plan reads back as last written; deleted ones are gone.
-	var list struct{ Plans []struct{ ID, Name, Description string } }
+	var list struct {
+		Plans []struct{ ID, Name, Description string }
+	}
 	if err := json.Unmarshal(a.ok(200, pr, "GET", "/plans?limit=100000", nil).body, &list); err != nil {
 		t.Fatal(err)
 	}

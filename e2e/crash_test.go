@@ -36,7 +36,7 @@ import (
 // checkpoints pile up and later backups start on top of the leftovers of
 // killed ones (packs in the index that no checkpoint references yet).
 //
-// Restoring every checkpoint after every kill grows quadratically (a 200 MiB
+// Restoring every checkpoint after every kill grows quadratically (a 96 MiB
 // restore and hash take over a second here), so after each iteration the
 // test restores the checkpoints that are new, the latest and one random
 // older one, and relies on verify, which reads every shard of every pack
@@ -44,12 +44,12 @@ import (
 // for the rest. At the end it restores them all.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kill loop over a 200 MiB image: skipped in -short mode")
+		t.Skip("kill loop over a 96 MiB image: skipped in -short mode")
 	}
 	const (
-		size       = 200 * mib
+		size       = 96 * mib
 		bs         = 64 * kib
-		iterations = 12
+		iterations = 10
 	)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)

@@ -78,24 +78,25 @@ func startAppliance(t *testing.T, dataDir string, cfg map[string]any) *appliance
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 1)
+	type listenMsg struct {
+		Listen string `json:"listen"`
+		err    error
+	}
+	first := make(chan listenMsg, 1)
 	go func() {
 		br := bufio.NewReader(out)
-		line, _ := br.ReadString('\n')
-		lines <- line
+		var v listenMsg
+		v.err = json.NewDecoder(br).Decode(&v)
+		first <- v
 		_, _ = io.Copy(io.Discard, br)
 		s.err = s.cmd.Wait()
 		close(s.done)
 	}()
 	t.Cleanup(func() { s.stop() })
 	select {
-	case line := <-lines:
-		var v struct {
-			Listen string `json:"listen"`
-		}
-		if err := json.Unmarshal([]byte(line), &v); err != nil || v.Listen == "" {
-			<-s.done
-			t.Fatalf("cairn serve printed %q first, want {\"listen\": ADDR}: %v\nstderr: %s", line, s.err, clip(s.stderr.String()))
+	case v := <-first:
+		if v.err != nil || v.Listen == "" {
+			t.Fatalf("cairn serve printed no {\"listen\": ADDR} first: %v\nstderr: %s", v.err, clip(s.stderr.String()))
 		}
 		s.addr = v.Listen
 	case <-time.After(time.Minute):

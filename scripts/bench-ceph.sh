@@ -19,13 +19,17 @@
 # Environment:
 #   CEPH_CONF          a running cluster to use; unset: start a throwaway one
 #                      with scripts/ceph-cluster.sh in a temporary directory
-#                      (memstore of CEPH_MEMSTORE_BYTES, default 10 GiB of RAM)
+#                      (memstore of CEPH_MEMSTORE_BYTES, default 9 GiB: RAM, used as
+#                      written; the run peaks at twice the image size)
 #   BENCH_IMAGE_SIZE   image size in MiB (default 4096)
 #   BENCH_POOL         pool (default rbd)
 #   BENCH_DATA         "bench" (default): rbd bench --io-type write --io-size 4M
 #                      --io-pattern seq, as the issue asks (its data is one
 #                      repeated byte pattern: dedup and zstd shrink it to
 #                      almost nothing); "random": rbd import of random data
+#   BENCH_STEP_TIMEOUT seconds one step may take (default 600): a cluster
+#                      that dies (an OSD killed for memory) fails the run
+#                      instead of hanging it
 #   NO_SYNC=1          pass --no-sync to cairn (no fsync in the local repo)
 #   KEEP=1             keep the work directory
 set -euo pipefail
@@ -37,7 +41,11 @@ POOL=${BENCH_POOL:-rbd}
 DATA=${BENCH_DATA:-bench}
 NO_SYNC=${NO_SYNC:-0}
 KEEP=${KEEP:-0}
+STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-600}
 
+# rbd, bounded in time (librados waits for a dead OSD forever).
+RBD_BIN=$(command -v rbd) || { echo "bench-ceph: rbd not found (apt-get install ceph-common)" >&2; exit 1; }
+rbd() { timeout "$STEP_TIMEOUT" "$RBD_BIN" "$@"; }
 log() { printf 'bench-ceph: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -61,7 +69,7 @@ if [[ -z ${CEPH_CONF-} ]]; then
 	CLUSTER=$W/ceph
 	log "starting a throwaway cluster in $CLUSTER"
 	CEPH_CONF=$(CEPH_MON_PORT=${CEPH_MON_PORT:-auto} \
-		CEPH_MEMSTORE_BYTES=${CEPH_MEMSTORE_BYTES:-$((10 << 30))} \
+		CEPH_MEMSTORE_BYTES=${CEPH_MEMSTORE_BYTES:-$((9 << 30))} \
 		./scripts/ceph-cluster.sh start "$CLUSTER" | tail -n 1)
 fi
 export CEPH_CONF
@@ -69,7 +77,7 @@ log "CEPH_CONF=$CEPH_CONF"
 
 log "building cairn with Ceph support"
 go build -tags 'ceph pacific' -o "$W/cairn" ./cmd/cairn
-CAIRN=("$W/cairn")
+CAIRN=(timeout "$STEP_TIMEOUT" "$W/cairn")
 [[ $NO_SYNC == 1 ]] && CAIRN+=(--no-sync)
 export CAIRN_REPO=$W/repo
 "${CAIRN[@]}" repo init >/dev/null
