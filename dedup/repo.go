@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -272,7 +273,9 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 		cache = 256 << 20
 	}
 	r.chunks = newLRU[ChunkID, []byte](cache)
-	r.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true),
+	r.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+		// One encoder per core: EncodeAll calls beyond this count wait.
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true),
 		// Blobs already carry xxh3 and are checked against their keyed
 		// hash: zstd's own frame checksum would be a third pass.
 		zstd.WithEncoderCRC(false))
