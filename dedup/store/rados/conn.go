@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ceph/go-ceph/rados"
+
+	"cairn/internal/cephconn"
 )
 
 // ErrPoolNotFound is returned (wrapped) when a pool does not exist.
@@ -37,73 +39,12 @@ type Conn struct {
 	refs int // the Conn itself plus open stores
 }
 
-// Connect reads the configuration and connects. librados waits up to
-// client_mount_timeout for the monitors and takes no context: when ctx ends
-// first, Connect returns ctx's error and the abandoned attempt shuts itself
-// down when librados gives up.
+// Connect connects to the cluster (see cephconn.Dial for how a cancelled
+// ctx is handled).
 func Connect(ctx context.Context, o ConnOptions) (*Conn, error) {
-	if err := ctx.Err(); err != nil {
+	conn, err := cephconn.Dial(ctx, cephconn.Options(o))
+	if err != nil {
 		return nil, err
-	}
-	id := strings.TrimPrefix(o.ID, "client.")
-	var conn *rados.Conn
-	var err error
-	if id != "" {
-		conn, err = rados.NewConnWithUser(id)
-	} else {
-		conn, err = rados.NewConn()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ceph: create connection: %w", err)
-	}
-	// The CLI prints one-line errors; librados's log lines on stderr would
-	// interleave with them. The configuration may turn them back on.
-	for _, opt := range []string{"log_to_stderr", "err_to_stderr"} {
-		_ = conn.SetConfigOption(opt, "false")
-	}
-	var confErr error
-	if o.Conf != "" {
-		if err := conn.ReadConfigFile(o.Conf); err != nil {
-			conn.Shutdown()
-			return nil, fmt.Errorf("ceph: read config %s: %w", o.Conf, err)
-		}
-	} else {
-		// $CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf;
-		// none is fine when $CEPH_ARGS names the monitors.
-		confErr = conn.ReadDefaultConfigFile()
-	}
-	if o.Keyring != "" {
-		if err := conn.SetConfigOption("keyring", o.Keyring); err != nil {
-			conn.Shutdown()
-			return nil, fmt.Errorf("ceph: keyring %s: %w", o.Keyring, err)
-		}
-	}
-	if err := conn.ParseDefaultConfigEnv(); err != nil {
-		conn.Shutdown()
-		return nil, fmt.Errorf("ceph: parse CEPH_ARGS: %w", err)
-	}
-	// Unbuffered: the hand-over succeeds only while the caller still
-	// waits, so exactly one side owns (and shuts down) the connection.
-	done := make(chan error)
-	go func() {
-		err := conn.Connect()
-		select {
-		case done <- err:
-		case <-ctx.Done():
-			conn.Shutdown()
-		}
-	}()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if err != nil {
-		conn.Shutdown()
-		if confErr != nil {
-			return nil, fmt.Errorf("ceph: connect: %w (no ceph.conf found: pass --ceph-conf or set CEPH_CONF: %v)", err, confErr)
-		}
-		return nil, fmt.Errorf("ceph: connect: %w", err)
 	}
 	return &Conn{conn: conn, refs: 1}, nil
 }
