@@ -8,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"cairn/dedup/store"
+
+	"cairn/internal/atomicfile"
 )
 
 // Backend is where the shard stores of a repository live when they are not
@@ -103,14 +104,7 @@ func backendLocator(fields any, shards int) ([]byte, string, error) {
 // backend; dir keeps only the locator and the index. locator is the
 // backend's part of cairn.json (a struct with a "backend" field).
 func InitWith(ctx context.Context, dir string, o InitOptions, locator any, opts Options) (*Repository, error) {
-	if _, err := os.Stat(filepath.Join(dir, locatorName)); err == nil {
-		return nil, fmt.Errorf("%s: %w", dir, ErrRepositoryExists)
-	}
-	now := time.Now
-	if opts.Now != nil {
-		now = opts.Now
-	}
-	cfg, _, err := newConfig(o, now())
+	cfg, err := newRepoConfig(dir, o, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +125,7 @@ func InitWith(ctx context.Context, dir string, o InitOptions, locator any, opts 
 		return nil, err
 	}
 	// The locator is written last: a crashed init leaves no repository.
-	if err := writeFileAtomic(filepath.Join(dir, locatorName), lb); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, locatorName), lb, 0o600); err != nil {
 		return nil, err
 	}
 	return Open(ctx, dir, opts)
@@ -165,7 +159,7 @@ func Connect(ctx context.Context, dir string, locator any, opts Options) (*Repos
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, locatorName), lb); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, locatorName), lb, 0o600); err != nil {
 		return nil, err
 	}
 	return Open(ctx, dir, opts)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"cairn/dedup/store"
+	"cairn/internal/atomicfile"
 )
 
 // Repository is an open cairn repository. It is safe for concurrent use:
@@ -90,10 +91,9 @@ type locator struct {
 
 const locatorName = "cairn.json"
 
-// Init creates a repository in dir. shardDirs, when given, names the k+m
-// shard store directories (for example on different disks); by default they
-// are dir/shards/0 … dir/shards/k+m-1.
-func Init(ctx context.Context, dir string, o InitOptions, shardDirs []string, opts Options) (*Repository, error) {
+// newRepoConfig refuses a directory that already holds a repository and
+// makes the configuration (and keys) of a new one.
+func newRepoConfig(dir string, o InitOptions, opts Options) (*Config, error) {
 	if _, err := os.Stat(filepath.Join(dir, locatorName)); err == nil {
 		return nil, fmt.Errorf("%s: %w", dir, ErrRepositoryExists)
 	}
@@ -102,6 +102,14 @@ func Init(ctx context.Context, dir string, o InitOptions, shardDirs []string, op
 		now = opts.Now
 	}
 	cfg, _, err := newConfig(o, now())
+	return cfg, err
+}
+
+// Init creates a repository in dir. shardDirs, when given, names the k+m
+// shard store directories (for example on different disks); by default they
+// are dir/shards/0 … dir/shards/k+m-1.
+func Init(ctx context.Context, dir string, o InitOptions, shardDirs []string, opts Options) (*Repository, error) {
+	cfg, err := newRepoConfig(dir, o, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -128,36 +136,10 @@ func Init(ctx context.Context, dir string, o InitOptions, shardDirs []string, op
 	}
 	lb, _ := json.MarshalIndent(loc, "", "  ")
 	// The locator is written last: a crashed init leaves no repository.
-	if err := writeFileAtomic(filepath.Join(dir, locatorName), lb); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, locatorName), lb, 0o600); err != nil {
 		return nil, err
 	}
 	return Open(ctx, dir, opts)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 func openLocalStores(dir string, loc locator, opts Options) ([]store.Store, error) {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+
+	"cairn/internal/atomicfile"
 )
 
 // LiveStateSuffix names the state file of a live restore: PATH + suffix
@@ -146,26 +148,7 @@ func (m *liveMap) save(words []uint64, writes int64) error {
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 
-	tmp := m.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("save live restore state: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, m.path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(m.path))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(m.path, b, 0o600); err != nil {
 		return fmt.Errorf("save live restore state: %w", err)
 	}
 	return nil

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"cairn/internal/atomicfile"
 )
 
 // Bitmap file: "CAIRNOVL" ‖ version u32 ‖ granularity u32 ‖ size u64 ‖
@@ -124,26 +126,7 @@ func (m *overlayMap) save(words []uint64) error {
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 
-	tmp := m.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("save overlay bitmap: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, m.path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(m.path))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(m.path, b, 0o600); err != nil {
 		return fmt.Errorf("save overlay bitmap: %w", err)
 	}
 	return nil
