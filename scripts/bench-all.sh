@@ -28,6 +28,9 @@ echo "=== FUSE (scripts/bench-fuse.sh, 1 GiB checkpoint)"
 echo
 echo "=== NBD (scripts/bench-nbd.sh: 1 GiB checkpoint, and its own 100 GiB sparse one)"
 ./scripts/bench-nbd.sh
+echo
+echo "=== API (scripts/bench-api.sh)"
+./scripts/bench-api.sh
 if [[ -f /usr/include/rados/librados.h ]]; then
 	echo
 	echo "=== Ceph (scripts/bench-ceph.sh)"

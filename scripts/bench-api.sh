@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# scripts/bench-api.sh: benchmark of the appliance API (`cairn serve`),
+# called by scripts/bench-all.sh or on its own.
+#
+# Starts `cairn serve` on a free port of 127.0.0.1 with its own data
+# directory (workers = JOBS_K, at least 8) and drives it with
+# scripts/apibench. Prints one figure per line on stdout, "name: value unit
+# (ceiling: value unit)":
+#   - checkpoint list latency p50/p99 (GET .../checkpoints?limit=1000,
+#     N sequential requests) with as many checkpoints as seeding reached,
+#     beside GET /healthz measured the same way. The API cannot write
+#     checkpoint records without running jobs, so seeding protects a plan of
+#     one 4 KiB file, 8 clients each waiting for its checkpoint, for SEED_SECONDS; the count reached
+#     is in the figure's name (the issue asks for 10,000);
+#   - protection throughput (MB of file data per second of wall time) of
+#     JOBS_K random files of JOBS_MIB MiB protected one job at a time, and
+#     JOBS_K others all at once, with their ratio; the ceiling is `cairn
+#     backup` of the first set run directly, one after the other, into a
+#     fresh repository.
+# Progress goes to stderr.
+#
+# Environment:
+#   CAIRN_BIN     the cairn binary (default bin/cairn, built when missing)
+#   BENCH_DIR     parent of the work directory (default /tmp)
+#   SEED_SECONDS  seeding budget (default 60)
+#   LIST_N        requests per latency pass (default 200)
+#   JOBS_K        files per throughput phase (default 4)
+#   JOBS_MIB      size of each file (default 64)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+CAIRN_BIN=${CAIRN_BIN:-$ROOT/bin/cairn}
+SEED_SECONDS=${SEED_SECONDS:-60}
+LIST_N=${LIST_N:-200}
+JOBS_K=${JOBS_K:-4}
+JOBS_MIB=${JOBS_MIB:-64}
+PROJECT=bench
+W=$(mktemp -d "${BENCH_DIR:-/tmp}/cairn-bench-api.XXXXXX")
+
+SERVE_PID=
+cleanup() {
+	if [[ -n $SERVE_PID ]]; then
+		kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || true
+	fi
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+log() { printf 'bench-api: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+fig() { printf '%s: %s %s (ceiling: %s %s)\n' "$1" "$2" "$3" "$4" "$3"; }
+
+[[ -x $CAIRN_BIN ]] || go build -o "$CAIRN_BIN" ./cmd/cairn
+go build -o "$W/apibench" ./scripts/apibench
+
+DATA=$W/data
+mkdir -p "$DATA/volumes"
+workers=$((JOBS_K > 8 ? JOBS_K : 8))
+printf '{"workers": %d}\n' "$workers" >"$W/serve.json"
+"$CAIRN_BIN" --json serve --listen 127.0.0.1:0 --data-dir "$DATA" --config "$W/serve.json" \
+	>"$W/serve.out" 2>"$W/serve.log" &
+SERVE_PID=$!
+addr=
+for _ in $(seq 600); do
+	addr=$(sed -n 's/.*"listen": *"\([^"]*\)".*/\1/p' "$W/serve.out" | head -1)
+	[[ -n $addr ]] && break
+	kill -0 "$SERVE_PID" 2>/dev/null || die "cairn serve exited: $(tail -5 "$W/serve.log")"
+	sleep 0.1
+done
+[[ -n $addr ]] || die "cairn serve printed no listen address"
+URL=http://$addr
+for _ in $(seq 300); do
+	curl -fsS "$URL/healthz" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+curl -fsS "$URL/healthz" >/dev/null || die "/healthz not OK"
+log "cairn serve at $URL, $workers workers, data in $DATA"
+
+AB=("$W/apibench")
+COMMON=(-url "$URL" -project "$PROJECT")
+
+log "seeding checkpoints for ${SEED_SECONDS}s"
+read -r _ count < <("${AB[@]}" seed "${COMMON[@]}" -volumes "$DATA/volumes" -seed-seconds "$SEED_SECONDS")
+read -r _ lp50 _ lp99 < <("${AB[@]}" list "${COMMON[@]}" -n "$LIST_N")
+read -r _ hp50 _ hp99 < <("${AB[@]}" list "${COMMON[@]}" -n "$LIST_N" -path /healthz)
+fig "checkpoint list p50 ($count checkpoints, limit=1000)" "$lp50" ms "$hp50"
+fig "checkpoint list p99 ($count checkpoints, limit=1000)" "$lp99" ms "$hp99"
+
+log "protecting $JOBS_K x $JOBS_MIB MiB, one at a time then all at once"
+read -r _ seq_mbs _ par_mbs < <("${AB[@]}" jobs "${COMMON[@]}" -volumes "$DATA/volumes" -k "$JOBS_K" -size-mib "$JOBS_MIB")
+
+kill "$SERVE_PID"
+wait "$SERVE_PID" || die "cairn serve exited non-zero after SIGTERM: $(tail -5 "$W/serve.log")"
+SERVE_PID=
+
+log "ceiling: cairn backup of the same $JOBS_K files, sequential"
+export CAIRN_REPO=$W/ceiling-repo
+unset CAIRN_PASSWORD
+"$CAIRN_BIN" -q repo init >/dev/null
+t0=$(date +%s.%N)
+for f in "$DATA"/volumes/apibench-seq-*.img; do
+	"$CAIRN_BIN" -q backup --source "$f" >/dev/null
+done
+t1=$(date +%s.%N)
+bk_mbs=$(python3 -c "print('%.1f' % ($JOBS_K * $JOBS_MIB * 1048576 / 1e6 / ($t1 - $t0)))")
+ratio=$(python3 -c "print('%.2f' % ($par_mbs / $seq_mbs))")
+fig "protect 1 job at a time ($JOBS_K x $JOBS_MIB MiB)" "$seq_mbs" MB/s "$bk_mbs"
+fig "protect $JOBS_K jobs at once ($JOBS_K x $JOBS_MIB MiB)" "$par_mbs" MB/s "$bk_mbs"
+printf 'protect %d at once / 1 at a time: %sx (cores: %s)\n' "$JOBS_K" "$ratio" "$(nproc)"
