@@ -55,6 +55,34 @@ func listOf[T any](w http.ResponseWriter, r *http.Request, key string, items []T
 	writeJSON(w, http.StatusOK, map[string]any{key: objs})
 }
 
+// showBy serves GET …/{id}: the project's object with that ID, under key.
+func showBy[T any](key string, get func(project, id string) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := ids(r, "id")
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		v, err := get(p, r.PathValue("id"))
+		one(w, 200, key, v, err)
+	}
+}
+
+// deleteBy serves DELETE …/{id}; Karbor answers 202 with no body.
+func deleteBy(del func(project, id string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := ids(r, "id")
+		if err == nil {
+			err = del(p, r.PathValue("id"))
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}
+}
+
 func one(w http.ResponseWriter, code int, key string, v any, err error) {
 	if err != nil {
 		writeError(w, err)
@@ -178,26 +206,4 @@ func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	listOf(w, r, "plans", s.a.Plans(p))
-}
-
-func (s *Server) showPlan(w http.ResponseWriter, r *http.Request) {
-	p, err := ids(r, "id")
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	v, err := s.a.GetPlan(p, r.PathValue("id"))
-	one(w, 200, "plan", v, err)
-}
-
-func (s *Server) deletePlan(w http.ResponseWriter, r *http.Request) {
-	p, err := ids(r, "id")
-	if err == nil {
-		err = s.a.DeletePlan(p, r.PathValue("id"))
-	}
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
 }

@@ -60,28 +60,6 @@ func (s *Server) listTriggers(w http.ResponseWriter, r *http.Request) {
 	listOf(w, r, "triggers", s.a.Triggers(p))
 }
 
-func (s *Server) showTrigger(w http.ResponseWriter, r *http.Request) {
-	p, err := ids(r, "id")
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	v, err := s.a.GetTrigger(p, r.PathValue("id"))
-	one(w, 200, "trigger_info", v, err)
-}
-
-func (s *Server) deleteTrigger(w http.ResponseWriter, r *http.Request) {
-	p, err := ids(r, "id")
-	if err == nil {
-		err = s.a.DeleteTrigger(p, r.PathValue("id"))
-	}
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
-}
-
 func (s *Server) createOp(w http.ResponseWriter, r *http.Request) {
 	p, err := project(r)
 	if err != nil {
@@ -111,28 +89,6 @@ func (s *Server) listOps(w http.ResponseWriter, r *http.Request) {
 	listOf(w, r, "operations", s.a.ScheduledOperations(p))
 }
 
-func (s *Server) showOp(w http.ResponseWriter, r *http.Request) {
-	p, err := ids(r, "id")
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	v, err := s.a.GetScheduledOperation(p, r.PathValue("id"))
-	one(w, 200, "scheduled_operation", v, err)
-}
-
-func (s *Server) deleteOp(w http.ResponseWriter, r *http.Request) {
-	p, err := ids(r, "id")
-	if err == nil {
-		err = s.a.DeleteScheduledOperation(p, r.PathValue("id"))
-	}
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
-}
-
 func (s *Server) listLogs(w http.ResponseWriter, r *http.Request) {
 	p, err := project(r)
 	if err != nil {
@@ -140,16 +96,6 @@ func (s *Server) listLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	listOf(w, r, "operation_logs", s.a.OperationLogs(p))
-}
-
-func (s *Server) showLog(w http.ResponseWriter, r *http.Request) {
-	p, err := ids(r, "id")
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	v, err := s.a.OperationLog(p, r.PathValue("id"))
-	one(w, 200, "operation_log", v, err)
 }
 
 func (s *Server) showQuota(w http.ResponseWriter, r *http.Request) {
