@@ -55,6 +55,18 @@ func listOf[T any](w http.ResponseWriter, r *http.Request, key string, items []T
 	writeJSON(w, http.StatusOK, map[string]any{key: objs})
 }
 
+// listBy serves GET on a collection: the project's objects, under key.
+func listBy[T any](key string, list func(project string) []T) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := project(r)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		listOf(w, r, key, list(p))
+	}
+}
+
 // showBy serves GET …/{id}: the project's object with that ID, under key.
 func showBy[T any](key string, get func(project, id string) (T, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -197,13 +209,4 @@ func (s *Server) updatePlan(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := s.a.UpdatePlan(r.Context(), p, r.PathValue("id"), planInput(b.(*planBody)))
 	one(w, 200, "plan", v, err)
-}
-
-func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) {
-	p, err := project(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	listOf(w, r, "plans", s.a.Plans(p))
 }

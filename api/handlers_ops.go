@@ -51,15 +51,6 @@ func (s *Server) updateTrigger(w http.ResponseWriter, r *http.Request) {
 	one(w, 200, "trigger_info", v, err)
 }
 
-func (s *Server) listTriggers(w http.ResponseWriter, r *http.Request) {
-	p, err := project(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	listOf(w, r, "triggers", s.a.Triggers(p))
-}
-
 func (s *Server) createOp(w http.ResponseWriter, r *http.Request) {
 	p, err := project(r)
 	if err != nil {
@@ -78,24 +69,6 @@ func (s *Server) createOp(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := s.a.CreateScheduledOperation(p, o.Name, o.Description, o.OperationType, o.TriggerID, o.OperationDefinition)
 	one(w, 200, "scheduled_operation", v, err)
-}
-
-func (s *Server) listOps(w http.ResponseWriter, r *http.Request) {
-	p, err := project(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	listOf(w, r, "operations", s.a.ScheduledOperations(p))
-}
-
-func (s *Server) listLogs(w http.ResponseWriter, r *http.Request) {
-	p, err := project(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	listOf(w, r, "operation_logs", s.a.OperationLogs(p))
 }
 
 func (s *Server) showQuota(w http.ResponseWriter, r *http.Request) {
