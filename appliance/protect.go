@@ -48,6 +48,29 @@ func (a *Appliance) CreateCheckpoint(ctx context.Context, project, providerID, p
 	return cloneCheckpoint(cp), nil
 }
 
+// previousBackupLocked returns the repository checkpoint of r in the
+// project's newest available checkpoint that holds it, or "". It scans
+// memory only: the repository is not listed, whatever its size.
+func (a *Appliance) previousBackupLocked(project string, r plugins.Resource) string {
+	var newest *Checkpoint
+	var id string
+	for _, c := range a.checkpoints {
+		if c.ProjectID != project || c.Status != CheckpointAvailable {
+			continue
+		}
+		if newest != nil && !c.CreatedAt.After(newest.CreatedAt) {
+			continue
+		}
+		for _, rb := range c.Resources {
+			if rb.Resource.Type == r.Type && rb.Resource.ID == r.ID && rb.Status == ResourceAvailable && rb.BackupID != "" {
+				newest, id = c, rb.BackupID
+				break
+			}
+		}
+	}
+	return id
+}
+
 // cloneCheckpoint deep-copies what a job mutates (resources, extra info),
 // so callers may read the copy without holding mu.
 func cloneCheckpoint(c *Checkpoint) *Checkpoint {
@@ -70,6 +93,10 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 	}
 	res := append([]ResourceBackup(nil), cp.Resources...)
 	tags := map[string]string{tagCheckpoint: cp.ID, "cairn.project": cp.ProjectID, "cairn.plan": cp.Plan.ID}
+	previous := make([]string, len(res))
+	for i, rb := range res {
+		previous[i] = a.previousBackupLocked(cp.ProjectID, rb.Resource)
+	}
 	a.mu.Unlock()
 
 	var failed error
@@ -78,7 +105,7 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 		p, err := a.reg.Get(rb.Resource.Type)
 		var b *plugins.Backup
 		if err == nil {
-			b, err = p.Protect(ctx, a.repo, plugins.ProtectRequest{Resource: rb.Resource, Tags: tags})
+			b, err = p.Protect(ctx, a.repo, plugins.ProtectRequest{Resource: rb.Resource, Tags: tags, Previous: previous[i]})
 		}
 		a.mu.Lock()
 		cur := &cp.Resources[i]

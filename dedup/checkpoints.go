@@ -123,6 +123,19 @@ func (r *Repository) ResolveID(ctx context.Context, prefix string) (string, erro
 	if prefix == "" {
 		return "", fmt.Errorf("empty checkpoint ID: %w", ErrCheckpointNotFound)
 	}
+	if isFullID(prefix) {
+		// A whole ID needs no listing, whose cost grows with the number
+		// of checkpoints: it names a checkpoint if k of its manifest's
+		// shards exist, as manifestIDs would count them.
+		n, err := r.obj.shardCount(ctx, manifestName(prefix))
+		if n < r.cfg.DataShards {
+			if err != nil {
+				return "", err
+			}
+			return "", fmt.Errorf("%s: %w", prefix, ErrCheckpointNotFound)
+		}
+		return prefix, nil
+	}
 	ids, err := r.manifestIDs(ctx)
 	if err != nil {
 		return "", err
@@ -283,4 +296,25 @@ func (r *Repository) shardBytes(ctx context.Context, name string) int64 {
 		}
 	}
 	return n
+}
+
+// isFullID reports whether id has the form newCheckpointID produces
+// (8-4-4-4-12 lower-case hex digits).
+func isFullID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i, c := range id {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -289,6 +289,23 @@ func (c *coded) get(ctx context.Context, name string) ([]byte, error) {
 	return c.readAt(ctx, name, 0, n)
 }
 
+// shardCount returns how many shard stores hold a shard of name, and the
+// first error other than "not found" (a store that cannot answer).
+func (c *coded) shardCount(ctx context.Context, name string) (int, error) {
+	n := 0
+	var firstErr error
+	for i, s := range c.stores {
+		_, err := s.Stat(ctx, name)
+		switch {
+		case err == nil:
+			n++
+		case !errors.Is(err, store.ErrNotFound) && firstErr == nil:
+			firstErr = fmt.Errorf("stat %s in shard store %d: %w", name, i, err)
+		}
+	}
+	return n, firstErr
+}
+
 // list calls fn once for each object name found in any shard store under
 // prefix, with the number of stores holding a shard of it.
 func (c *coded) list(ctx context.Context, prefix string, fn func(name string, shards int) error) error {

@@ -33,6 +33,12 @@ type ProtectRequest struct {
 	// creates; they link it to the API checkpoint (crash clean-up finds
 	// orphans by them).
 	Tags map[string]string
+	// Previous is the repository checkpoint of this resource's latest
+	// available API checkpoint in the same project, or "" for the first.
+	// Plugins back up incrementally against it; looking it up here instead
+	// of listing the repository keeps a protection's cost independent of
+	// how many checkpoints exist.
+	Previous string
 }
 
 // Backup is what protecting one resource produced.

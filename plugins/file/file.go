@@ -149,10 +149,13 @@ func (p *Plugin) Protect(ctx context.Context, repo *dedup.Repository, req plugin
 	if o.Allocated == nil {
 		o.Allocated = []dedup.Extent{}
 	}
-	if prev, err := repo.Latest(ctx, src.Name()); err == nil && prev != nil {
-		o.Parent = prev.ID
-	}
+	o.Parent = req.Previous
 	cp, err := repo.Backup(ctx, src, o)
+	if errors.Is(err, dedup.ErrCheckpointNotFound) && o.Parent != "" {
+		// The previous checkpoint was deleted meanwhile: back up in full.
+		o.Parent = ""
+		cp, err = repo.Backup(ctx, src, o)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("back up %s: %w", res.Name, err)
 	}
