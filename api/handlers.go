@@ -143,11 +143,12 @@ func (s *Server) showProtectable(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
-	if _, err := project(r); err != nil {
+	proj, err := project(r)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	v, err := s.a.Instances(r.Context(), r.PathValue("type"))
+	v, err := s.a.Instances(r.Context(), proj, r.PathValue("type"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -156,11 +157,12 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showInstance(w http.ResponseWriter, r *http.Request) {
-	if _, err := ids(r, "id"); err != nil {
+	proj, err := ids(r, "id")
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	v, err := s.a.Instance(r.Context(), r.PathValue("type"), r.PathValue("id"))
+	v, err := s.a.Instance(r.Context(), proj, r.PathValue("type"), r.PathValue("id"))
 	one(w, 200, "instance", v, err)
 }
 

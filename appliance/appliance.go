@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,6 +85,9 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 		a.now = time.Now
 	}
 	for _, d := range append([]string{cfg.DataDir, cfg.RestoreDir}, cfg.FileRoots...) {
+		if strings.Contains(d, plugins.ProjectPlaceholder) {
+			continue // one per project, made when first needed
+		}
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("appliance: %w", err)
 		}

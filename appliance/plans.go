@@ -26,7 +26,7 @@ type PlanResource struct {
 	ExtraInfo      map[string]any
 }
 
-func (a *Appliance) checkResources(ctx context.Context, in []PlanResource) ([]Instance, error) {
+func (a *Appliance) checkResources(ctx context.Context, project string, in []PlanResource) ([]Instance, error) {
 	if len(in) == 0 {
 		return nil, fmt.Errorf("a plan needs at least one resource: %w", ErrInvalid)
 	}
@@ -37,7 +37,7 @@ func (a *Appliance) checkResources(ctx context.Context, in []PlanResource) ([]In
 			return nil, fmt.Errorf("resource %s listed twice: %w", r.ID, ErrInvalid)
 		}
 		seen[r.Type+"#"+r.ID] = true
-		inst, err := a.Instance(ctx, r.Type, r.ID)
+		inst, err := a.Instance(ctx, project, r.Type, r.ID)
 		if err != nil {
 			return nil, fmt.Errorf("resource %s of type %s: %w: %w", r.ID, r.Type, ErrInvalid, err)
 		}
@@ -54,7 +54,7 @@ func (a *Appliance) CreatePlan(ctx context.Context, project string, in PlanInput
 	if in.ProviderID != ProviderID {
 		return nil, fmt.Errorf("provider %s: %w", in.ProviderID, ErrNotFound)
 	}
-	insts, err := a.checkResources(ctx, in.Resources)
+	insts, err := a.checkResources(ctx, project, in.Resources)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (a *Appliance) UpdatePlan(ctx context.Context, project, id string, in PlanI
 	var insts []Instance
 	if in.Resources != nil {
 		var err error
-		if insts, err = a.checkResources(ctx, in.Resources); err != nil {
+		if insts, err = a.checkResources(ctx, project, in.Resources); err != nil {
 			return nil, err
 		}
 	}

@@ -105,7 +105,7 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 		p, err := a.reg.Get(rb.Resource.Type)
 		var b *plugins.Backup
 		if err == nil {
-			b, err = p.Protect(ctx, a.repo, plugins.ProtectRequest{Resource: rb.Resource, Tags: tags, Previous: previous[i]})
+			b, err = p.Protect(ctx, a.repo, plugins.ProtectRequest{Project: cp.ProjectID, Resource: rb.Resource, Tags: tags, Previous: previous[i]})
 		}
 		a.mu.Lock()
 		cur := &cp.Resources[i]

@@ -55,12 +55,12 @@ type Instance struct {
 }
 
 // Instances lists the instances of a type.
-func (a *Appliance) Instances(ctx context.Context, typ string) ([]Instance, error) {
+func (a *Appliance) Instances(ctx context.Context, project, typ string) ([]Instance, error) {
 	p, err := a.reg.Get(typ)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
-	rs, err := p.Instances(ctx)
+	rs, err := p.Instances(ctx, project)
 	if err != nil {
 		return nil, err
 	}
@@ -72,12 +72,12 @@ func (a *Appliance) Instances(ctx context.Context, typ string) ([]Instance, erro
 }
 
 // Instance returns one instance.
-func (a *Appliance) Instance(ctx context.Context, typ, id string) (*Instance, error) {
+func (a *Appliance) Instance(ctx context.Context, project, typ, id string) (*Instance, error) {
 	p, err := a.reg.Get(typ)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
-	r, err := p.Instance(ctx, id)
+	r, err := p.Instance(ctx, project, id)
 	if errors.Is(err, plugins.ErrInstanceNotFound) {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}

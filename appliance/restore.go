@@ -87,7 +87,7 @@ func (a *Appliance) runRestore(ctx context.Context, r *Restore, res []ResourceBa
 			if kind == "verify" {
 				err = p.Verify(ctx, a.repo, rb.BackupID)
 			} else {
-				req := plugins.RestoreRequest{Resource: rb.Resource, BackupID: rb.BackupID, Parameters: resourceParams(r.Parameters, rb.Resource)}
+				req := plugins.RestoreRequest{Project: r.ProjectID, Resource: rb.Resource, BackupID: rb.BackupID, Parameters: resourceParams(r.Parameters, rb.Resource)}
 				if len(res) == 1 && filepath.IsAbs(r.RestoreTarget) {
 					req.Target = r.RestoreTarget
 				}

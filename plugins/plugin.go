@@ -26,6 +26,8 @@ type Schemas struct {
 
 // ProtectRequest is one resource to protect.
 type ProtectRequest struct {
+	// Project owns the resource and the checkpoint.
+	Project  string
 	Resource Resource
 	// Options are the plan's parameters for this resource (may be nil).
 	Options map[string]any
@@ -51,6 +53,8 @@ type Backup struct {
 
 // RestoreRequest restores one resource from its backup.
 type RestoreRequest struct {
+	// Project owns the checkpoint; the target must be the project's.
+	Project  string
 	Resource Resource
 	BackupID string
 	// Target is where to restore (a path for files); empty means the
@@ -79,10 +83,11 @@ type ProtectionPlugin interface {
 	// depend on (protected first); empty for leaf resources.
 	Dependencies() []string
 	Schemas() Schemas
-	// Instances lists the protectable instances.
-	Instances(ctx context.Context) ([]Resource, error)
-	// Instance returns one instance or ErrInstanceNotFound.
-	Instance(ctx context.Context, id string) (Resource, error)
+	// Instances lists the instances project may protect. A project MUST
+	// NOT see, protect or restore over another project's instances.
+	Instances(ctx context.Context, project string) ([]Resource, error)
+	// Instance returns one of project's instances or ErrInstanceNotFound.
+	Instance(ctx context.Context, project, id string) (Resource, error)
 	Protect(ctx context.Context, repo *dedup.Repository, req ProtectRequest) (*Backup, error)
 	// Restore returns where the resource was restored.
 	Restore(ctx context.Context, repo *dedup.Repository, req RestoreRequest) (string, error)

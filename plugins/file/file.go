@@ -18,7 +18,9 @@ import (
 // Type is the protectable type this plugin serves.
 const Type = "OS::Cairn::File"
 
-// Plugin protects files and block devices inside Roots.
+// Plugin protects files and block devices inside its roots. A root or
+// the restore directory may contain plugins.ProjectPlaceholder; each
+// project then sees only its own directory.
 type Plugin struct {
 	roots      []string
 	restoreDir string
@@ -40,6 +42,19 @@ func New(roots []string, restoreDir string) (*Plugin, error) {
 	p.restoreDir = p.roots[len(p.roots)-1]
 	p.roots = p.roots[:len(p.roots)-1]
 	return p, nil
+}
+
+// dirs returns project's roots and restore directory.
+func (p *Plugin) dirs(project string) (roots []string, restoreDir string, err error) {
+	for _, r := range p.roots {
+		d, err := plugins.ForProject(r, project)
+		if err != nil {
+			return nil, "", err
+		}
+		roots = append(roots, d)
+	}
+	restoreDir, err = plugins.ForProject(p.restoreDir, project)
+	return roots, restoreDir, err
 }
 
 // Type implements plugins.ProtectionPlugin.
@@ -82,9 +97,13 @@ func InstanceID(abs string) string {
 }
 
 // Instances implements plugins.ProtectionPlugin.
-func (p *Plugin) Instances(ctx context.Context) ([]plugins.Resource, error) {
+func (p *Plugin) Instances(ctx context.Context, project string) ([]plugins.Resource, error) {
+	roots, _, err := p.dirs(project)
+	if err != nil {
+		return nil, err
+	}
 	var out []plugins.Resource
-	for _, root := range p.roots {
+	for _, root := range roots {
 		ents, err := os.ReadDir(root)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -113,8 +132,8 @@ func (p *Plugin) Instances(ctx context.Context) ([]plugins.Resource, error) {
 }
 
 // Instance implements plugins.ProtectionPlugin.
-func (p *Plugin) Instance(ctx context.Context, id string) (plugins.Resource, error) {
-	all, err := p.Instances(ctx)
+func (p *Plugin) Instance(ctx context.Context, project, id string) (plugins.Resource, error) {
+	all, err := p.Instances(ctx, project)
 	if err != nil {
 		return plugins.Resource{}, err
 	}
@@ -129,7 +148,7 @@ func (p *Plugin) Instance(ctx context.Context, id string) (plugins.Resource, err
 // Protect implements plugins.ProtectionPlugin: one repository checkpoint
 // of the file, incremental against the file's latest checkpoint.
 func (p *Plugin) Protect(ctx context.Context, repo *dedup.Repository, req plugins.ProtectRequest) (*plugins.Backup, error) {
-	res, err := p.Instance(ctx, req.Resource.ID)
+	res, err := p.Instance(ctx, req.Project, req.Resource.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func TestRoundTrip(t *testing.T) {
 	_ = os.Mkdir(filepath.Join(root, "sub"), 0o700)
 	_ = os.WriteFile(PartialPath(filepath.Join(root, "x")), []byte("p"), 0o600)
 
-	insts, err := p.Instances(ctx)
+	insts, err := p.Instances(ctx, "proj")
 	if err != nil || len(insts) != 1 {
 		t.Fatalf("instances %v (%v)", insts, err)
 	}
@@ -55,7 +55,7 @@ func TestRoundTrip(t *testing.T) {
 	if res.ID != InstanceID(src) || res.Type != Type || res.Name != src {
 		t.Fatalf("instance %+v", res)
 	}
-	if _, err := p.Instance(ctx, "00000000-0000-0000-0000-000000000000"); !errors.Is(err, plugins.ErrInstanceNotFound) {
+	if _, err := p.Instance(ctx, "proj", "00000000-0000-0000-0000-000000000000"); !errors.Is(err, plugins.ErrInstanceNotFound) {
 		t.Fatalf("missing instance: %v", err)
 	}
 
@@ -186,5 +186,63 @@ func TestRegistry(t *testing.T) {
 	}
 	if ts := r.Types(); len(ts) != 1 || ts[0] != Type {
 		t.Fatal(ts)
+	}
+}
+
+// TestProjectDirectories: with {project_id} in the configured directories,
+// one project neither sees nor protects nor restores into another's files.
+func TestProjectDirectories(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p, err := New([]string{filepath.Join(dir, "volumes", plugins.ProjectPlaceholder)}, filepath.Join(dir, "restores", plugins.ProjectPlaceholder))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := dedup.Init(ctx, filepath.Join(dir, "repo"), dedup.InitOptions{}, nil, dedup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = repo.Close() })
+	aFile := filepath.Join(dir, "volumes", "projA", "a.img")
+	if err := os.MkdirAll(filepath.Dir(aFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(aFile, bytes.Repeat([]byte("A"), 8192), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	aID := InstanceID(aFile)
+
+	if got, err := p.Instances(ctx, "projA"); err != nil || len(got) != 1 || got[0].ID != aID {
+		t.Fatalf("projA instances = %v, %v; want only %s", got, err, aFile)
+	}
+	if got, err := p.Instances(ctx, "projB"); err != nil || len(got) != 0 {
+		t.Fatalf("projB instances = %v, %v; want none", got, err)
+	}
+	if _, err := p.Instance(ctx, "projB", aID); !errors.Is(err, plugins.ErrInstanceNotFound) {
+		t.Fatalf("projB instance of projA's file: err = %v, want ErrInstanceNotFound", err)
+	}
+	res := plugins.Resource{ID: aID, Type: Type, Name: aFile}
+	if _, err := p.Protect(ctx, repo, plugins.ProtectRequest{Project: "projB", Resource: res}); !errors.Is(err, plugins.ErrInstanceNotFound) {
+		t.Fatalf("projB protecting projA's file: err = %v, want ErrInstanceNotFound", err)
+	}
+	b, err := p.Protect(ctx, repo, plugins.ProtectRequest{Project: "projA", Resource: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	into := filepath.Join(dir, "restores", "projA", "x.img")
+	if _, err := p.Restore(ctx, repo, plugins.RestoreRequest{Project: "projB", Resource: res, BackupID: b.ID, Target: into}); !errors.Is(err, plugins.ErrInvalidParameter) {
+		t.Fatalf("projB restoring into projA's directory: err = %v, want ErrInvalidParameter", err)
+	}
+	where, err := p.Restore(ctx, repo, plugins.RestoreRequest{Project: "projA", Resource: res, BackupID: b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(where) != filepath.Join(dir, "restores", "projA") {
+		t.Fatalf("default restore went to %s, want projA's restore directory", where)
+	}
+	for _, bad := range []string{"", "../projA", "a/b", "p.q"} {
+		if _, err := p.Instances(ctx, bad); !errors.Is(err, plugins.ErrInvalidParameter) {
+			t.Errorf("project %q: err = %v, want ErrInvalidParameter", bad, err)
+		}
 	}
 }

@@ -23,6 +23,10 @@ func PartialPath(target string) string { return target + partialSuffix }
 // Target resolves where req restores to, refusing paths outside the
 // allowed directories and existing files.
 func (p *Plugin) Target(req plugins.RestoreRequest) (string, error) {
+	roots, restoreDir, err := p.dirs(req.Project)
+	if err != nil {
+		return "", err
+	}
 	t := req.Target
 	if v, ok := req.Parameters["restore_path"]; ok {
 		s, ok := v.(string)
@@ -36,14 +40,14 @@ func (p *Plugin) Target(req plugins.RestoreRequest) (string, error) {
 		if base == "." || base == "/" {
 			base = "volume"
 		}
-		t = filepath.Join(p.restoreDir, fmt.Sprintf("%s.%.12s", base, req.BackupID))
+		t = filepath.Join(restoreDir, fmt.Sprintf("%s.%.12s", base, req.BackupID))
 	}
 	if !filepath.IsAbs(t) {
 		return "", fmt.Errorf("restore path %q is not absolute: %w", t, plugins.ErrInvalidParameter)
 	}
 	t = filepath.Clean(t)
 	allowed := false
-	for _, r := range append(append([]string(nil), p.roots...), p.restoreDir) {
+	for _, r := range append(roots, restoreDir) {
 		if strings.HasPrefix(t, r+string(filepath.Separator)) {
 			allowed = true
 		}
@@ -94,6 +98,8 @@ func (p *Plugin) Restore(ctx context.Context, repo *dedup.Repository, req plugin
 func (p *Plugin) Recover(ctx context.Context) error {
 	var errs []error
 	for _, d := range append(append([]string(nil), p.roots...), p.restoreDir) {
+		// Every project's directory: the placeholder becomes a wildcard.
+		d = strings.ReplaceAll(d, plugins.ProjectPlaceholder, "*")
 		m, _ := filepath.Glob(filepath.Join(d, "*"+partialSuffix))
 		for _, f := range m {
 			errs = append(errs, os.Remove(f))
