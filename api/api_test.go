@@ -27,9 +27,13 @@ type env struct {
 	a   *appliance.Appliance
 	cfg appliance.Config
 	srv *httptest.Server
+	// token goes in X-Auth-Token ("anything" unless asToken changed it).
+	token string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvAuth(t, NoAuth{}) }
+
+func newEnvAuth(t *testing.T, auth Authenticator) *env {
 	t.Helper()
 	cfg := appliance.Config{DataDir: t.TempDir(), PruneInterval: appliance.Duration(-1), Tick: appliance.Duration(time.Hour)}
 	log := slog.New(slog.DiscardHandler)
@@ -40,18 +44,21 @@ func newEnv(t *testing.T) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = a.Run(ctx); close(done) }()
-	srv := httptest.NewServer(New(a, log))
+	srv := httptest.NewServer(New(a, auth, log))
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
 		<-done
 		_ = a.Close()
 	})
-	return &env{t: t, a: a, cfg: a.Config(), srv: srv}
+	return &env{t: t, a: a, cfg: a.Config(), srv: srv, token: "anything"}
 }
 
 // with returns e reporting to t (for subtests).
 func (e *env) with(t *testing.T) *env { c := *e; c.t = t; return &c }
+
+// asToken returns e sending token.
+func (e *env) asToken(token string) *env { c := *e; c.token = token; return &c }
 
 // do sends a request with a JSON (or raw string) body and decodes the
 // JSON answer.
@@ -69,7 +76,9 @@ func (e *env) do(method, path string, body any) (int, map[string]any) {
 		rd = bytes.NewReader(j)
 	}
 	req, _ := http.NewRequest(method, e.srv.URL+path, rd)
-	req.Header.Set("X-Auth-Token", "anything")
+	if e.token != "" {
+		req.Header.Set("X-Auth-Token", e.token)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -19,6 +19,14 @@ var (
 func writeError(w http.ResponseWriter, err error) {
 	code, name := http.StatusInternalServerError, "computeFault"
 	switch {
+	case errors.Is(err, errUnauthenticated):
+		code, name = http.StatusUnauthorized, "unauthorized"
+		w.Header().Set("WWW-Authenticate", "Keystone")
+	case errors.Is(err, errForbidden):
+		code, name = http.StatusForbidden, "forbidden"
+	case errors.Is(err, errAuthUnavailable):
+		code, name = http.StatusServiceUnavailable, "serviceUnavailable"
+		w.Header().Set("Retry-After", "5")
 	case errors.Is(err, errTooLarge):
 		code, name = http.StatusRequestEntityTooLarge, "overLimit"
 	case errors.Is(err, errBadBody), errors.Is(err, errBadID), errors.Is(err, appliance.ErrInvalid):

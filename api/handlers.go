@@ -14,11 +14,15 @@ func errNoRoute(r *http.Request) error {
 	return fmt.Errorf("no such resource: %s %s: %w", r.Method, r.URL.Path, appliance.ErrNotFound)
 }
 
-// project returns the URL's project (noauth: taken as given).
+// project returns the URL's project once the caller may act on it
+// (noauth: taken as given).
 func project(r *http.Request) (string, error) {
 	p := r.PathValue("project")
 	if !projectRE.MatchString(p) {
 		return "", fmt.Errorf("project id %q: %w", p, errBadID)
+	}
+	if err := authorize(r, p); err != nil {
+		return "", err
 	}
 	return p, nil
 }

@@ -83,6 +83,9 @@ func (s *Server) showQuota(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) updateQuota(w http.ResponseWriter, r *http.Request) {
 	p, err := project(r)
+	if err == nil {
+		err = requireAdmin(r)
+	}
 	if err != nil {
 		writeError(w, err)
 		return

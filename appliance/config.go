@@ -41,9 +41,11 @@ type Config struct {
 	Repository string `json:"repository"`
 	// PasswordFile, if set, holds the passphrase of an encrypted repository.
 	PasswordFile string `json:"password_file"`
-	// Auth is "noauth" (the only mode so far): the project in the URL is
-	// taken as given and any token is accepted.
+	// Auth is "noauth" (the project in the URL is taken as given and any
+	// token is accepted) or "keystone" (tokens are validated by Keystone).
 	Auth string `json:"auth"`
+	// Keystone configures auth "keystone".
+	Keystone KeystoneConfig `json:"keystone"`
 	// FileRoots are the directories whose files are protectable
 	// (default [DATA_DIR/volumes]).
 	FileRoots []string `json:"file_roots"`
@@ -137,8 +139,47 @@ func LoadConfig(path string) (Config, error) {
 // Fill sets every unset key to its default.
 func (c *Config) Fill() error {
 	c.fill()
-	if c.Auth != "noauth" {
-		return fmt.Errorf("auth %q: only \"noauth\" is supported: %w", c.Auth, ErrInvalid)
+	switch c.Auth {
+	case "noauth":
+	case "keystone":
+		k := &c.Keystone
+		if k.AuthURL == "" || k.Username == "" || k.PasswordFile == "" {
+			return fmt.Errorf("auth \"keystone\" needs keystone.auth_url, keystone.username and keystone.password_file: %w", ErrInvalid)
+		}
+		if k.UserDomainName == "" {
+			k.UserDomainName = "Default"
+		}
+		if k.ProjectDomainName == "" {
+			k.ProjectDomainName = "Default"
+		}
+		if len(k.AdminRoles) == 0 {
+			k.AdminRoles = []string{"admin"}
+		}
+		if k.CacheTTL <= 0 {
+			k.CacheTTL = Duration(5 * time.Minute)
+		}
+	default:
+		return fmt.Errorf("auth %q: use \"noauth\" or \"keystone\": %w", c.Auth, ErrInvalid)
 	}
 	return nil
+}
+
+// KeystoneConfig is the service user that validates tokens, as in
+// keystonemiddleware's [keystone_authtoken].
+type KeystoneConfig struct {
+	// AuthURL is Keystone's v3 endpoint, e.g. http://keystone:5000/v3.
+	AuthURL  string `json:"auth_url"`
+	Username string `json:"username"`
+	// PasswordFile holds the service user's password (trailing newline
+	// ignored).
+	PasswordFile      string `json:"password_file"`
+	ProjectName       string `json:"project_name"`
+	UserDomainName    string `json:"user_domain_name"`
+	ProjectDomainName string `json:"project_domain_name"`
+	// AdminRoles may act on every project and set quotas (default
+	// ["admin"]).
+	AdminRoles []string `json:"admin_roles"`
+	// CacheTTL is how long a validated (or refused) token is remembered
+	// (default 5m): a revoked token works at most this long.
+	CacheTTL Duration `json:"cache_ttl"`
 }

@@ -9,10 +9,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 	"github.com/spf13/cobra"
 
 	"cairn/appliance"
@@ -50,8 +53,8 @@ directly.)`,
 	for _, g := range []*cobra.Command{plan, cp} {
 		pf := g.PersistentFlags()
 		pf.StringVar(&c.url, "url", "http://127.0.0.1:8799", "the appliance's API address")
-		pf.StringVar(&c.project, "project", appliance.DefaultConfig("").DefaultProject, "project (tenant) to act in")
-		pf.StringVar(&c.token, "token", "x", "X-Auth-Token to send (noauth accepts any)")
+		pf.StringVar(&c.project, "project", "", "project (tenant) to act in (default: the Keystone token's project, else \""+appliance.DefaultConfig("").DefaultProject+"\")")
+		pf.StringVar(&c.token, "token", "", "X-Auth-Token to send (default: a Keystone token for the OS_* variables when OS_AUTH_URL is set; noauth accepts any)")
 	}
 	return []*cobra.Command{plan, cp}
 }
@@ -59,6 +62,40 @@ directly.)`,
 type applianceClient struct {
 	a                   *app
 	url, project, token string
+	loggedIn            bool
+}
+
+// login settles the token and project before the first request. With
+// OS_AUTH_URL set and no --token, it logs in to Keystone with the OS_*
+// variables the openstack and karbor clients read.
+func (c *applianceClient) login(ctx context.Context) error {
+	if c.loggedIn {
+		return nil
+	}
+	if c.token == "" && os.Getenv("OS_AUTH_URL") != "" {
+		ao, err := openstack.AuthOptionsFromEnv()
+		if err != nil {
+			return usageError{fmt.Errorf("keystone credentials from OS_* variables: %w", err)}
+		}
+		pc, err := openstack.AuthenticatedClient(ctx, ao)
+		if err != nil {
+			return fmt.Errorf("keystone login at %s: %w", ao.IdentityEndpoint, err)
+		}
+		c.token = pc.Token()
+		if r, ok := pc.GetAuthResult().(tokens.CreateResult); ok && c.project == "" {
+			if p, err := r.ExtractProject(); err == nil && p != nil {
+				c.project = p.ID
+			}
+		}
+	}
+	if c.token == "" {
+		c.token = "x" // noauth wants some token
+	}
+	if c.project == "" {
+		c.project = appliance.DefaultConfig("").DefaultProject
+	}
+	c.loggedIn = true
+	return nil
 }
 
 // apiError is an OpenStack fault returned by the appliance.
@@ -78,6 +115,9 @@ func (c *applianceClient) call(ctx context.Context, method, path string, in, out
 			return err
 		}
 		body = bytes.NewReader(b)
+	}
+	if err := c.login(ctx); err != nil {
+		return err
 	}
 	u := strings.TrimRight(c.url, "/") + "/v1/" + url.PathEscape(c.project) + path
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)

@@ -26,7 +26,7 @@ func TestApplianceCLI(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = ap.Run(ctx); close(done) }()
-	srv := httptest.NewServer(api.New(ap, log))
+	srv := httptest.NewServer(api.New(ap, api.NoAuth{}, log))
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()

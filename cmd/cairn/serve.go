@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +33,8 @@ func newServeCmd(a *app) *cobra.Command {
 the embedded default: a repository under DATA_DIR/repo (created on first
 start, unencrypted), noauth (the project in the URL is taken as given),
 protectable files in DATA_DIR/volumes and state under DATA_DIR/state.
+With "auth": "keystone" in the configuration, every request needs a
+Keystone token scoped to the project in its URL (or an admin role).
 See docs/api.md for the configuration keys.`,
 		Example: `  cairn serve --data-dir /var/lib/cairn
   karbor --os-no-client-auth --os-auth-token x --karbor-url http://127.0.0.1:8799/v1/demo provider-list`,
@@ -74,12 +77,18 @@ func runServe(ctx context.Context, a *app, cfg appliance.Config) error {
 		_ = ap.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: api.New(ap, log), ReadHeaderTimeout: 10 * time.Second}
+	auth, err := newAuthenticator(ctx, cfg, log)
+	if err != nil {
+		_ = ln.Close()
+		_ = ap.Close()
+		return err
+	}
+	srv := &http.Server{Handler: api.New(ap, auth, log), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- ap.Run(ctx) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("serving", "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "repository", cfg.Repository)
+	log.Info("serving", "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "repository", cfg.Repository, "auth", cfg.Auth)
 	if a.jsonOut {
 		_ = writeJSON(a.stdout, map[string]string{"listen": ln.Addr().String()})
 	}
@@ -101,4 +110,21 @@ func runServe(ctx context.Context, a *app, cfg appliance.Config) error {
 		return err2
 	}
 	return nil
+}
+
+// newAuthenticator returns the token check of cfg.Auth. Keystone's
+// service user logs in here, so wrong credentials stop the start.
+func newAuthenticator(ctx context.Context, cfg appliance.Config, log *slog.Logger) (api.Authenticator, error) {
+	if cfg.Auth != "keystone" {
+		return api.NoAuth{}, nil
+	}
+	k := cfg.Keystone
+	pw, err := os.ReadFile(k.PasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("keystone password file: %w", err)
+	}
+	return api.NewKeystone(ctx, api.KeystoneOptions{AuthURL: k.AuthURL, Username: k.Username,
+		Password: strings.TrimRight(string(pw), "\r\n"), ProjectName: k.ProjectName,
+		UserDomainName: k.UserDomainName, ProjectDomainName: k.ProjectDomainName,
+		AdminRoles: k.AdminRoles, CacheTTL: time.Duration(k.CacheTTL)}, log)
 }
