@@ -51,7 +51,7 @@ func body(r *http.Request, kind string) (any, error) {
 }
 
 func listOf[T any](w http.ResponseWriter, r *http.Request, key string, items []T) {
-	objs, err := page(r, items)
+	objs, err := page(r, listing[T]{items: items})
 	if err != nil {
 		writeError(w, err)
 		return

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"cairn/appliance"
 )
@@ -31,11 +32,14 @@ func (s *Server) listCheckpoints(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	vs := make([]checkpointView, 0, len(cps))
-	for _, c := range cps {
-		vs = append(vs, viewCheckpoint(c))
+	objs, err := page(r, listing[*appliance.Checkpoint]{items: cps,
+		view: func(c *appliance.Checkpoint) any { return viewCheckpoint(*c) },
+		key:  func(c *appliance.Checkpoint) (time.Time, string) { return c.CreatedAt, c.ID }})
+	if err != nil {
+		writeError(w, err)
+		return
 	}
-	listOf(w, r, "checkpoints", vs)
+	writeJSON(w, http.StatusOK, map[string]any{"checkpoints": objs})
 }
 
 func (s *Server) showCheckpoint(w http.ResponseWriter, r *http.Request) {

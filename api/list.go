@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,17 +15,90 @@ import (
 var notFilters = map[string]bool{"limit": true, "marker": true, "sort": true, "sort_key": true, "sort_dir": true,
 	"all_tenants": true, "project_id": true, "start_date": true, "end_date": true, "parameters": true}
 
+// maxLimit caps every list, as Karbor's osapi_max_limit does: a client
+// pages through longer ones with marker.
+const maxLimit = 1000
+
+// listing is one collection to page through. view turns an item into what
+// the API shows (nil: the item itself). key, when set, gives an item's
+// created_at and id without encoding it, so the default order (newest
+// first) costs a typed sort and only the returned page is encoded: a list
+// of 10,000 checkpoints must not encode them all.
+type listing[T any] struct {
+	items []T
+	view  func(T) any
+	key   func(T) (time.Time, string)
+}
+
 // page applies Karbor's list query (filters on top-level fields, sort,
-// marker, limit) to items and returns them as JSON objects.
-func page[T any](r *http.Request, items []T) ([]map[string]any, error) {
+// marker, limit) to l and returns the page as JSON objects.
+func page[T any](r *http.Request, l listing[T]) ([]any, error) {
 	q := r.URL.Query()
-	var objs []map[string]any
-	for _, it := range items {
-		b, _ := json.Marshal(it)
+	limit := maxLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%w: limit %q: want a non-negative integer", errBadBody, v)
+		}
+		limit = min(n, maxLimit)
+	}
+	object := func(it T) map[string]any {
+		var v any = it
+		if l.view != nil {
+			v = l.view(it)
+		}
+		b, _ := json.Marshal(v)
 		var m map[string]any
 		_ = json.Unmarshal(b, &m)
-		if matches(m, q) {
-			objs = append(objs, m)
+		return m
+	}
+	objs := []any{}
+	if l.key != nil && q.Get("sort") == "" && q.Get("sort_key") == "" {
+		items := l.items
+		slices.SortStableFunc(items, func(a, b T) int {
+			ta, ia := l.key(a)
+			tb, ib := l.key(b)
+			if c := tb.Compare(ta); c != 0 {
+				return c
+			}
+			return strings.Compare(ib, ia)
+		})
+		if m := q.Get("marker"); m != "" {
+			idx := slices.IndexFunc(items, func(it T) bool { _, id := l.key(it); return id == m })
+			if idx < 0 {
+				return nil, fmt.Errorf("%w: marker %q not found", errBadBody, m)
+			}
+			items = items[idx+1:]
+		}
+		filtered := hasFilters(q)
+		for _, it := range items {
+			if len(objs) >= limit {
+				break
+			}
+			if !filtered {
+				// Nothing to match: encode once, without the map.
+				var v any = it
+				if l.view != nil {
+					v = l.view(it)
+				}
+				b, err := json.Marshal(v)
+				if err != nil {
+					return nil, err
+				}
+				objs = append(objs, json.RawMessage(b))
+				continue
+			}
+			if o := object(it); matches(o, q) {
+				objs = append(objs, o)
+			}
+		}
+		return objs, nil
+	}
+
+	var all []map[string]any
+	for _, it := range l.items {
+		if o := object(it); matches(o, q) {
+			all = append(all, o)
 		}
 	}
 	keys, dirs := []string{"created_at", "id"}, []string{"desc", "desc"}
@@ -49,9 +123,9 @@ func page[T any](r *http.Request, items []T) ([]map[string]any, error) {
 			return nil, fmt.Errorf("%w: sort direction %q: want asc or desc", errBadBody, d)
 		}
 	}
-	sort.SliceStable(objs, func(i, j int) bool {
+	sort.SliceStable(all, func(i, j int) bool {
 		for n, k := range keys {
-			c := compareValues(objs[i][k], objs[j][k])
+			c := compareValues(all[i][k], all[j][k])
 			if c == 0 {
 				continue
 			}
@@ -60,28 +134,14 @@ func page[T any](r *http.Request, items []T) ([]map[string]any, error) {
 		return false
 	})
 	if m := q.Get("marker"); m != "" {
-		idx := -1
-		for i, o := range objs {
-			if o["id"] == m {
-				idx = i
-			}
-		}
+		idx := slices.IndexFunc(all, func(o map[string]any) bool { return o["id"] == m })
 		if idx < 0 {
 			return nil, fmt.Errorf("%w: marker %q not found", errBadBody, m)
 		}
-		objs = objs[idx+1:]
+		all = all[idx+1:]
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%w: limit %q: want a non-negative integer", errBadBody, l)
-		}
-		if n < len(objs) {
-			objs = objs[:n]
-		}
-	}
-	if objs == nil {
-		objs = []map[string]any{}
+	for _, o := range all[:min(limit, len(all))] {
+		objs = append(objs, o)
 	}
 	return objs, nil
 }
@@ -106,6 +166,16 @@ func compareValues(a, b any) int {
 		}
 	}
 	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+// hasFilters reports whether q filters items (beyond paging and sorting).
+func hasFilters(q map[string][]string) bool {
+	for k, vs := range q {
+		if !notFilters[k] && len(vs) > 0 && vs[0] != "" || (k == "start_date" || k == "end_date") && len(vs) > 0 && vs[0] != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func matches(m map[string]any, q map[string][]string) bool {

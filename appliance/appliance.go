@@ -42,6 +42,10 @@ type Appliance struct {
 	mu            sync.Mutex
 	plans         map[string]*Plan
 	checkpoints   map[string]*Checkpoint
+	// published holds, per checkpoint, an immutable copy of its last
+	// saved state: lists hand these out without copying every
+	// checkpoint, while jobs keep changing the originals under mu.
+	published map[string]*Checkpoint
 	restores      map[string]*Restore
 	verifications map[string]*Restore
 	triggers      map[string]*Trigger
@@ -74,7 +78,7 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 		return nil, err
 	}
 	a := &Appliance{cfg: cfg, log: o.Log, now: o.Now, reg: o.Plugins,
-		plans: map[string]*Plan{}, checkpoints: map[string]*Checkpoint{}, restores: map[string]*Restore{},
+		plans: map[string]*Plan{}, checkpoints: map[string]*Checkpoint{}, published: map[string]*Checkpoint{}, restores: map[string]*Restore{},
 		verifications: map[string]*Restore{}, triggers: map[string]*Trigger{}, ops: map[string]*ScheduledOperation{},
 		oplogs: map[string]*OperationLog{}, quotas: map[string]*Quota{}, jobs: map[string]*job{},
 		queue: make(chan queued, 4096)}
@@ -159,12 +163,28 @@ func loadKind[T any](s *store, kind string, m map[string]*T) error {
 }
 
 func (a *Appliance) load() error {
-	return errors.Join(
+	err := errors.Join(
 		loadKind(a.st, "plans", a.plans), loadKind(a.st, "checkpoints", a.checkpoints),
 		loadKind(a.st, "restores", a.restores), loadKind(a.st, "verifications", a.verifications),
 		loadKind(a.st, "triggers", a.triggers), loadKind(a.st, "scheduled_operations", a.ops),
 		loadKind(a.st, "operation_logs", a.oplogs), loadKind(a.st, "quotas", a.quotas),
 		loadKind(a.st, "jobs", a.jobs))
+	for id, cp := range a.checkpoints {
+		a.published[id] = cloneCheckpoint(cp)
+	}
+	return err
+}
+
+// saveCheckpointLocked persists cp and publishes a copy for readers.
+func (a *Appliance) saveCheckpointLocked(cp *Checkpoint) {
+	a.save("checkpoints", cp.ID, cp)
+	a.published[cp.ID] = cloneCheckpoint(cp)
+}
+
+// dropCheckpointLocked forgets a deleted checkpoint.
+func (a *Appliance) dropCheckpointLocked(id string) {
+	delete(a.checkpoints, id)
+	delete(a.published, id)
 }
 
 // save persists one object; callers hold mu.

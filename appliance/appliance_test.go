@@ -416,7 +416,7 @@ func TestScheduleAndRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	tick := func(at time.Time) []Checkpoint {
+	tick := func(at time.Time) []*Checkpoint {
 		t.Helper()
 		clk.Set(at)
 		e.a.Tick(ctx)
@@ -517,6 +517,7 @@ func TestRetentionRules(t *testing.T) {
 			c := &Checkpoint{ID: NewUUID(), ProjectID: "proj", ProviderID: ProviderID, Status: CheckpointAvailable,
 				Plan: PlanRef{ID: p.ID}, CreatedAt: time.Date(2030, 1, 1+d, 6+h, 0, 0, 0, time.Local), ExtraInfo: map[string]any{}}
 			e.a.checkpoints[c.ID] = c
+			e.a.published[c.ID] = cloneCheckpoint(c)
 		}
 	}
 	dels := e.a.retentionLocked(op.ID)
@@ -543,7 +544,7 @@ func TestRetentionRules(t *testing.T) {
 	}
 }
 
-func (a *Appliance) checkpointsOf(project string) []Checkpoint {
+func (a *Appliance) checkpointsOf(project string) []*Checkpoint {
 	cps, _ := a.Checkpoints(project, ProviderID)
 	return cps
 }

@@ -90,7 +90,7 @@ func (a *Appliance) recover(ctx context.Context) error {
 						cp.Resources[i].Status, cp.Resources[i].Reason = ResourceError, reason
 					}
 				}
-				a.save("checkpoints", cp.ID, cp)
+				a.saveCheckpointLocked(cp)
 			}
 			if err := a.deleteTagged(ctx, j.ObjectID); err != nil {
 				a.log.Error("remove interrupted checkpoint's backups", "checkpoint", j.ObjectID, "err", err)
@@ -135,10 +135,10 @@ func (a *Appliance) recover(ctx context.Context) error {
 		a.removeBackupsLocked(ctx, cp)
 		if len(pendingBackups(cp)) > 0 {
 			cp.Status, cp.ErrorReason = CheckpointError, "deletion interrupted and could not be finished"
-			a.save("checkpoints", cp.ID, cp)
+			a.saveCheckpointLocked(cp)
 			continue
 		}
-		delete(a.checkpoints, cp.ID)
+		a.dropCheckpointLocked(cp.ID)
 		if err := a.st.delete("checkpoints", cp.ID); err != nil {
 			return err
 		}

@@ -40,10 +40,10 @@ func (a *Appliance) CreateCheckpoint(ctx context.Context, project, providerID, p
 	j := &job{ID: NewUUID(), Kind: "protect", ObjectID: cp.ID, ProjectID: project, StartedAt: a.now()}
 	a.checkpoints[cp.ID] = cp
 	if err := a.submit(j, func(ctx context.Context) error { return a.runProtect(ctx, cp.ID, log.ID) }); err != nil {
-		delete(a.checkpoints, cp.ID)
+		a.dropCheckpointLocked(cp.ID)
 		return nil, err
 	}
-	a.save("checkpoints", cp.ID, cp)
+	a.saveCheckpointLocked(cp)
 	a.save("operation_logs", log.ID, log)
 	return cloneCheckpoint(cp), nil
 }
@@ -119,7 +119,7 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 			a.metrics.storedBytes.Add(b.Stats.StoredBytes)
 		}
 		cp.Progress = (i + 1) * 100 / len(res)
-		a.save("checkpoints", cp.ID, cp)
+		a.saveCheckpointLocked(cp)
 		a.mu.Unlock()
 		if failed != nil {
 			break
@@ -175,7 +175,7 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 		extra["read_bytes"], extra["new_bytes"], extra["stored_bytes"] = read, nw, stored
 		cp.ExtraInfo = extra
 	}
-	a.save("checkpoints", cp.ID, cp)
+	a.saveCheckpointLocked(cp)
 	a.finishLogLocked(log, failed)
 	var expired []*deletion
 	if failed == nil && cp.ScheduledOpID != "" {
@@ -264,7 +264,7 @@ func (a *Appliance) beginDeleteLocked(cp *Checkpoint) *deletion {
 	log := a.newLogLocked(cp.ProjectID, "delete")
 	log.CheckpointID, log.PlanID, log.ProviderID = cp.ID, cp.Plan.ID, cp.ProviderID
 	cp.Status = CheckpointDeleting
-	a.save("checkpoints", cp.ID, cp)
+	a.saveCheckpointLocked(cp)
 	a.save("operation_logs", log.ID, log)
 	return &deletion{cp: cp, log: log, backups: pendingBackups(cp)}
 }
@@ -300,12 +300,12 @@ func (a *Appliance) finishDelete(ctx context.Context, d *deletion) error {
 		if r.BackupID != "" {
 			err := fmt.Errorf("could not delete backup %s of checkpoint %s", r.BackupID, cp.ID)
 			cp.Status, cp.ErrorReason = CheckpointError, err.Error()
-			a.save("checkpoints", cp.ID, cp)
+			a.saveCheckpointLocked(cp)
 			a.finishLogLocked(d.log, err)
 			return err
 		}
 	}
-	delete(a.checkpoints, cp.ID)
+	a.dropCheckpointLocked(cp.ID)
 	if err := a.st.delete("checkpoints", cp.ID); err != nil {
 		a.finishLogLocked(d.log, err)
 		return err
@@ -314,17 +314,18 @@ func (a *Appliance) finishDelete(ctx context.Context, d *deletion) error {
 	return nil
 }
 
-// Checkpoints lists a project's checkpoints of a provider.
-func (a *Appliance) Checkpoints(project, providerID string) ([]Checkpoint, error) {
+// Checkpoints lists a project's checkpoints of a provider as last saved.
+// The checkpoints are shared: callers MUST NOT modify them.
+func (a *Appliance) Checkpoints(project, providerID string) ([]*Checkpoint, error) {
 	if providerID != ProviderID {
 		return nil, fmt.Errorf("provider %s: %w", providerID, ErrNotFound)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var out []Checkpoint
-	for _, c := range a.checkpoints {
+	out := make([]*Checkpoint, 0, len(a.published))
+	for _, c := range a.published {
 		if c.ProjectID == project {
-			out = append(out, *cloneCheckpoint(c))
+			out = append(out, c)
 		}
 	}
 	return out, nil

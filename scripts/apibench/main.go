@@ -1,13 +1,14 @@
 // Command apibench drives a running `cairn serve` for scripts/bench-api.sh.
 // It starts nothing itself: -url names the daemon. Modes:
 //
-//	apibench seed -url U -project P -volumes DIR [-seed-seconds 60] [-c 8]
+//	apibench seed -url U -project P -volumes DIR [-seed-seconds 60] [-target N] [-c 8]
 //	apibench list -url U -project P [-path PATH] [-n 200]
 //	apibench jobs -url U -project P -volumes DIR [-k 4] [-size-mib 64]
 //
 // seed protects one plan holding a 4 KiB file as fast as the daemon accepts
 // (the API cannot write checkpoint records without running jobs): -c
-// clients each start a checkpoint and wait for it, for -seed-seconds, then
+// clients each start a checkpoint and wait for it, for -seed-seconds or
+// until -target checkpoints were protected, then
 // it prints "checkpoints N". list times -n sequential GETs of -path (default the
 // checkpoint list, limit=1000) and prints "p50_ms X p99_ms Y". jobs writes
 // 2*K random files of -size-mib each under -volumes (apibench-seq-*.img,
@@ -54,6 +55,7 @@ func main() {
 	fs.StringVar(&project, "project", "bench", "project ID")
 	volumes := fs.String("volumes", "", "DATA_DIR/volumes of the daemon (seed, jobs)")
 	seedSeconds := fs.Int("seed-seconds", 60, "seed: time budget for creating checkpoints")
+	target := fs.Int("target", 0, "seed: stop after this many checkpoints (0: only the time budget)")
 	conc := fs.Int("c", 8, "seed: concurrent clients")
 	path := fs.String("path", "", "list: path to GET (default the checkpoint list, limit=1000)")
 	n := fs.Int("n", 200, "list: requests")
@@ -66,7 +68,7 @@ func main() {
 	var err error
 	switch mode {
 	case "seed":
-		err = seed(*volumes, time.Duration(*seedSeconds)*time.Second, *conc)
+		err = seed(*volumes, time.Duration(*seedSeconds)*time.Second, *conc, *target)
 	case "list":
 		p := *path
 		if p == "" {
@@ -259,7 +261,7 @@ func countCheckpoints() (total, protecting int, err error) {
 	}
 }
 
-func seed(volumes string, budget time.Duration, conc int) error {
+func seed(volumes string, budget time.Duration, conc, target int) error {
 	if volumes == "" {
 		return errors.New("seed: -volumes is required")
 	}
@@ -274,7 +276,8 @@ func seed(volumes string, budget time.Duration, conc int) error {
 	// Closed loop: each client waits for its checkpoint before starting
 	// the next, so the count is what the engine completes in the budget
 	// (an open loop only fills the 4096-job queue and leaves it draining).
-	var done, refused atomic.Int64
+	// started reserves a checkpoint of the target before it is asked for.
+	var started, done, refused atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
 	start := time.Now()
@@ -282,9 +285,10 @@ func seed(volumes string, budget time.Duration, conc int) error {
 	var wg sync.WaitGroup
 	for range conc {
 		wg.Go(func() {
-			for time.Now().Before(stop) {
+			for time.Now().Before(stop) && (target <= 0 || started.Add(1) <= int64(target)) {
 				id, err := protect(plans[0])
 				if errors.Is(err, errQueueFull) {
+					started.Add(-1)
 					refused.Add(1)
 					time.Sleep(5 * time.Millisecond)
 					continue
