@@ -24,6 +24,11 @@ TAGS_FLAG = $(if $(strip $(GO_TAGS)),-tags '$(strip $(GO_TAGS))',)
 # unless CEPH_CONF names a running cluster already.
 CEPH_DIR ?= /tmp/cairn-ceph
 
+# The throwaway Keystone (scripts/keystone.sh) of make keystone-up/keystone-down.
+# make test starts its own likewise, unless KEYSTONE_ENV names the keystone.env
+# of a running one already.
+KEYSTONE_DIR ?= /tmp/cairn-keystone
+
 # Project-local tools, outside the module's dependencies.
 TOOLS_BIN := $(CURDIR)/bin/tools
 # staticcheck 2026.2.2 is module version v0.8.2 (works with Go 1.26).
@@ -50,7 +55,7 @@ endif
 export CAIRN_REQUIRE_ALL
 
 .PHONY: all build test test-go deps lint vet fmt-check staticcheck tidy-check \
-	layering bench fuzz demo clean help ceph-up ceph-down
+	layering bench fuzz demo clean help ceph-up ceph-down keystone-up keystone-down
 
 all: build
 
@@ -61,6 +66,8 @@ help:
 	@echo "make lint        go vet, gofmt check, staticcheck, go mod tidy check, layering check"
 	@echo "make ceph-up     start a throwaway Ceph cluster in CEPH_DIR=$(CEPH_DIR) (prints its ceph.conf)"
 	@echo "make ceph-down   stop it and remove CEPH_DIR"
+	@echo "make keystone-up   start a throwaway Keystone in KEYSTONE_DIR=$(KEYSTONE_DIR) (prints its keystone.env)"
+	@echo "make keystone-down stop it and remove KEYSTONE_DIR"
 	@echo "make bench       run scripts/bench.sh"
 	@echo "make fuzz        run each Fuzz* test in $(FUZZ_PKGS) for FUZZTIME=$(FUZZTIME)"
 	@echo "make clean       remove bin/, .demo/ and .bench/"
@@ -82,7 +89,10 @@ test: deps lint test-go
 
 # Tests tagged "ceph" need a cluster: test-go starts a throwaway one (unless
 # CEPH_CONF is set), exports CEPH_CONF to go test, and stops it afterwards,
-# whatever the outcome.
+# whatever the outcome. Likewise Keystone: test-go starts a throwaway one
+# (unless KEYSTONE_ENV is set; without keystone-manage it is skipped, or fails
+# under CAIRN_REQUIRE_ALL=1) and exports the path of its keystone.env to go
+# test as CAIRN_TEST_KEYSTONE_ENV. One EXIT trap stops both.
 # Unit tests run under the race detector; the end-to-end tests drive the real
 # binary and real clients, where -race would only multiply their run time.
 RUN_GO_TESTS = CGO_ENABLED=1 $(GO) test $(TAGS_FLAG) -race -count=1 -timeout $(GO_TEST_TIMEOUT) $(filter-out cairn/e2e,$(PKGS)) \
@@ -94,17 +104,30 @@ test-go:
 		echo "GO_TAGS lacks 'ceph' (no /usr/include/rados/librados.h?): Ceph tests would not run"; \
 		exit 1; \
 	fi
-	@if [[ -z "$${CEPH_CONF-}" && " $(GO_TAGS) " == *" ceph "* ]]; then \
-		dir=$$(mktemp -d "$${TMPDIR:-/tmp}/cairn-ceph-test.XXXXXX"); \
-		trap './scripts/ceph-cluster.sh stop "'"$$dir"'"' EXIT; \
-		echo "==> starting a throwaway Ceph cluster in $$dir"; \
-		CEPH_CONF=$$(CEPH_MON_PORT=auto ./scripts/ceph-cluster.sh start "$$dir"); \
+	@if [[ $(CAIRN_REQUIRE_ALL) == 1 && -z "$${KEYSTONE_ENV-}" ]] && ! command -v keystone-manage >/dev/null; then \
+		echo "keystone-manage not found (Debian package python3-keystone): Keystone tests would not run"; \
+		exit 1; \
+	fi
+	@ceph_dir= ks_dir=; \
+	trap '[[ -z $$ceph_dir ]] || ./scripts/ceph-cluster.sh stop "$$ceph_dir"; \
+		[[ -z $$ks_dir ]] || ./scripts/keystone.sh stop "$$ks_dir"' EXIT; \
+	if [[ -z "$${CEPH_CONF-}" && " $(GO_TAGS) " == *" ceph "* ]]; then \
+		ceph_dir=$$(mktemp -d "$${TMPDIR:-/tmp}/cairn-ceph-test.XXXXXX"); \
+		echo "==> starting a throwaway Ceph cluster in $$ceph_dir"; \
+		CEPH_CONF=$$(CEPH_MON_PORT=auto ./scripts/ceph-cluster.sh start "$$ceph_dir"); \
 		export CEPH_CONF; \
 		echo "==> CEPH_CONF=$$CEPH_CONF"; \
-		$(RUN_GO_TESTS); \
-	else \
-		$(RUN_GO_TESTS); \
-	fi
+	fi; \
+	if [[ -z "$${KEYSTONE_ENV-}" ]] && command -v keystone-manage >/dev/null; then \
+		ks_dir=$$(mktemp -d "$${TMPDIR:-/tmp}/cairn-keystone-test.XXXXXX"); \
+		echo "==> starting a throwaway Keystone in $$ks_dir"; \
+		KEYSTONE_ENV=$$(KEYSTONE_PORT=auto ./scripts/keystone.sh start "$$ks_dir"); \
+	fi; \
+	if [[ -n "$${KEYSTONE_ENV-}" ]]; then \
+		export CAIRN_TEST_KEYSTONE_ENV=$$KEYSTONE_ENV; \
+		echo "==> CAIRN_TEST_KEYSTONE_ENV=$$CAIRN_TEST_KEYSTONE_ENV"; \
+	fi; \
+	$(RUN_GO_TESTS)
 
 ## ceph-up / ceph-down: a throwaway single-node Ceph cluster on loopback.
 ceph-up:
@@ -112,6 +135,13 @@ ceph-up:
 
 ceph-down:
 	./scripts/ceph-cluster.sh stop $(CEPH_DIR)
+
+## keystone-up / keystone-down: a throwaway Keystone (identity v3) on loopback.
+keystone-up:
+	./scripts/keystone.sh start $(KEYSTONE_DIR)
+
+keystone-down:
+	./scripts/keystone.sh stop $(KEYSTONE_DIR)
 
 ## lint: static checks only; no test binaries except the layering check.
 lint: vet fmt-check staticcheck tidy-check layering

@@ -406,6 +406,10 @@ type karborCLI struct {
 	bin     string
 	a       *appliance
 	project string
+	// osEnv, when set, are OS_* credentials: the client logs in to
+	// Keystone and finds the appliance in the catalog, as an operator's
+	// would. Without them it runs in noauth mode against a.url(project).
+	osEnv []string
 }
 
 // requireKarbor returns the karbor client for project of a, skipping the
@@ -434,8 +438,15 @@ func (k karborCLI) run(args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	full := append([]string{"--os-no-client-auth", "--os-auth-token", "x", "--karbor-url", k.a.url(k.project)}, args...)
+	if k.osEnv != nil {
+		full = args
+	}
 	cmd := exec.CommandContext(ctx, k.bin, full...)
 	cmd.Env = append(os.Environ(), "PYTHONWARNINGS=ignore")
+	if k.osEnv != nil {
+		cmd.Env = append(withoutOSEnv(os.Environ()), k.osEnv...)
+		cmd.Env = append(cmd.Env, "PYTHONWARNINGS=ignore")
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -452,6 +463,18 @@ func (k karborCLI) run(args ...string) result {
 		k.t.Fatalf("karbor %s: %v", strings.Join(args, " "), err)
 	}
 	return r
+}
+
+// withoutOSEnv drops OS_* variables, so that only the test's credentials
+// reach a client.
+func withoutOSEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "OS_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // must runs karbor and fails the test unless it exits 0.

@@ -34,6 +34,8 @@ deps=(
 	"librados-dev"          # go-ceph (cgo, -tags ceph pacific)
 	"librbd-dev"
 	"python3-karborclient:karbor" # e2e: the real Karbor client against cairn serve
+	"python3-keystone:keystone-manage" # scripts/keystone.sh: throwaway Keystone for tests
+	"python3-werkzeug"      # (its WSGI server, scripts/keystone-wsgi.py)
 )
 
 export PATH="$PATH:/usr/sbin:/sbin"

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 	"github.com/spf13/cobra"
@@ -73,9 +74,9 @@ func (c *applianceClient) login(ctx context.Context) error {
 		return nil
 	}
 	if c.token == "" && os.Getenv("OS_AUTH_URL") != "" {
-		ao, err := openstack.AuthOptionsFromEnv()
+		ao, err := authOptionsFromEnv()
 		if err != nil {
-			return usageError{fmt.Errorf("keystone credentials from OS_* variables: %w", err)}
+			return usageError{err}
 		}
 		pc, err := openstack.AuthenticatedClient(ctx, ao)
 		if err != nil {
@@ -96,6 +97,43 @@ func (c *applianceClient) login(ctx context.Context) error {
 	}
 	c.loggedIn = true
 	return nil
+}
+
+// authOptionsFromEnv reads the OS_* variables of an openrc file. It
+// differs from gophercloud's reader in understanding the user's and the
+// project's domains apart (OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME),
+// as every Keystone v3 openrc sets them.
+func authOptionsFromEnv() (gophercloud.AuthOptions, error) {
+	env := func(names ...string) string {
+		for _, n := range names {
+			if v := os.Getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	ao := gophercloud.AuthOptions{IdentityEndpoint: env("OS_AUTH_URL"),
+		Username: env("OS_USERNAME"), UserID: env("OS_USER_ID", "OS_USERID"), Password: env("OS_PASSWORD"),
+		DomainName: env("OS_USER_DOMAIN_NAME", "OS_DOMAIN_NAME"), DomainID: env("OS_USER_DOMAIN_ID", "OS_DOMAIN_ID")}
+	if ao.Username == "" && ao.UserID == "" || ao.Password == "" {
+		return ao, errors.New("OS_AUTH_URL is set: also set OS_USERNAME (or OS_USER_ID) and OS_PASSWORD, or pass --token")
+	}
+	if ao.Username != "" && ao.DomainName == "" && ao.DomainID == "" {
+		ao.DomainName = "Default"
+	}
+	scope := gophercloud.AuthScope{ProjectID: env("OS_PROJECT_ID", "OS_TENANT_ID"), ProjectName: env("OS_PROJECT_NAME", "OS_TENANT_NAME"),
+		DomainName: env("OS_PROJECT_DOMAIN_NAME"), DomainID: env("OS_PROJECT_DOMAIN_ID")}
+	if scope.ProjectName != "" && scope.DomainName == "" && scope.DomainID == "" {
+		scope.DomainName = "Default"
+	}
+	if scope.ProjectID == "" && scope.ProjectName == "" {
+		return ao, errors.New("OS_AUTH_URL is set: also set OS_PROJECT_NAME or OS_PROJECT_ID (the appliance needs a project-scoped token)")
+	}
+	if scope.ProjectID != "" {
+		scope.ProjectName, scope.DomainName, scope.DomainID = "", "", ""
+	}
+	ao.Scope = &scope
+	return ao, nil
 }
 
 // apiError is an OpenStack fault returned by the appliance.
