@@ -6,9 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -497,50 +500,68 @@ func TestScheduleAndRetention(t *testing.T) {
 }
 
 func TestRetentionRules(t *testing.T) {
-	clk := newClock(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
-	e := openEnv(t, testConfig(t), clk, false)
-	id, _ := e.volume("a.img", 4<<10)
-	p := e.plan("proj", id)
-	tr, err := e.a.CreateTrigger("proj", "t", "time", map[string]string{"pattern": "0 * * * *"})
-	if err != nil {
-		t.Fatal(err)
+	// Two checkpoints a day (06:00 and 07:00) for five days, judged at
+	// day 6, 00:00. Kept checkpoints are named "DD HH".
+	cases := []struct {
+		name string
+		def  map[string]string
+		want []string
+	}{
+		{"keep_last 1 + keep_daily 3", map[string]string{"keep_last": "1", "keep_daily": "3"}, []string{"05 07", "04 07", "03 07"}},
+		{"max_backups 3", map[string]string{"max_backups": "3"}, []string{"05 07", "05 06", "04 07"}},
+		{"retention_duration 2 days", map[string]string{"retention_duration": "2"}, []string{"05 07", "05 06", "04 07", "04 06"}},
+		{"retention_duration beats keep_daily", map[string]string{"keep_daily": "5", "retention_duration": "3"}, []string{"05 07", "04 07", "03 07"}},
+		{"retention_duration keeps the newest", map[string]string{"retention_duration": "1", "max_backups": "1"}, []string{"05 07"}},
+		{"nothing set keeps all", map[string]string{}, nil},
 	}
-	op, err := e.a.CreateScheduledOperation("proj", "op", "", "retention_protect", tr.ID,
-		map[string]string{"plan_id": p.ID, "provider_id": ProviderID, "keep_last": "1", "keep_daily": "3"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Fabricate available checkpoints: two per day for five days.
-	e.a.mu.Lock()
-	for d := 0; d < 5; d++ {
-		for h := 0; h < 2; h++ {
-			c := &Checkpoint{ID: NewUUID(), ProjectID: "proj", ProviderID: ProviderID, Status: CheckpointAvailable,
-				Plan: PlanRef{ID: p.ID}, CreatedAt: time.Date(2030, 1, 1+d, 6+h, 0, 0, 0, time.Local), ExtraInfo: map[string]any{}}
-			e.a.checkpoints[c.ID] = c
-			e.a.published[c.ID] = cloneCheckpoint(c)
-		}
-	}
-	dels := e.a.retentionLocked(op.ID)
-	e.a.mu.Unlock()
-	for _, d := range dels {
-		if err := e.a.finishDelete(context.Background(), d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Kept: the newest (day 5, 07:00) and the newest of each of the
-	// three newest days (days 5, 4, 3 at 07:00).
-	kept := map[string]bool{}
-	for _, c := range e.a.checkpointsOf("proj") {
-		kept[c.CreatedAt.Local().Format("02 15")] = true
-	}
-	want := map[string]bool{"05 07": true, "04 07": true, "03 07": true}
-	if len(kept) != len(want) {
-		t.Fatalf("kept %v, want %v", kept, want)
-	}
-	for k := range want {
-		if !kept[k] {
-			t.Fatalf("kept %v, want %v", kept, want)
-		}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clk := newClock(time.Date(2030, 1, 6, 0, 0, 0, 0, time.Local))
+			e := openEnv(t, testConfig(t), clk, false)
+			id, _ := e.volume("a.img", 4<<10)
+			p := e.plan("proj", id)
+			tr, err := e.a.CreateTrigger("proj", "t", "time", map[string]string{"pattern": "0 * * * *"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			def := map[string]string{"plan_id": p.ID, "provider_id": ProviderID}
+			maps.Copy(def, c.def)
+			op, err := e.a.CreateScheduledOperation("proj", "op", "", "retention_protect", tr.ID, def)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var all []string
+			e.a.mu.Lock()
+			for d := 1; d <= 5; d++ {
+				for h := 6; h <= 7; h++ {
+					c := &Checkpoint{ID: NewUUID(), ProjectID: "proj", ProviderID: ProviderID, Status: CheckpointAvailable,
+						Plan: PlanRef{ID: p.ID}, CreatedAt: time.Date(2030, 1, d, h, 0, 0, 0, time.Local), ExtraInfo: map[string]any{}}
+					e.a.checkpoints[c.ID] = c
+					e.a.published[c.ID] = cloneCheckpoint(c)
+					all = append(all, fmt.Sprintf("%02d %02d", d, h))
+				}
+			}
+			dels := e.a.retentionLocked(op.ID)
+			e.a.mu.Unlock()
+			for _, d := range dels {
+				if err := e.a.finishDelete(context.Background(), d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var kept []string
+			for _, c := range e.a.checkpointsOf("proj") {
+				kept = append(kept, c.CreatedAt.Local().Format("02 15"))
+			}
+			want := c.want
+			if want == nil {
+				want = all
+			}
+			slices.Sort(kept)
+			want = slices.Sorted(slices.Values(want))
+			if !slices.Equal(kept, want) {
+				t.Fatalf("kept %v, want %v", kept, want)
+			}
+		})
 	}
 }
 

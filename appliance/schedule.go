@@ -17,7 +17,7 @@ var opDefKeys = map[string]bool{"plan_id": true, "provider_id": true, "max_backu
 // CreateScheduledOperation creates a "protect" (or Karbor's
 // "retention_protect") operation of a plan on a trigger. Retention keys in
 // the definition: max_backups (= keep_last), keep_daily, keep_weekly,
-// keep_monthly.
+// keep_monthly, and Karbor's retention_duration (days).
 func (a *Appliance) CreateScheduledOperation(project, name, desc, opType, triggerID string, def map[string]string) (*ScheduledOperation, error) {
 	if opType != "protect" && opType != "retention_protect" {
 		return nil, fmt.Errorf("operation_type %q: want protect or retention_protect: %w", opType, ErrInvalid)
@@ -175,7 +175,9 @@ func (a *Appliance) retentionLocked(opID string) []*deletion {
 		{n("keep_weekly"), func(t time.Time) string { y, w := t.ISOWeek(); return fmt.Sprint(y, w) }},
 		{n("keep_monthly"), func(t time.Time) string { return t.Format("2006-01") }},
 	}
-	if last == 0 && rules[0].n == 0 && rules[1].n == 0 && rules[2].n == 0 {
+	days := n("retention_duration")
+	counted := last > 0 || rules[0].n > 0 || rules[1].n > 0 || rules[2].n > 0
+	if !counted && days == 0 {
 		return nil
 	}
 	var cps []*Checkpoint
@@ -201,6 +203,22 @@ func (a *Appliance) retentionLocked(opID string) []*deletion {
 			if !seen[k] && len(seen) < r.n {
 				seen[k] = true
 				keep[c.ID] = true
+			}
+		}
+	}
+	if !counted { // only an age limit: everything young enough stays
+		for _, c := range cps {
+			keep[c.ID] = true
+		}
+	}
+	if days > 0 {
+		// As in Karbor, a checkpoint older than retention_duration days
+		// goes whatever the counts say, but the newest always stays: a
+		// wrong clock must not empty the plan.
+		cutoff := a.now().Add(-time.Duration(days) * 24 * time.Hour)
+		for i, c := range cps {
+			if i > 0 && c.CreatedAt.Before(cutoff) {
+				delete(keep, c.ID)
 			}
 		}
 	}
