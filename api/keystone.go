@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -201,6 +202,13 @@ func (k *Keystone) store(key [32]byte, c cachedIdentity, now time.Time) {
 		}
 	}
 	k.cache[key] = c
+}
+
+// writeMetrics appends the token cache's counters to /metrics.
+func (k *Keystone) writeMetrics(w io.Writer) {
+	hits, misses := k.CacheStats()
+	fmt.Fprintf(w, "# HELP cairn_auth_token_cache_hits_total Token validations answered from the cache.\n# TYPE cairn_auth_token_cache_hits_total counter\ncairn_auth_token_cache_hits_total %d\n", hits)
+	fmt.Fprintf(w, "# HELP cairn_auth_token_cache_misses_total Token validations that asked Keystone.\n# TYPE cairn_auth_token_cache_misses_total counter\ncairn_auth_token_cache_misses_total %d\n", misses)
 }
 
 // CacheStats returns how many validations were answered from the cache

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -238,6 +240,11 @@ func TestKeystoneCache(t *testing.T) {
 	hits, misses := k.CacheStats()
 	if hits == 0 || misses == 0 {
 		t.Fatalf("cache stats hits=%d misses=%d, want both > 0", hits, misses)
+	}
+	var m strings.Builder
+	k.writeMetrics(&m)
+	if want := fmt.Sprintf("cairn_auth_token_cache_hits_total %d\n", hits); !strings.Contains(m.String(), want) {
+		t.Fatalf("metrics lack %q:\n%s", want, m.String())
 	}
 }
 

@@ -33,6 +33,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		s.a.WriteMetrics(w)
+		if k, ok := s.auth.(*Keystone); ok {
+			k.writeMetrics(w)
+		}
 	})
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { writeError(w, errNoRoute(r)) })
 	p := "/v1/{project}"
