@@ -44,23 +44,8 @@ die() {
 	exit 1
 }
 
-usage() {
-	echo "usage: $0 start|stop|status DIR" >&2
-	exit 2
-}
-
-install_packages() {
-	local missing=() p
-	for p in "${PACKAGES[@]}"; do
-		[[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
-	done
-	((${#missing[@]} == 0)) && return 0
-	[[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]} (run as root, or apt-get install them)"
-	log "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >&2
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >&2
-}
+# usage, install_packages
+. "$(dirname "${BASH_SOURCE[0]}")/throwaway-lib.sh"
 
 # ceph CLI against this cluster, bounded in time.
 c() { timeout 20 ceph -c "$DIR/ceph.conf" --connect-timeout 10 "$@"; }
