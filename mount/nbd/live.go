@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -34,19 +33,12 @@ var (
 type LiveDevice struct {
 	vol  Volume
 	base Device
-	f    *os.File
 	path string
-	gran int64
-	size int64
-	m    *liveMap
+	gf   *granuleFile // the hydrated granules are the present ones
 
-	locks    [256]sync.Mutex // hydration of a granule, by granule
-	flush    sync.Mutex      // one state save at a time
-	dirty    atomic.Bool     // the bitmap or the target changed since the last save
-	writes   atomic.Int64    // write and zero requests, across resumes
-	hydrated atomic.Int64    // bytes of hydrated granules
-	fetched  atomic.Int64    // bytes copied from the checkpoint by this process
-	resumed  bool
+	writes  atomic.Int64 // write and zero requests, across resumes
+	fetched atomic.Int64 // bytes copied from the checkpoint by this process
+	resumed bool
 }
 
 var _ WritableDevice = (*LiveDevice)(nil)
@@ -77,9 +69,9 @@ func OpenLive(ctx context.Context, path, id string, v Volume, o LiveOptions) (*L
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("live restore target %s: only regular files are supported", path)
 	}
-	d := &LiveDevice{vol: v, base: VolumeDevice(v), path: path, gran: liveGranule(v.BlockSize()), size: v.Size()}
+	d := &LiveDevice{vol: v, base: VolumeDevice(v), path: path}
 	statePath := path + LiveStateSuffix
-	st, err := readLiveState(statePath)
+	st, err := liveKind.read(statePath)
 	if err != nil && !o.Force {
 		return nil, fmt.Errorf("%w (pass --force to start over)", err)
 	}
@@ -89,15 +81,16 @@ func OpenLive(ctx context.Context, path, id string, v Volume, o LiveOptions) (*L
 		}
 		st = nil
 	}
-	d.m = newLiveMap(statePath, id, d.gran, d.size)
+	// The target is opened by resume or create, once they have checked it.
+	d.gf = newGranuleFile(&liveKind, nil, d.base, liveGranule(v.BlockSize()), statePath, id, d.fill)
 	if st != nil {
 		err = d.resume(st)
 	} else {
 		err = d.create(ctx, o.Force)
 	}
 	if err != nil {
-		if d.f != nil {
-			d.f.Close()
+		if d.gf.f != nil {
+			d.gf.f.Close()
 		}
 		return nil, err
 	}
@@ -105,57 +98,56 @@ func OpenLive(ctx context.Context, path, id string, v Volume, o LiveOptions) (*L
 }
 
 // resume reopens the target of a stopped live restore.
-func (d *LiveDevice) resume(st *liveState) error {
-	if st.gran != d.gran || st.size != d.size {
-		return fmt.Errorf("%s: made for %d-byte granules of %d bytes: %w", d.m.path, st.gran, st.size, ErrLiveState)
+func (d *LiveDevice) resume(st *savedBitmap) error {
+	if st.gran != d.gf.gran || st.size != d.Size() {
+		return fmt.Errorf("%s: made for %d-byte granules of %d bytes: %w", d.gf.path, st.gran, st.size, ErrLiveState)
 	}
 	f, err := d.lockTarget(os.O_RDWR)
 	if err != nil {
 		return err
 	}
-	d.f = f
-	if fi, err := f.Stat(); err != nil || fi.Size() != d.size {
-		return fmt.Errorf("live restore target %s is not %d bytes long: %w", d.path, d.size, ErrLiveState)
+	d.gf.f = f
+	if fi, err := f.Stat(); err != nil || fi.Size() != d.Size() {
+		return fmt.Errorf("live restore target %s is not %d bytes long: %w", d.path, d.Size(), ErrLiveState)
 	}
-	d.m.load(st)
-	d.writes.Store(st.writes)
+	d.gf.load(st.words)
+	d.writes.Store(int64(st.extra[0]))
 	d.resumed = true
-	d.countHydrated()
 	return nil
 }
 
 // create makes a fresh sparse target, marks the checkpoint's holes
 // hydrated and saves the state.
 func (d *LiveDevice) create(ctx context.Context, force bool) error {
-	tgt, err := blockdev.CreateFileTarget(d.path, d.size, blockdev.TargetOptions{Force: force})
+	tgt, err := blockdev.CreateFileTarget(d.path, d.Size(), blockdev.TargetOptions{Force: force})
 	if err != nil {
 		return err
 	}
 	if err := tgt.Close(); err != nil {
 		return err
 	}
-	if d.f, err = d.lockTarget(os.O_RDWR); err != nil {
+	if d.gf.f, err = d.lockTarget(os.O_RDWR); err != nil {
 		return err
 	}
 	bs := int64(d.vol.BlockSize())
-	for g := range d.m.granules() {
+	for g := range d.gf.granules() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		gs, ge := d.granule(g)
+		gs, ge := d.gf.granule(g)
 		hole := bs > 0
 		for off := gs; hole && off < ge; off += bs {
 			hole = d.vol.IsHole(off)
 		}
 		if hole {
-			d.m.set(g)
+			d.gf.set(g, g)
 		}
 	}
-	d.countHydrated()
-	if err := d.m.save(d.m.snapshot(), 0); err != nil {
-		return err
-	}
-	return nil
+	// Flushed rather than only saved: the target is synced first, so a
+	// crash cannot leave the old data of a forced target under granules
+	// the state marks as holes.
+	d.gf.changed()
+	return d.Flush(ctx)
 }
 
 // lockTarget opens the target and locks it against a second live restore.
@@ -177,53 +169,10 @@ func (d *LiveDevice) lockTarget(flag int) (*os.File, error) {
 	return f, nil
 }
 
-func (d *LiveDevice) countHydrated() {
-	n := d.m.count() * d.gran
-	if last := d.m.granules() - 1; last >= 0 && d.m.has(last) {
-		n -= last*d.gran + d.gran - d.size // the last granule may be short
-	}
-	d.hydrated.Store(n)
-}
-
-// granule returns the bounds of granule g.
-func (d *LiveDevice) granule(g int64) (start, end int64) {
-	start = g * d.gran
-	return start, min(start+d.gran, d.size)
-}
-
-// mark records granule g as hydrated.
-func (d *LiveDevice) mark(g int64) {
-	if d.m.set(g) {
-		gs, ge := d.granule(g)
-		d.hydrated.Add(ge - gs)
-	}
-	d.dirty.Store(true)
-}
-
-func (d *LiveDevice) lock(g int64) *sync.Mutex { return &d.locks[g%int64(len(d.locks))] }
-
-// hydrate copies granule g from the checkpoint unless it is hydrated.
-func (d *LiveDevice) hydrate(ctx context.Context, g int64) error {
-	if d.m.has(g) {
-		return nil
-	}
-	lk := d.lock(g)
-	lk.Lock()
-	defer lk.Unlock()
-	if d.m.has(g) {
-		return nil
-	}
-	if err := d.fill(ctx, g); err != nil {
-		return err
-	}
-	d.mark(g)
-	return nil
-}
-
 // fill writes granule g of the checkpoint to the target; all-zero data is
 // punched out, which keeps the target sparse. The caller holds g's lock.
 func (d *LiveDevice) fill(ctx context.Context, g int64) error {
-	gs, ge := d.granule(g)
+	gs, ge := d.gf.granule(g)
 	buf := getBuf(int(ge - gs))
 	defer putBuf(buf)
 	if err := d.base.ReadAt(ctx, buf, gs); err != nil {
@@ -231,9 +180,9 @@ func (d *LiveDevice) fill(ctx context.Context, g int64) error {
 	}
 	var err error
 	if allZero(buf) {
-		err = zeroRange(d.f, gs, ge-gs, true)
+		err = zeroRange(d.gf.f, gs, ge-gs, true)
 	} else {
-		_, err = d.f.WriteAt(buf, gs)
+		_, err = d.gf.f.WriteAt(buf, gs)
 	}
 	if err != nil {
 		return fmt.Errorf("hydrate granule %d: write target: %w", g, err)

@@ -60,8 +60,8 @@ func (d *LiveDevice) Hydrate(ctx context.Context, o HydrateOptions) (err error) 
 	next := make(chan int64)
 	g.Go(func() error {
 		defer close(next)
-		for i := range d.m.granules() {
-			if d.m.has(i) {
+		for i := range d.gf.granules() {
+			if d.gf.has(i) {
 				continue
 			}
 			select {
@@ -75,7 +75,7 @@ func (d *LiveDevice) Hydrate(ctx context.Context, o HydrateOptions) (err error) 
 	for range o.Workers {
 		g.Go(func() error {
 			for i := range next {
-				if err := d.hydrate(gctx, i); err != nil {
+				if err := d.gf.ensure(gctx, i); err != nil {
 					return err
 				}
 			}
@@ -89,7 +89,7 @@ func (d *LiveDevice) Hydrate(ctx context.Context, o HydrateOptions) (err error) 
 		return err
 	}
 	if !d.Complete() {
-		return fmt.Errorf("live restore: %d of %d bytes hydrated after the copy", d.hydrated.Load(), d.size)
+		return fmt.Errorf("live restore: %d of %d bytes hydrated after the copy", d.gf.presentBytes(), d.Size())
 	}
 	return nil
 }

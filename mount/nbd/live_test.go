@@ -133,7 +133,7 @@ func TestLiveResume(t *testing.T) {
 	if err := d.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	d.f.Close() // crash: no Close, the lock goes with the descriptor
+	d.gf.f.Close() // crash: no Close, the lock goes with the descriptor
 
 	if _, err := OpenLive(ctx, path, "cp2", vol, LiveOptions{}); !errors.Is(err, ErrLiveState) {
 		t.Fatalf("resume as another checkpoint: %v, want ErrLiveState", err)

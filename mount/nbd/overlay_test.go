@@ -110,7 +110,7 @@ func TestOverlay(t *testing.T) {
 	if err := o.WriteAt(ctx, []byte("lost"), 3*Granularity+10); err != nil {
 		t.Fatal(err)
 	}
-	o.f.Close() // a crash: no final flush
+	o.gf.f.Close() // a crash: no final flush
 	o, err = OpenOverlay(dir, "cp1", VolumeDevice(base))
 	if err != nil {
 		t.Fatal(err)
