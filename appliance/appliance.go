@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,14 +39,16 @@ type Appliance struct {
 	repo *dedup.Repository
 	reg  *plugins.Registry
 	st   *store
+	// closers are the plugins Open built that hold resources.
+	closers []io.Closer
 
-	mu            sync.Mutex
-	plans         map[string]*Plan
-	checkpoints   map[string]*Checkpoint
+	mu          sync.Mutex
+	plans       map[string]*Plan
+	checkpoints map[string]*Checkpoint
 	// published holds, per checkpoint, an immutable copy of its last
 	// saved state: lists hand these out without copying every
 	// checkpoint, while jobs keep changing the originals under mu.
-	published map[string]*Checkpoint
+	published     map[string]*Checkpoint
 	restores      map[string]*Restore
 	verifications map[string]*Restore
 	triggers      map[string]*Trigger
@@ -53,7 +56,9 @@ type Appliance struct {
 	oplogs        map[string]*OperationLog
 	quotas        map[string]*Quota
 	jobs          map[string]*job
-	lastPrune     time.Time
+	// resLocks serialise protections per resource ("type#id").
+	resLocks  map[string]*sync.Mutex
+	lastPrune time.Time
 
 	// bg tracks background work started by Tick (prune); Run and Close
 	// wait for it. pruning keeps prunes one at a time.
@@ -80,7 +85,7 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	a := &Appliance{cfg: cfg, log: o.Log, now: o.Now, reg: o.Plugins,
 		plans: map[string]*Plan{}, checkpoints: map[string]*Checkpoint{}, published: map[string]*Checkpoint{}, restores: map[string]*Restore{},
 		verifications: map[string]*Restore{}, triggers: map[string]*Trigger{}, ops: map[string]*ScheduledOperation{},
-		oplogs: map[string]*OperationLog{}, quotas: map[string]*Quota{}, jobs: map[string]*job{},
+		oplogs: map[string]*OperationLog{}, quotas: map[string]*Quota{}, jobs: map[string]*job{}, resLocks: map[string]*sync.Mutex{},
 		queue: make(chan queued, 4096)}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -97,29 +102,64 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 		}
 	}
 	if a.reg == nil {
-		fp, err := file.New(cfg.FileRoots, cfg.RestoreDir)
-		if err != nil {
-			return nil, err
-		}
-		if a.reg, err = plugins.NewRegistry(fp); err != nil {
+		if err := a.builtinPlugins(cfg); err != nil {
 			return nil, err
 		}
 	}
 	var err error
 	if a.st, err = openStore(filepath.Join(cfg.DataDir, "state")); err != nil {
+		a.closePlugins()
 		return nil, err
 	}
 	if err := a.load(); err != nil {
+		a.closePlugins()
 		return nil, err
 	}
 	if a.repo, err = openRepo(ctx, cfg, a.now, a.log); err != nil {
+		a.closePlugins()
 		return nil, err
 	}
 	if err := a.recover(ctx); err != nil {
+		a.closePlugins()
 		_ = a.repo.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// builtinPlugins builds the registry from the configuration: files, and
+// RBD images when rbd_pools is set.
+func (a *Appliance) builtinPlugins(cfg Config) error {
+	fp, err := file.New(cfg.FileRoots, cfg.RestoreDir)
+	if err != nil {
+		return err
+	}
+	ps := []plugins.ProtectionPlugin{fp}
+	rp, err := rbdPlugin(cfg, a.log)
+	if err != nil {
+		return err
+	}
+	if rp != nil {
+		ps = append(ps, rp)
+	}
+	for _, p := range ps {
+		if c, ok := p.(io.Closer); ok {
+			a.closers = append(a.closers, c)
+		}
+	}
+	a.reg, err = plugins.NewRegistry(ps...)
+	return err
+}
+
+// closePlugins releases what the plugins the appliance built hold (the
+// RBD plugin's cluster connection).
+func (a *Appliance) closePlugins() {
+	for _, c := range a.closers {
+		if err := c.Close(); err != nil {
+			a.log.Error("close plugin", "err", err)
+		}
+	}
+	a.closers = nil
 }
 
 func openRepo(ctx context.Context, cfg Config, now func() time.Time, log *slog.Logger) (*dedup.Repository, error) {
@@ -148,6 +188,7 @@ func (a *Appliance) Config() Config { return a.cfg }
 // to Tick first to stop a running prune early.
 func (a *Appliance) Close() error {
 	a.bg.Wait()
+	a.closePlugins()
 	return a.repo.Close()
 }
 

@@ -51,6 +51,16 @@ type Config struct {
 	FileRoots []string `json:"file_roots"`
 	// RestoreDir receives restores without a target (DATA_DIR/restores).
 	RestoreDir string `json:"restore_dir"`
+	// RBDPools are the Ceph pools ("POOL" or "POOL/NAMESPACE", may
+	// contain {project_id}) whose RBD images are protectable; empty (the
+	// default) turns the RBD plugin off. Needs a build with Ceph support.
+	RBDPools []string `json:"rbd_pools"`
+	// CephConf, CephID and CephKeyring say how to reach the cluster
+	// (default: librados's, i.e. $CEPH_CONF or /etc/ceph/ceph.conf,
+	// client.admin, the keyring the configuration names).
+	CephConf    string `json:"ceph_conf"`
+	CephID      string `json:"ceph_id"`
+	CephKeyring string `json:"ceph_keyring"`
 	// Workers bounds concurrent jobs (default 2).
 	Workers int `json:"workers"`
 	// MinInterval is the shortest period a trigger may have (default 60s).
@@ -118,6 +128,8 @@ func (c *Config) fill() {
 	if c.DefaultProject == "" {
 		c.DefaultProject = "local"
 	}
+	// rbd_pools and the ceph_* keys stay empty: no RBD plugin, and
+	// librados's own defaults when there is one.
 }
 
 // LoadConfig reads a JSON config file; unknown keys are an error. Flags
@@ -146,18 +158,7 @@ func (c *Config) Fill() error {
 		if k.AuthURL == "" || k.Username == "" || k.PasswordFile == "" {
 			return fmt.Errorf("auth \"keystone\" needs keystone.auth_url, keystone.username and keystone.password_file: %w", ErrInvalid)
 		}
-		if k.UserDomainName == "" {
-			k.UserDomainName = "Default"
-		}
-		if k.ProjectDomainName == "" {
-			k.ProjectDomainName = "Default"
-		}
-		if len(k.AdminRoles) == 0 {
-			k.AdminRoles = []string{"admin"}
-		}
-		if k.CacheTTL <= 0 {
-			k.CacheTTL = Duration(5 * time.Minute)
-		}
+		// Unset keys get their defaults from api.NewKeystone.
 	default:
 		return fmt.Errorf("auth %q: use \"noauth\" or \"keystone\": %w", c.Auth, ErrInvalid)
 	}
@@ -172,8 +173,9 @@ type KeystoneConfig struct {
 	Username string `json:"username"`
 	// PasswordFile holds the service user's password (trailing newline
 	// ignored).
-	PasswordFile      string `json:"password_file"`
-	ProjectName       string `json:"project_name"`
+	PasswordFile string `json:"password_file"`
+	ProjectName  string `json:"project_name"`
+	// UserDomainName and ProjectDomainName default to "Default".
 	UserDomainName    string `json:"user_domain_name"`
 	ProjectDomainName string `json:"project_domain_name"`
 	// AdminRoles may act on every project and set quotas (default

@@ -5,12 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"cairn/dedup"
 )
 
-// recoverer is implemented by plugins that leave temporary files behind
-// when a job is cut off (the file plugin's partial restores).
+// recoverer is implemented by plugins that leave something behind when a
+// job is cut off: the file plugin's partial restores, the RBD plugin's
+// snapshots and partial images. It runs after the interrupted jobs'
+// repository checkpoints are deleted, so what repo still holds is what
+// the plugin must keep.
 type recoverer interface {
-	Recover(ctx context.Context) error
+	Recover(ctx context.Context, repo *dedup.Repository) error
 }
 
 // submit records j and queues fn; callers hold mu. The queue is bounded:
@@ -67,14 +72,23 @@ func (a *Appliance) runJob(ctx context.Context, q queued) {
 // recover marks the jobs a crash or shutdown interrupted as failed and
 // removes what they created.
 func (a *Appliance) recover(ctx context.Context) error {
+	if err := a.recoverJobs(ctx); err != nil {
+		return err
+	}
 	for _, t := range a.reg.Types() {
 		p, _ := a.reg.Get(t)
 		if r, ok := p.(recoverer); ok {
-			if err := r.Recover(ctx); err != nil {
+			if err := r.Recover(ctx, a.repo); err != nil {
 				a.log.Error("plugin recovery", "type", t, "err", err)
 			}
 		}
 	}
+	return nil
+}
+
+// recoverJobs fails the interrupted jobs, deletes what they committed and
+// finishes interrupted checkpoint deletions.
+func (a *Appliance) recoverJobs(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for id, j := range a.jobs {

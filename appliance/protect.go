@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	"cairn/plugins"
 )
@@ -71,6 +72,26 @@ func (a *Appliance) previousBackupLocked(project string, r plugins.Resource) str
 	return id
 }
 
+// resourceLocksLocked returns the locks of res's resources, sorted by key.
+func (a *Appliance) resourceLocksLocked(res []ResourceBackup) []*sync.Mutex {
+	keys := make([]string, 0, len(res))
+	for _, rb := range res {
+		keys = append(keys, rb.Resource.Type+"#"+rb.Resource.ID)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	out := make([]*sync.Mutex, 0, len(keys))
+	for _, k := range keys {
+		l := a.resLocks[k]
+		if l == nil {
+			l = new(sync.Mutex)
+			a.resLocks[k] = l
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
 // cloneCheckpoint deep-copies what a job mutates (resources, extra info),
 // so callers may read the copy without holding mu.
 func cloneCheckpoint(c *Checkpoint) *Checkpoint {
@@ -93,6 +114,18 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 	}
 	res := append([]ResourceBackup(nil), cp.Resources...)
 	tags := map[string]string{tagCheckpoint: cp.ID, "cairn.project": cp.ProjectID, "cairn.plan": cp.Plan.ID}
+	locks := a.resourceLocksLocked(res)
+	a.mu.Unlock()
+
+	// Two protections of one resource never overlap: an RBD image's base
+	// snapshot and the incremental chain assume one backup at a time.
+	// Locks are taken in a fixed order, so plans sharing resources cannot
+	// deadlock; a waiting job holds its worker.
+	for _, l := range locks {
+		l.Lock()
+		defer l.Unlock()
+	}
+	a.mu.Lock()
 	previous := make([]string, len(res))
 	for i, rb := range res {
 		previous[i] = a.previousBackupLocked(cp.ProjectID, rb.Resource)

@@ -25,6 +25,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/services"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
+
+	"cairn/internal/testenv"
 )
 
 // keystoneEnv reads the env file of the throwaway Keystone that
@@ -33,13 +35,7 @@ import (
 // under CAIRN_REQUIRE_ALL=1.
 func keystoneEnv(t *testing.T) map[string]string {
 	t.Helper()
-	path := os.Getenv("CAIRN_TEST_KEYSTONE_ENV")
-	if path == "" {
-		if os.Getenv("CAIRN_REQUIRE_ALL") == "1" {
-			t.Fatal("a Keystone is required (CAIRN_REQUIRE_ALL=1): CAIRN_TEST_KEYSTONE_ENV is not set; run the tests with make test, or scripts/keystone.sh start DIR")
-		}
-		t.Skip("no Keystone: set CAIRN_TEST_KEYSTONE_ENV to the env file of scripts/keystone.sh start")
-	}
+	path := testenv.Lookup(t, "CAIRN_TEST_KEYSTONE_ENV", "Keystone", "set it to the env file that scripts/keystone.sh start DIR prints (make test does)")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatalf("CAIRN_TEST_KEYSTONE_ENV: %v", err)

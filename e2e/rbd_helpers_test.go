@@ -20,6 +20,8 @@ import (
 
 	"github.com/ceph/go-ceph/rados"
 	"github.com/ceph/go-ceph/rbd"
+
+	"cairn/internal/testenv"
 )
 
 // cephT is a test's handle on the Ceph cluster named by $CEPH_CONF: go-ceph
@@ -36,13 +38,7 @@ type cephT struct {
 // skips, or fails under CAIRN_REQUIRE_ALL=1 (CI).
 func requireCeph(t *testing.T) *cephT {
 	t.Helper()
-	conf := os.Getenv("CEPH_CONF")
-	if conf == "" {
-		if os.Getenv("CAIRN_REQUIRE_ALL") == "1" {
-			t.Fatal("CEPH_CONF is not set and CAIRN_REQUIRE_ALL=1: start a cluster with scripts/ceph-cluster.sh (make test does)")
-		}
-		t.Skip("CEPH_CONF not set: no Ceph cluster (scripts/ceph-cluster.sh start DIR)")
-	}
+	conf := testenv.Lookup(t, "CEPH_CONF", "a Ceph cluster", "start one with scripts/ceph-cluster.sh start DIR and export CEPH_CONF (make test does both)")
 	requireTool(t, "rbd")
 	checkCephBinary(t)
 	conn, err := rados.NewConn()

@@ -8,4 +8,8 @@ var (
 
 	// ErrNotFound is returned when a pool, image or snapshot does not exist.
 	ErrNotFound = errors.New("not found")
+
+	// ErrExists is returned when an image to be created or renamed to
+	// exists already.
+	ErrExists = errors.New("already exists")
 )

@@ -22,10 +22,11 @@ type Image struct {
 	io   *rados.IOContext
 	spec Spec
 	id   string
+	size int64
 }
 
 // OpenImage finds the image named by s (its Snap is ignored) and reads its
-// ID.
+// ID and size.
 func (c *Cluster) OpenImage(ctx context.Context, s Spec) (*Image, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -37,8 +38,15 @@ func (c *Cluster) OpenImage(ctx context.Context, s Spec) (*Image, error) {
 	}
 	im := &Image{io: io, spec: s}
 	err = im.with(true, func(img *rbd.Image) error {
-		im.id, err = img.GetId()
-		return err
+		if im.id, err = img.GetId(); err != nil {
+			return fmt.Errorf("ID of %s: %w", s, err)
+		}
+		size, err := img.GetSize()
+		if err != nil {
+			return fmt.Errorf("size of %s: %w", s, err)
+		}
+		im.size = int64(size)
+		return nil
 	})
 	if err != nil {
 		io.Destroy()
@@ -79,6 +87,9 @@ func (im *Image) Spec() Spec { return im.spec }
 // ID is the image's internal ID, which survives renames and differs for a
 // new image that reuses a deleted one's name.
 func (im *Image) ID() string { return im.id }
+
+// Size is the image's size when it was opened.
+func (im *Image) Size() int64 { return im.size }
 
 // Snapshots lists the image's snapshots.
 func (im *Image) Snapshots(ctx context.Context) ([]SnapInfo, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/ceph/go-ceph/rbd"
 
 	"cairn/blockdev"
+	"cairn/internal/testenv"
 )
 
 const (
@@ -28,12 +29,7 @@ const (
 // test skips, or fails under CAIRN_REQUIRE_ALL=1.
 func testCluster(t *testing.T) *Cluster {
 	t.Helper()
-	if os.Getenv("CEPH_CONF") == "" {
-		if os.Getenv("CAIRN_REQUIRE_ALL") == "1" {
-			t.Fatal("CEPH_CONF is not set and CAIRN_REQUIRE_ALL=1: start a cluster with scripts/ceph-cluster.sh")
-		}
-		t.Skip("CEPH_CONF not set: no Ceph cluster")
-	}
+	testenv.Lookup(t, "CEPH_CONF", "a Ceph cluster", "start one with scripts/ceph-cluster.sh start DIR and export CEPH_CONF (make test does both)")
 	cl, err := Connect(context.Background(), ConnOptions{})
 	if err != nil {
 		t.Fatal(err)

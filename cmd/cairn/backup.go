@@ -67,7 +67,7 @@ the checkpoint ID is printed.`,
 				}
 				o := dedup.BackupOptions{
 					Parent:    parent,
-					Allocated: toDedupExtents(blockdev.AlignExtents(ext, int64(r.Config().BlockSize), src.Size())),
+					Allocated: blockdev.BackupExtents(ext, int64(r.Config().BlockSize), src.Size()),
 					Tags:      tagMap,
 					Workers:   rbdFlags.workers,
 				}
@@ -100,16 +100,6 @@ the checkpoint ID is printed.`,
 	_ = cmd.MarkFlagRequired("source")
 	cmd.MarkFlagsMutuallyExclusive("parent", "full")
 	return cmd
-}
-
-// toDedupExtents converts source extents. The result is never nil: an empty
-// list means "no data at all" to Backup, while nil would mean "read it all".
-func toDedupExtents(ext []blockdev.Extent) []dedup.Extent {
-	out := make([]dedup.Extent, 0, len(ext))
-	for _, e := range ext {
-		out = append(out, dedup.Extent{Off: e.Off, Len: e.Len})
-	}
-	return out
 }
 
 // parseTags turns KEY=VALUE flags into a map (nil when there are none).

@@ -1,6 +1,10 @@
 package main
 
-import "github.com/spf13/pflag"
+import (
+	"github.com/spf13/pflag"
+
+	"cairn/blockdev/rbd"
+)
 
 // This file holds the flags of the Ceph RBD features. They exist in every
 // build, so that help and usage errors do not depend on build tags; the
@@ -32,7 +36,7 @@ var rbdOnlyFlags = []string{"ceph-conf", "ceph-id", "keyring", "verify-sample", 
 
 func (o *rbdBackupFlags) register(f *pflag.FlagSet) {
 	o.ceph.register(f)
-	f.Float64Var(&o.verifySample, "verify-sample", 0.01,
+	f.Float64Var(&o.verifySample, "verify-sample", rbd.DefaultVerifySample,
 		"rbd: fraction of the blocks the RBD diff calls unchanged to re-read and compare with the parent (at least one block; 0 disables)")
 	f.IntVar(&o.fullEvery, "full-every", 0,
 		"rbd: read the whole image on every Nth backup instead of trusting the diff (0: never)")

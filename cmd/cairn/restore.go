@@ -2,11 +2,9 @@ package main
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -63,7 +61,7 @@ is in progress.`,
 				if err != nil {
 					return err
 				}
-				w := &countingWriter{w: tgt}
+				w := &blockdev.CountingWriter{W: tgt}
 				line := a.newProgress("restore")
 				start := time.Now()
 				// Zero is a no-op on a freshly created file, and clears the
@@ -79,7 +77,7 @@ is in progress.`,
 					}
 					return err
 				}
-				return a.printRestore(cp, to, w.n.Load(), time.Since(start))
+				return a.printRestore(cp, to, w.Written(), time.Since(start))
 			})
 		},
 	}
@@ -90,18 +88,6 @@ is in progress.`,
 	live.register(f)
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.WriterAt
-	n atomic.Int64
-}
-
-func (c *countingWriter) WriteAt(p []byte, off int64) (int, error) {
-	n, err := c.w.WriteAt(p, off)
-	c.n.Add(int64(n))
-	return n, err
 }
 
 type restoreJSON struct {

@@ -2,7 +2,6 @@ package file
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -76,25 +75,12 @@ func (p *Plugin) Schemas() plugins.Schemas {
 				"restore_path": map[string]any{"type": "string", "title": "Absolute path of the restored file (inside an allowed directory; must not exist)"},
 			},
 		},
-		SavingInfo: map[string]any{
-			"type": "object", "title": "Saved file",
-			"properties": map[string]any{
-				"backup_id":       map[string]any{"type": "string"},
-				"size":            map[string]any{"type": "integer"},
-				"allocated_bytes": map[string]any{"type": "integer"},
-				"stored_bytes":    map[string]any{"type": "integer"},
-			},
-		},
+		SavingInfo: plugins.SavingInfoSchema("Saved file"),
 	}
 }
 
 // InstanceID is the stable ID of the file at abs.
-func InstanceID(abs string) string {
-	h := sha256.Sum256([]byte("cairn-file:" + abs))
-	h[6] = h[6]&0x0f | 0x50
-	h[8] = h[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
-}
+func InstanceID(abs string) string { return plugins.NameUUID("cairn-file:" + abs) }
 
 // Instances implements plugins.ProtectionPlugin.
 func (p *Plugin) Instances(ctx context.Context, project string) ([]plugins.Resource, error) {
@@ -161,14 +147,8 @@ func (p *Plugin) Protect(ctx context.Context, repo *dedup.Repository, req plugin
 	if err != nil {
 		return nil, err
 	}
-	o := dedup.BackupOptions{Tags: req.Tags, Workers: 2}
-	for _, e := range blockdev.AlignExtents(ext, int64(repo.Config().BlockSize), src.Size()) {
-		o.Allocated = append(o.Allocated, dedup.Extent{Off: e.Off, Len: e.Len})
-	}
-	if o.Allocated == nil {
-		o.Allocated = []dedup.Extent{}
-	}
-	o.Parent = req.Previous
+	o := dedup.BackupOptions{Tags: req.Tags, Workers: 2, Parent: req.Previous,
+		Allocated: blockdev.BackupExtents(ext, int64(repo.Config().BlockSize), src.Size())}
 	cp, err := repo.Backup(ctx, src, o)
 	if errors.Is(err, dedup.ErrCheckpointNotFound) && o.Parent != "" {
 		// The previous checkpoint was deleted meanwhile: back up in full.
@@ -183,27 +163,10 @@ func (p *Plugin) Protect(ctx context.Context, repo *dedup.Repository, req plugin
 
 // Delete implements plugins.ProtectionPlugin.
 func (p *Plugin) Delete(ctx context.Context, repo *dedup.Repository, backupID string) error {
-	err := repo.DeleteCheckpoint(ctx, backupID)
-	if errors.Is(err, dedup.ErrCheckpointNotFound) {
-		return nil
-	}
-	return err
+	return plugins.DeleteBackup(ctx, repo, backupID)
 }
 
 // Verify implements plugins.ProtectionPlugin: every block is read back.
 func (p *Plugin) Verify(ctx context.Context, repo *dedup.Repository, backupID string) error {
-	rd, err := repo.OpenCheckpoint(ctx, backupID)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, rd.BlockSize())
-	for off := int64(0); off < rd.Size(); off += int64(len(buf)) {
-		if rd.IsHole(off) {
-			continue
-		}
-		if _, err := rd.ReadAtContext(ctx, buf[:min(int64(len(buf)), rd.Size()-off)], off); err != nil {
-			return fmt.Errorf("verify %s at %d: %w", backupID, off, err)
-		}
-	}
-	return nil
+	return plugins.ReadBack(ctx, repo, backupID)
 }

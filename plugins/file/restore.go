@@ -94,8 +94,9 @@ func (p *Plugin) Restore(ctx context.Context, repo *dedup.Repository, req plugin
 	return target, nil
 }
 
-// Recover removes the partial files of restores a crash cut off.
-func (p *Plugin) Recover(ctx context.Context) error {
+// Recover removes the partial files of restores a crash cut off (the
+// repository plays no part).
+func (p *Plugin) Recover(ctx context.Context, _ *dedup.Repository) error {
 	var errs []error
 	for _, d := range append(append([]string(nil), p.roots...), p.restoreDir) {
 		// Every project's directory: the placeholder becomes a wildcard.

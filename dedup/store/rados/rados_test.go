@@ -6,13 +6,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"os/exec"
 	"testing"
 
 	"cairn/dedup/store"
 	"cairn/dedup/store/rados"
 	"cairn/dedup/store/storetest"
+	"cairn/internal/testenv"
 )
 
 // testPool is created by the test when missing (on the throwaway cluster
@@ -23,13 +23,7 @@ const testPool = "cairn-storetest"
 // the test (fails it under CAIRN_REQUIRE_ALL=1).
 func connect(t *testing.T) *rados.Conn {
 	t.Helper()
-	conf := os.Getenv("CEPH_CONF")
-	if conf == "" {
-		if os.Getenv("CAIRN_REQUIRE_ALL") == "1" {
-			t.Fatal("Ceph cluster required: run make ceph-up and export CEPH_CONF (make test does both)")
-		}
-		t.Skip("CEPH_CONF not set: no Ceph cluster (make ceph-up)")
-	}
+	conf := testenv.Lookup(t, "CEPH_CONF", "a Ceph cluster", "run make ceph-up and export CEPH_CONF (make test does both)")
 	c, err := rados.Connect(context.Background(), rados.ConnOptions{Conf: conf})
 	if err != nil {
 		t.Fatal(err)

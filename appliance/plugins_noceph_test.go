@@ -1,0 +1,19 @@
+//go:build !ceph
+
+package appliance
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestOpenRBDWithoutCeph: rbd_pools in a build without librbd stops the
+// appliance at start with a message that says why.
+func TestOpenRBDWithoutCeph(t *testing.T) {
+	_, err := Open(context.Background(), Config{DataDir: t.TempDir(), RBDPools: []string{"volumes"}}, Options{})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "built without Ceph support") {
+		t.Fatalf("Open with rbd_pools: %v, want an error saying the build has no Ceph support", err)
+	}
+}

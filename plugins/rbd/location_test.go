@@ -1,0 +1,110 @@
+package rbd
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"cairn/plugins"
+)
+
+func TestParseLocation(t *testing.T) {
+	for in, want := range map[string]location{
+		"volumes":                {pool: "volumes"},
+		"volumes/ns":             {pool: "volumes", namespace: "ns"},
+		"vol-{project_id}":       {pool: "vol-{project_id}"},
+		"volumes/{project_id}-x": {pool: "volumes", namespace: "{project_id}-x"},
+	} {
+		got, err := parseLocation(in)
+		if err != nil || got != want || got.String() != in {
+			t.Errorf("parseLocation(%q) = %+v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "/ns", "p/", "p/a/b", "p@s"} {
+		if _, err := parseLocation(bad); err == nil {
+			t.Errorf("parseLocation(%q) succeeded", bad)
+		}
+	}
+	l, _ := parseLocation("vol-{project_id}/ns-{project_id}")
+	if e, err := l.forProject("abc"); err != nil || e != (location{pool: "vol-abc", namespace: "ns-abc"}) {
+		t.Errorf("forProject = %+v, %v", e, err)
+	}
+	if _, err := l.forProject("a/b"); !errors.Is(err, plugins.ErrInvalidParameter) {
+		t.Errorf("forProject with a bad project: %v", err)
+	}
+}
+
+func TestMatcher(t *testing.T) {
+	m := matcher("vol-{project_id}.x")
+	for s, want := range map[string]bool{"vol-abc.x": true, "vol-A_b-1.x": true, "vol-.x": false, "vol-abcx": false,
+		"vol-a/b.x": false, "xvol-a.x": false} {
+		if m(s) != want {
+			t.Errorf("matcher(vol-{project_id}.x)(%q) = %v", s, !want)
+		}
+	}
+	if m := matcher("plain"); !m("plain") || m("plainer") {
+		t.Error("a template without the placeholder matches other names")
+	}
+	if m := matcher(""); !m("") || m("ns") {
+		t.Error("the empty namespace template matches a namespace")
+	}
+}
+
+func TestNames(t *testing.T) {
+	id := InstanceID("p", "", "abc")
+	if id == InstanceID("p", "", "abd") || id == InstanceID("p", "ns", "abc") || id != InstanceID("p", "", "abc") {
+		t.Error("InstanceID is not a stable function of the image ID")
+	}
+	pn := partialName("0197c2a4-aaaa", "vol")
+	if !isPartialOf("0197c2a4-bbbb", pn) || isPartialOf("0198c2a4", pn) || !isPartialName(pn) || isPartialName("vol") {
+		t.Errorf("partial name %q not recognised as the repository's only", pn)
+	}
+	for name, ok := range map[string]bool{"vol-1.restored_2": true, "": false, "a b": false, "a@b": false, "a/b": false, pn: false} {
+		if validImageName(name) != ok {
+			t.Errorf("validImageName(%q) = %v", name, !ok)
+		}
+	}
+}
+
+func TestKeyLock(t *testing.T) {
+	var l keyLock
+	ctx := context.Background()
+	unlock, err := l.lock(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another key is free; the same key waits, and gives up with ctx.
+	u2, err := l.lock(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2()
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := l.lock(short, "a"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second lock of a held key: %v", err)
+	}
+	var wg sync.WaitGroup
+	got := make(chan struct{})
+	wg.Go(func() {
+		u, err := l.lock(ctx, "a")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		close(got)
+		u()
+	})
+	select {
+	case <-got:
+		t.Fatal("a held key was taken twice")
+	case <-time.After(20 * time.Millisecond):
+	}
+	unlock()
+	wg.Wait()
+	if len(l.held) != 0 {
+		t.Errorf("%d lock entries left after every holder went", len(l.held))
+	}
+}
