@@ -130,6 +130,15 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 // builtinPlugins builds the registry from the configuration: files, and
 // RBD images when rbd_pools is set.
 func (a *Appliance) builtinPlugins(cfg Config) error {
+	if cfg.Auth != "noauth" {
+		// With real tenants, shared directories or pools would let every
+		// project see and protect the same resources.
+		for _, d := range append(append([]string{cfg.RestoreDir}, cfg.FileRoots...), cfg.RBDPools...) {
+			if !strings.Contains(d, plugins.ProjectPlaceholder) {
+				a.log.Warn("protectable location shared by all projects; put "+plugins.ProjectPlaceholder+" in it to give each project its own", "location", d)
+			}
+		}
+	}
 	fp, err := file.New(cfg.FileRoots, cfg.RestoreDir)
 	if err != nil {
 		return err
