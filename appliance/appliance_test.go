@@ -46,10 +46,12 @@ func (c *fakeClock) Set(t time.Time) {
 type hookPlugin struct {
 	*file.Plugin
 	before func(ctx context.Context) error
-	// previous, if set, sees each ProtectRequest.Previous.
-	previous func(prev string)
-	protect  func(ctx context.Context, b *plugins.Backup, err error) (*plugins.Backup, error)
-	del      func(ctx context.Context, id string) error
+	// request, if set, sees each ProtectRequest.
+	request func(req plugins.ProtectRequest)
+	// options, if set, replaces the file plugin's options schema.
+	options map[string]any
+	protect func(ctx context.Context, b *plugins.Backup, err error) (*plugins.Backup, error)
+	del     func(ctx context.Context, id string) error
 }
 
 func (h *hookPlugin) Protect(ctx context.Context, repo *dedup.Repository, req plugins.ProtectRequest) (*plugins.Backup, error) {
@@ -58,14 +60,25 @@ func (h *hookPlugin) Protect(ctx context.Context, repo *dedup.Repository, req pl
 			return nil, err
 		}
 	}
-	if h.previous != nil {
-		h.previous(req.Previous)
+	if h.request != nil {
+		h.request(req)
+	}
+	if h.options != nil {
+		req.Options = nil // the file plugin itself takes none
 	}
 	b, err := h.Plugin.Protect(ctx, repo, req)
 	if h.protect != nil {
 		return h.protect(ctx, b, err)
 	}
 	return b, err
+}
+
+func (h *hookPlugin) Schemas() plugins.Schemas {
+	s := h.Plugin.Schemas()
+	if h.options != nil {
+		s.Options = h.options
+	}
+	return s
 }
 
 func (h *hookPlugin) Delete(ctx context.Context, repo *dedup.Repository, id string) error {
@@ -791,7 +804,7 @@ func TestProtectionsOfOneResourceDoNotOverlap(t *testing.T) {
 		inside.Add(-1)
 		return nil
 	}
-	e.hook.previous = func(prev string) { previous.Store(prev, true) }
+	e.hook.request = func(req plugins.ProtectRequest) { previous.Store(req.Previous, true) }
 	var ids []string
 	for _, p := range []*Plan{p1, p2, p1, p2} {
 		cp, err := e.a.CreateCheckpoint(context.Background(), "proj", ProviderID, p.ID, nil, "")
@@ -819,5 +832,57 @@ func TestProtectionsOfOneResourceDoNotOverlap(t *testing.T) {
 	})
 	if n == 0 {
 		t.Fatal("no protection was given a previous backup")
+	}
+}
+
+// TestPlanParameters: a plan's parameters are checked against the
+// plugins' option schemas when it is created, and each protection gets
+// its resource's options (TYPE#ID over TYPE).
+func TestPlanParameters(t *testing.T) {
+	clk := newClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	e := openEnv(t, testConfig(t), clk, true)
+	e.hook.options = map[string]any{"type": "object", "additionalProperties": false,
+		"properties": map[string]any{"level": map[string]any{"type": "integer", "minimum": 1.0}}}
+	a, _ := e.volume("a.img", 8<<10)
+	b, _ := e.volume("b.img", 8<<10)
+	res := []PlanResource{{ID: a, Type: file.Type}, {ID: b, Type: file.Type}}
+	name := "p"
+	create := func(params map[string]any) (*Plan, error) {
+		return e.a.CreatePlan(context.Background(), "proj", PlanInput{Name: &name, ProviderID: ProviderID, Resources: res, Parameters: params})
+	}
+	bad := []map[string]any{
+		{"OS::Nova::Server": map[string]any{}},                                  // not a type of the plan
+		{file.Type + "#00000000-0000-0000-0000-000000000000": map[string]any{}}, // not a resource of the plan
+		{file.Type: "level=3"},                                                  // not an object
+		{file.Type: map[string]any{"bogus": 1.0}},                               // unknown option
+		{file.Type: map[string]any{"level": 0.0}},                               // below the minimum
+	}
+	for _, params := range bad {
+		if _, err := create(params); !errors.Is(err, ErrInvalid) {
+			t.Errorf("parameters %v: err = %v, want ErrInvalid", params, err)
+		}
+	}
+	p, err := create(map[string]any{file.Type: map[string]any{"level": 2.0}, file.Type + "#" + b: map[string]any{"level": 9.0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := map[string]any{}
+	e.hook.request = func(req plugins.ProtectRequest) {
+		mu.Lock()
+		defer mu.Unlock()
+		got[req.Resource.ID] = req.Options["level"]
+	}
+	cp, err := e.a.CreateCheckpoint(context.Background(), "proj", ProviderID, p.ID, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := e.waitCheckpoint("proj", cp.ID, CheckpointAvailable, CheckpointError); c.Status != CheckpointAvailable {
+		t.Fatalf("checkpoint: %s (%s)", c.Status, c.ErrorReason)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got[a] != 2.0 || got[b] != 9.0 {
+		t.Fatalf("options seen by the plugin: %v, want level 2 for %s and 9 for %s", got, a, b)
 	}
 }

@@ -50,6 +50,9 @@ type PlanRef struct {
 	Name       string             `json:"name"`
 	ProviderID string             `json:"provider_id"`
 	Resources  []plugins.Resource `json:"resources"`
+	// Parameters are the plan's protection options when the checkpoint
+	// was created (never changed afterwards).
+	Parameters map[string]any `json:"parameters,omitempty"`
 }
 
 // ResourceBackup is one resource's part of a checkpoint.

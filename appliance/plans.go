@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"cairn/plugins"
 )
@@ -46,6 +47,39 @@ func (a *Appliance) checkResources(ctx context.Context, project string, in []Pla
 	return out, nil
 }
 
+// checkParameters checks a plan's parameters, Karbor's per-resource
+// protection options: each key is a resource type of the plan (options for
+// all its resources) or "TYPE#ID" of one resource, and each value an
+// object the type's plugin accepts (its options schema). Values are
+// replaced by their typed form ("3" becomes 3), as the plugins see them.
+func (a *Appliance) checkParameters(params map[string]any, insts []Instance) error {
+	types := map[string]bool{}
+	for _, i := range insts {
+		types[i.Type] = true
+		types[resKey(i.Resource)] = true
+	}
+	for k, v := range params {
+		if !types[k] {
+			return fmt.Errorf("plan parameters key %q: want a resource type of the plan or TYPE#ID of one of its resources: %w", k, ErrInvalid)
+		}
+		opts, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("plan parameters %q: want an object of options: %w", k, ErrInvalid)
+		}
+		typ, _, _ := strings.Cut(k, "#")
+		p, err := a.reg.Get(typ)
+		if err != nil {
+			return fmt.Errorf("plan parameters %q: %w: %w", k, ErrInvalid, err)
+		}
+		norm, err := plugins.NormalizeOptions(p.Schemas().Options, opts)
+		if err != nil {
+			return fmt.Errorf("plan parameters %q: %w: %w", k, ErrInvalid, err)
+		}
+		params[k] = norm
+	}
+	return nil
+}
+
 // CreatePlan creates a plan in status "suspended".
 func (a *Appliance) CreatePlan(ctx context.Context, project string, in PlanInput) (*Plan, error) {
 	if in.Name == nil || *in.Name == "" {
@@ -56,6 +90,9 @@ func (a *Appliance) CreatePlan(ctx context.Context, project string, in PlanInput
 	}
 	insts, err := a.checkResources(ctx, project, in.Resources)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.checkParameters(in.Parameters, insts); err != nil {
 		return nil, err
 	}
 	p := &Plan{ID: NewUUID(), Name: *in.Name, ProviderID: in.ProviderID, ProjectID: project, Status: PlanSuspended,

@@ -28,7 +28,8 @@ func (a *Appliance) CreateCheckpoint(ctx context.Context, project, providerID, p
 		return nil, fmt.Errorf("plan %s belongs to provider %s: %w", planID, p.ProviderID, ErrInvalid)
 	}
 	cp := &Checkpoint{ID: NewUUID(), ProjectID: project, ProviderID: providerID, Status: CheckpointProtecting,
-		Plan:      PlanRef{ID: p.ID, Name: p.Name, ProviderID: p.ProviderID, Resources: slices.Clone(p.Resources)},
+		Plan: PlanRef{ID: p.ID, Name: p.Name, ProviderID: p.ProviderID, Resources: slices.Clone(p.Resources),
+			Parameters: maps.Clone(p.Parameters)},
 		ExtraInfo: extra, CreatedAt: a.now().UTC(), ScheduledOpID: opID}
 	if cp.ExtraInfo == nil {
 		cp.ExtraInfo = map[string]any{}
@@ -114,6 +115,7 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 	}
 	res := append([]ResourceBackup(nil), cp.Resources...)
 	tags := map[string]string{tagCheckpoint: cp.ID, "cairn.project": cp.ProjectID, "cairn.plan": cp.Plan.ID}
+	params := cp.Plan.Parameters // never modified: see PlanRef
 	locks := a.resourceLocksLocked(res)
 	a.mu.Unlock()
 
@@ -138,7 +140,8 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 		p, err := a.reg.Get(rb.Resource.Type)
 		var b *plugins.Backup
 		if err == nil {
-			b, err = p.Protect(ctx, a.repo, plugins.ProtectRequest{Project: cp.ProjectID, Resource: rb.Resource, Tags: tags, Previous: previous[i]})
+			b, err = p.Protect(ctx, a.repo, plugins.ProtectRequest{Project: cp.ProjectID, Resource: rb.Resource, Tags: tags, Previous: previous[i],
+				Options: resourceParams(params, rb.Resource)})
 		}
 		a.mu.Lock()
 		cur := &cp.Resources[i]

@@ -119,9 +119,19 @@ func TestKarborRBD(t *testing.T) {
 	}
 	fileID := fileInstanceID(t, a, k.project, file)
 
-	plan := k.dict("plan-create", "rbd-and-file", karborProvider,
-		fmt.Sprintf("%s=%s=%s,%s=%s=%s", imgID, rbdType, imgName, fileID, fileType, file))
+	resources := fmt.Sprintf("%s=%s=%s,%s=%s=%s", imgID, rbdType, imgName, fileID, fileType, file)
+	// Options the image's plugin does not know are refused with the reason.
+	if r := k.run("plan-create", "bad-options", karborProvider, resources,
+		"--parameters", "resource_type="+rbdType+",verify_sample=2"); r.code == 0 || !strings.Contains(r.stderr, "verify_sample") {
+		t.Fatalf("plan-create with verify_sample=2 was not refused with a message naming it:\n%s", r)
+	}
+	// The client sends option values as strings; the plan keeps them typed.
+	plan := k.dict("plan-create", "rbd-and-file", karborProvider, resources,
+		"--parameters", "resource_type="+rbdType+",verify_sample=0.5")
 	planID := plan["id"]
+	if !strings.Contains(plan["parameters"], `"verify_sample": 0.5`) {
+		t.Fatalf("plan-create parameters %q, want verify_sample 0.5 as a number", plan["parameters"])
+	}
 
 	cp1, g1 := protectWithCLI(t, k, planID)
 	if r := g1[rbdType]; r.Status != "available" || r.Size != imgSize || r.ReadBytes <= 0 || r.StoredBytes <= 0 {

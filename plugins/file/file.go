@@ -134,6 +134,9 @@ func (p *Plugin) Instance(ctx context.Context, project, id string) (plugins.Reso
 // Protect implements plugins.ProtectionPlugin: one repository checkpoint
 // of the file, incremental against the file's latest checkpoint.
 func (p *Plugin) Protect(ctx context.Context, repo *dedup.Repository, req plugins.ProtectRequest) (*plugins.Backup, error) {
+	if _, err := plugins.NormalizeOptions(p.Schemas().Options, req.Options); err != nil {
+		return nil, err
+	}
 	res, err := p.Instance(ctx, req.Project, req.Resource.ID)
 	if err != nil {
 		return nil, err

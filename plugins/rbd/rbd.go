@@ -143,7 +143,13 @@ func (p *Plugin) Schemas() plugins.Schemas {
 	return plugins.Schemas{
 		Options: map[string]any{
 			"type": "object", "title": "RBD image protection options",
-			"properties": map[string]any{}, "additionalProperties": false,
+			"properties": map[string]any{
+				"verify_sample": map[string]any{"type": "number", "minimum": 0.0, "maximum": 1.0,
+					"title": "Fraction of the blocks the RBD diff calls unchanged to re-read and compare (0 disables; default 0.01)"},
+				"full_every": map[string]any{"type": "integer", "minimum": 0.0,
+					"title": "Read the whole image on every Nth protection instead of trusting the diff (0: never)"},
+			},
+			"additionalProperties": false,
 		},
 		Restore: map[string]any{
 			"type": "object", "title": "RBD image restore parameters",
@@ -303,6 +309,16 @@ func (p *Plugin) Protect(ctx context.Context, repo *dedup.Repository, req plugin
 	}
 	defer unlock()
 	br := cephrbd.BackupRequest{VerifySample: p.sample, Tags: req.Tags, Report: p.report}
+	opts, err := plugins.NormalizeOptions(p.Schemas().Options, req.Options)
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := opts["verify_sample"].(float64); ok {
+		br.VerifySample = v
+	}
+	if v, ok := opts["full_every"].(float64); ok {
+		br.FullEvery = int(v)
+	}
 	if req.Previous != "" {
 		br.Parent, _, err = repo.LoadCheckpoint(ctx, req.Previous)
 		if errors.Is(err, dedup.ErrCheckpointNotFound) {

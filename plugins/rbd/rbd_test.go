@@ -397,3 +397,49 @@ func TestRecover(t *testing.T) {
 		t.Errorf("protection after Recover: tags %v, want an incremental", cp2.Tags)
 	}
 }
+
+// TestProtectOptions: the plan's options reach the backup (full_every 1
+// reads the whole image although the previous backup's snapshot is there,
+// verify_sample 0 samples nothing) and bad ones are refused.
+func TestProtectOptions(t *testing.T) {
+	ctx := context.Background()
+	pool := cephtest.Pool()
+	f := newFixture(t, pool)
+	img := cephtest.Unique("plugopt-")
+	f.c.CreateImage(pool, "", img, 16*mib, fastDiff)
+	f.c.Write(pool, "", img, 0, randomData(7, 5*mib))
+	res := f.instance(t, "proj", pool+"/"+img)
+
+	for _, opts := range []map[string]any{{"full_every": -1.0}, {"verify_sample": 2.0}, {"bogus": true}} {
+		if _, err := f.p.Protect(ctx, f.repo, plugins.ProtectRequest{Project: "proj", Resource: res, Options: opts}); !errors.Is(err, plugins.ErrInvalidParameter) {
+			t.Errorf("options %v: err = %v, want ErrInvalidParameter", opts, err)
+		}
+	}
+	b1, err := f.p.Protect(ctx, f.repo, plugins.ProtectRequest{Project: "proj", Resource: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.c.Write(pool, "", img, 8*mib, randomData(8, 4096))
+	opts := map[string]any{"full_every": 1.0, "verify_sample": 0.0}
+	b2, err := f.p.Protect(ctx, f.repo, plugins.ProtectRequest{Project: "proj", Resource: res, Previous: b1.ID, Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp2, _, err := f.repo.LoadCheckpoint(ctx, b2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp2.Tags[cephrbd.TagMode] != "full" || !strings.Contains(cp2.Tags[cephrbd.TagFullReason], "full-every") {
+		t.Fatalf("full_every 1: tags %v, want a whole read for full-every", cp2.Tags)
+	}
+	opts = map[string]any{"verify_sample": 0.0}
+	f.c.Write(pool, "", img, 9*mib, randomData(9, 4096))
+	b3, err := f.p.Protect(ctx, f.repo, plugins.ProtectRequest{Project: "proj", Resource: res, Previous: b2.ID, Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp3, _, _ := f.repo.LoadCheckpoint(ctx, b3.ID)
+	if cp3.Tags[cephrbd.TagMode] != "incremental" || !strings.HasPrefix(cp3.Tags[cephrbd.TagSampled], "0 of ") {
+		t.Fatalf("verify_sample 0: tags %v, want an incremental with nothing sampled", cp3.Tags)
+	}
+}
