@@ -41,7 +41,7 @@ PKGS = $(shell $(GO) list -e ./... | grep -v '^cairn/tmp/')
 # The e2e package (crash loop, Ceph and RBD tests, under -race) runs over 10m.
 GO_TEST_TIMEOUT ?= 25m
 FUZZTIME ?= 20s
-FUZZ_PKGS ?= ./dedup/ ./mount/nbd/ ./blockdev/partition/
+FUZZ_PKGS ?= ./dedup/ ./mount/nbd/ ./blockdev/partition/ ./api/ ./appliance/ ./plugins/
 
 # Tests that need root, loop devices, FUSE or mkfs skip when those are
 # missing, unless CAIRN_REQUIRE_ALL=1: then they fail. In CI (CI=true) it is

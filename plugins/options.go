@@ -57,8 +57,10 @@ func checkValue(p map[string]any, v any) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("want a %s, got %v", want, v)
 		}
-		if want == "integer" && f != math.Trunc(f) {
-			return nil, fmt.Errorf("want an integer, got %v", f)
+		if want == "integer" && (f != math.Trunc(f) || math.Abs(f) > 1<<53) {
+			// Beyond 2^53 a float64 no longer holds every integer, and
+			// plugins convert to int.
+			return nil, fmt.Errorf("want an integer of at most 2^53, got %v", f)
 		}
 		if lo, ok := p["minimum"].(float64); ok && f < lo {
 			return nil, fmt.Errorf("%v is below the minimum %v", f, lo)

@@ -1,7 +1,9 @@
 package plugins
 
 import (
+	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -30,6 +32,7 @@ func TestCheckOptions(t *testing.T) {
 		{"above maximum", map[string]any{"sample": 1.5}, false},
 		{"below minimum", map[string]any{"every": -1.0}, false},
 		{"fractional integer", map[string]any{"every": 2.5}, false},
+		{"huge integer", map[string]any{"every": 1e300}, false},
 		{"string as number", map[string]any{"name": 3.0}, false},
 		{"not a boolean", map[string]any{"full": "yes"}, false},
 	}
@@ -60,4 +63,51 @@ func TestCheckOptions(t *testing.T) {
 	if _, err := NormalizeOptions(open, map[string]any{"anything": 1.0}); err != nil {
 		t.Fatalf("a schema without additionalProperties:false refused an extra option: %v", err)
 	}
+}
+
+// FuzzNormalizeOptions feeds arbitrary JSON objects (a plan's parameters
+// come from API bodies) through the RBD-like schema: no panic, and what is
+// accepted has the schema's types.
+func FuzzNormalizeOptions(f *testing.F) {
+	schema := map[string]any{"type": "object", "additionalProperties": false,
+		"properties": map[string]any{
+			"sample": map[string]any{"type": "number", "minimum": 0.0, "maximum": 1.0},
+			"every":  map[string]any{"type": "integer", "minimum": 0.0},
+			"full":   map[string]any{"type": "boolean"},
+			"name":   map[string]any{"type": "string"},
+		}}
+	for _, s := range []string{`{}`, `{"sample": 0.5}`, `{"every": "3"}`, `{"full": "true", "name": "x"}`, `{"sample": [1]}`, `{"x": null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var opts map[string]any
+		if json.Unmarshal(b, &opts) != nil {
+			return
+		}
+		got, err := NormalizeOptions(schema, opts)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidParameter) {
+				t.Fatalf("error %v does not wrap ErrInvalidParameter", err)
+			}
+			return
+		}
+		for k, v := range got {
+			var ok bool
+			switch k {
+			case "sample":
+				f, isF := v.(float64)
+				ok = isF && f >= 0 && f <= 1
+			case "every":
+				f, isF := v.(float64)
+				ok = isF && f >= 0 && f == math.Trunc(f) && f <= 1<<53
+			case "full":
+				_, ok = v.(bool)
+			case "name":
+				_, ok = v.(string)
+			}
+			if !ok {
+				t.Fatalf("accepted %s = %#v from %s", k, v, b)
+			}
+		}
+	})
 }
