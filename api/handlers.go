@@ -27,6 +27,17 @@ func project(r *http.Request) (string, error) {
 	return p, nil
 }
 
+// request checks the project and the named UUID path values, and decodes
+// the body of kind: the start of every handler that writes.
+func request(r *http.Request, kind string, names ...string) (string, any, error) {
+	p, err := ids(r, names...)
+	if err != nil {
+		return "", nil, err
+	}
+	b, err := body(r, kind)
+	return p, b, err
+}
+
 // ids checks the project and the named UUID path values.
 func ids(r *http.Request, names ...string) (string, error) {
 	p, err := project(r)
@@ -183,12 +194,7 @@ func planInput(b *planBody) appliance.PlanInput {
 }
 
 func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) {
-	p, err := project(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	b, err := body(r, "plan")
+	p, b, err := request(r, "plan")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -203,12 +209,7 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updatePlan(w http.ResponseWriter, r *http.Request) {
-	p, err := ids(r, "id")
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	b, err := body(r, "plan")
+	p, b, err := request(r, "plan", "id")
 	if err != nil {
 		writeError(w, err)
 		return

@@ -57,12 +57,7 @@ func (s *Server) showCheckpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createCheckpoint(w http.ResponseWriter, r *http.Request) {
-	p, err := ids(r, "pid")
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	b, err := body(r, "checkpoint")
+	p, b, err := request(r, "checkpoint", "pid")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -97,12 +92,7 @@ func (s *Server) deleteCheckpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createRestore(w http.ResponseWriter, r *http.Request) {
-	p, err := project(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	b, err := body(r, "restore")
+	p, b, err := request(r, "restore")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -121,12 +111,7 @@ func (s *Server) createRestore(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createVerification(w http.ResponseWriter, r *http.Request) {
-	p, err := project(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	b, err := body(r, "verification")
+	p, b, err := request(r, "verification")
 	if err != nil {
 		writeError(w, err)
 		return

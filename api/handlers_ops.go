@@ -6,12 +6,7 @@ import (
 )
 
 func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request) {
-	p, err := project(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	b, err := body(r, "trigger")
+	p, b, err := request(r, "trigger")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -31,12 +26,7 @@ func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updateTrigger(w http.ResponseWriter, r *http.Request) {
-	p, err := ids(r, "id")
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	b, err := body(r, "trigger")
+	p, b, err := request(r, "trigger", "id")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -52,12 +42,7 @@ func (s *Server) updateTrigger(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createOp(w http.ResponseWriter, r *http.Request) {
-	p, err := project(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	b, err := body(r, "scheduled_operation")
+	p, b, err := request(r, "scheduled_operation")
 	if err != nil {
 		writeError(w, err)
 		return
