@@ -8,8 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
+
+	"cairn/blockdev/blockdevtest"
 )
 
 const mib = 1 << 20
@@ -214,25 +215,7 @@ func TestFileReadAtConcurrent(t *testing.T) {
 	}
 	defer src.Close()
 
-	var wg sync.WaitGroup
-	for g := range 16 {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(g), 7))
-			buf := make([]byte, 64<<10)
-			for range 200 {
-				off := rng.Int64N(size - int64(len(buf)))
-				if _, err := src.ReadAt(buf, off); err != nil {
-					t.Errorf("ReadAt(%d): %v", off, err)
-					return
-				}
-				if !bytes.Equal(buf, want[off:off+int64(len(buf))]) {
-					t.Errorf("ReadAt(%d): wrong data", off)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	blockdevtest.ConcurrentReads(t, src, want, 16, 200, 64<<10)
 }
 
 func TestAlignExtents(t *testing.T) {

@@ -11,12 +11,12 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ceph/go-ceph/rbd"
 
 	"cairn/blockdev"
+	"cairn/blockdev/blockdevtest"
 	"cairn/internal/testenv"
 )
 
@@ -189,25 +189,7 @@ func TestSourceDiffAndConcurrentReads(t *testing.T) {
 			}
 
 			// librbd handles are thread-safe: 16 readers at once (-race).
-			var wg sync.WaitGroup
-			for g := range 16 {
-				wg.Go(func() {
-					r := mrand.New(mrand.NewPCG(uint64(g), 3))
-					buf := make([]byte, 256<<10)
-					for range 40 {
-						off := r.Int64N(size - int64(len(buf)))
-						if _, err := src.ReadAt(buf, off); err != nil {
-							t.Errorf("ReadAt(%d): %v", off, err)
-							return
-						}
-						if !bytes.Equal(buf, want[off:off+int64(len(buf))]) {
-							t.Errorf("ReadAt(%d): wrong data", off)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			blockdevtest.ConcurrentReads(t, src, want, 16, 40, 256<<10)
 
 			if err := im.RemoveSnapshot(ctx, "s1"); err != nil {
 				t.Fatal(err)
