@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
+
+	"cairn/appliance"
 )
 
 var (
@@ -93,4 +96,26 @@ func hasAnyRole(roles, want []string) bool {
 		}
 	}
 	return false
+}
+
+// listScope returns the project whose objects a list shows: the URL's,
+// or every project's for an administrator asking with all_tenants (as in
+// Karbor). A non-administrator asking for all_tenants is refused rather
+// than silently given its own.
+func listScope(r *http.Request, project string) (string, error) {
+	v := r.URL.Query().Get("all_tenants")
+	if v == "" {
+		return project, nil
+	}
+	all, err := strconv.ParseBool(v)
+	if err != nil {
+		return "", fmt.Errorf("%w: all_tenants %q: want true or false", errBadBody, v)
+	}
+	if !all {
+		return project, nil
+	}
+	if err := requireAdmin(r); err != nil {
+		return "", fmt.Errorf("all_tenants: %w", err)
+	}
+	return appliance.AllProjects, nil
 }

@@ -74,6 +74,9 @@ func listOf[T any](w http.ResponseWriter, r *http.Request, key string, items []T
 func listBy[T any](key string, list func(project string) []T) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := project(r)
+		if err == nil {
+			p, err = listScope(r, p)
+		}
 		if err != nil {
 			writeError(w, err)
 			return

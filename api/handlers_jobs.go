@@ -23,6 +23,9 @@ func viewCheckpoint(c appliance.Checkpoint) checkpointView {
 
 func (s *Server) listCheckpoints(w http.ResponseWriter, r *http.Request) {
 	p, err := ids(r, "pid")
+	if err == nil {
+		p, err = listScope(r, p)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -129,6 +132,9 @@ func (s *Server) listRuns(kind string) http.HandlerFunc {
 	key := map[string]string{"restore": "restores", "verify": "verifications"}[kind]
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := project(r)
+		if err == nil {
+			p, err = listScope(r, p)
+		}
 		if err != nil {
 			writeError(w, err)
 			return

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -260,5 +261,49 @@ func TestKeystoneCacheBounded(t *testing.T) {
 	k.mu.Unlock()
 	if n > 8 {
 		t.Fatalf("cache holds %d entries, bound is 8", n)
+	}
+}
+
+// TestAllTenants: an admin's all_tenants list holds every project's
+// plans and can be filtered by project_id; a member asking for it is
+// refused, not quietly given its own.
+func TestAllTenants(t *testing.T) {
+	f := newFakeKeystone(t)
+	later := time.Now().Add(time.Hour)
+	f.add("tok-a", "alice", "projA", later, "member")
+	f.add("tok-b", "bob", "projB", later, "member")
+	f.add("tok-admin", "root", "admin", later, "admin")
+	e := newEnvAuth(t, newTestKeystone(t, f, time.Now))
+	id, _ := e.volume("a.img", 4<<10)
+	planA := e.asToken("tok-a").createPlan("projA", id)
+	planB := e.asToken("tok-b").createPlan("projB", id)
+
+	ids := func(m map[string]any) []string {
+		var out []string
+		for _, p := range m["plans"].([]any) {
+			out = append(out, p.(map[string]any)["id"].(string))
+		}
+		slices.Sort(out)
+		return out
+	}
+	all := e.asToken("tok-admin").must(200, "GET", "/v1/admin/plans?all_tenants=1", nil)
+	if got, want := ids(all), slices.Sorted(slices.Values([]string{planA, planB})); !slices.Equal(got, want) {
+		t.Fatalf("admin all_tenants plans %v, want %v", got, want)
+	}
+	onlyB := e.asToken("tok-admin").must(200, "GET", "/v1/admin/plans?all_tenants=true&project_id=projB", nil)
+	if got := ids(onlyB); !slices.Equal(got, []string{planB}) {
+		t.Fatalf("admin all_tenants&project_id=projB plans %v, want [%s]", got, planB)
+	}
+	if got := ids(e.asToken("tok-a").must(200, "GET", "/v1/projA/plans?all_tenants=0", nil)); !slices.Equal(got, []string{planA}) {
+		t.Fatalf("all_tenants=0 plans %v, want alice's only", got)
+	}
+	code, m := e.asToken("tok-a").do("GET", "/v1/projA/plans?all_tenants=1", nil)
+	if code != 403 {
+		t.Fatalf("member all_tenants: %d %v, want 403", code, m)
+	}
+	fault(t, m, "forbidden", 403)
+	code, m = e.asToken("tok-admin").do("GET", "/v1/admin/providers/cf56bd3e-97a7-4078-b6d5-f36246333fd9/checkpoints?all_tenants=maybe", nil)
+	if code != 400 {
+		t.Fatalf("all_tenants=maybe: %d %v, want 400", code, m)
 	}
 }

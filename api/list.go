@@ -13,7 +13,7 @@ import (
 )
 
 var notFilters = map[string]bool{"limit": true, "marker": true, "sort": true, "sort_key": true, "sort_dir": true,
-	"all_tenants": true, "project_id": true, "start_date": true, "end_date": true, "parameters": true}
+	"all_tenants": true, "start_date": true, "end_date": true, "parameters": true}
 
 // maxLimit caps every list, as Karbor's osapi_max_limit does: a client
 // pages through longer ones with marker.

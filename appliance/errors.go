@@ -15,3 +15,12 @@ var (
 	// shutdown.
 	ErrInterrupted = errors.New("interrupted: the appliance stopped while the job ran")
 )
+
+// AllProjects, passed as the project of a list, lists every project's
+// objects (an administrator's all_tenants list). It is not a valid
+// project ID, so no project can be named so.
+const AllProjects = "*"
+
+// inProject reports whether an object owned by owner belongs in a list
+// of project's objects.
+func inProject(owner, project string) bool { return project == AllProjects || owner == project }

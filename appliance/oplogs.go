@@ -27,7 +27,7 @@ func (a *Appliance) OperationLogs(project string) []OperationLog {
 	defer a.mu.Unlock()
 	var out []OperationLog
 	for _, l := range a.oplogs {
-		if l.ProjectID == project {
+		if inProject(l.ProjectID, project) {
 			out = append(out, *l)
 		}
 	}

@@ -187,7 +187,7 @@ func (a *Appliance) Plans(project string) []Plan {
 	defer a.mu.Unlock()
 	var out []Plan
 	for _, p := range a.plans {
-		if p.ProjectID == project {
+		if inProject(p.ProjectID, project) {
 			out = append(out, *clonePlan(p))
 		}
 	}

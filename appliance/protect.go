@@ -360,7 +360,7 @@ func (a *Appliance) Checkpoints(project, providerID string) ([]*Checkpoint, erro
 	defer a.mu.Unlock()
 	out := make([]*Checkpoint, 0, len(a.published))
 	for _, c := range a.published {
-		if c.ProjectID == project {
+		if inProject(c.ProjectID, project) {
 			out = append(out, c)
 		}
 	}

@@ -140,7 +140,7 @@ func (a *Appliance) Restores(project, kind string) []Restore {
 	}
 	var out []Restore
 	for _, r := range m {
-		if r.ProjectID == project {
+		if inProject(r.ProjectID, project) {
 			out = append(out, *cloneRestore(r))
 		}
 	}

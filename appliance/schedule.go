@@ -69,7 +69,7 @@ func (a *Appliance) ScheduledOperations(project string) []ScheduledOperation {
 	defer a.mu.Unlock()
 	var out []ScheduledOperation
 	for _, op := range a.ops {
-		if op.ProjectID == project {
+		if inProject(op.ProjectID, project) {
 			c := *op
 			c.OperationDefinition = maps.Clone(op.OperationDefinition)
 			out = append(out, c)

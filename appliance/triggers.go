@@ -151,7 +151,7 @@ func (a *Appliance) Triggers(project string) []Trigger {
 	defer a.mu.Unlock()
 	var out []Trigger
 	for _, t := range a.triggers {
-		if t.ProjectID == project {
+		if inProject(t.ProjectID, project) {
 			out = append(out, *cloneTrigger(t))
 		}
 	}

@@ -292,23 +292,26 @@ func TestKeystone(t *testing.T) {
 	cases := []struct {
 		name, token, method, path, body string
 		want                            int
+		contains                        string // in the body, when set
 	}{
-		{"alice, own plans", tokA, "GET", "/v1/" + projA + "/plans", "", 200},
-		{"alice, bob's plans", tokA, "GET", "/v1/" + projB + "/plans", "", 403},
-		{"alice, bob's files", tokA, "GET", "/v1/" + projB + "/protectables/" + fileType + "/instances", "", 403},
-		{"no token", "", "GET", "/v1/" + projA + "/plans", "", 401},
-		{"forged token", "gAAAAAforged", "GET", "/v1/" + projA + "/plans", "", 401},
-		{"admin, alice's plans", tokAdmin, "GET", "/v1/" + projA + "/plans", "", 200},
-		{"alice sets her quota", tokA, "PUT", "/v1/" + projA + "/quotas/" + projA, quota, 403},
-		{"admin sets alice's quota", tokAdmin, "PUT", "/v1/" + projA + "/quotas/" + projA, quota, 200},
+		{"alice, own plans", tokA, "GET", "/v1/" + projA + "/plans", "", 200, ""},
+		{"alice, bob's plans", tokA, "GET", "/v1/" + projB + "/plans", "", 403, ""},
+		{"alice, bob's files", tokA, "GET", "/v1/" + projB + "/protectables/" + fileType + "/instances", "", 403, ""},
+		{"no token", "", "GET", "/v1/" + projA + "/plans", "", 401, ""},
+		{"forged token", "gAAAAAforged", "GET", "/v1/" + projA + "/plans", "", 401, ""},
+		{"admin, alice's plans", tokAdmin, "GET", "/v1/" + projA + "/plans", "", 200, plan["id"]},
+		{"admin, every project's plans", tokAdmin, "GET", "/v1/" + adminProject + "/plans?all_tenants=1", "", 200, plan["id"]},
+		{"alice, every project's plans", tokA, "GET", "/v1/" + projA + "/plans?all_tenants=1", "", 403, ""},
+		{"alice sets her quota", tokA, "PUT", "/v1/" + projA + "/quotas/" + projA, quota, 403, ""},
+		{"admin sets alice's quota", tokAdmin, "PUT", "/v1/" + projA + "/quotas/" + projA, quota, 200, ""},
 	}
 	for _, c := range cases {
 		code, body := authCall(t, a, c.token, c.method, c.path, c.body)
 		if code != c.want {
 			t.Errorf("%s: %s %s: %d, want %d: %s", c.name, c.method, c.path, code, c.want, clip(body))
 		}
-		if c.name == "admin, alice's plans" && !strings.Contains(body, plan["id"]) {
-			t.Errorf("admin's list of alice's plans lacks %s: %s", plan["id"], clip(body))
+		if c.contains != "" && !strings.Contains(body, c.contains) {
+			t.Errorf("%s: the answer lacks %s: %s", c.name, c.contains, clip(body))
 		}
 	}
 
