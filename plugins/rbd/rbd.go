@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	cephrbd "cairn/blockdev/rbd"
 	"cairn/dedup"
@@ -180,38 +183,71 @@ func (i image) resource() plugins.Resource {
 	return plugins.Resource{ID: i.id(), Type: Type, Name: nameOf(s), ExtraInfo: extra}
 }
 
-// each calls fn for every image in locs (partial images excepted) until
-// fn returns true, and returns that image, still open; the others are
-// open only during the call. Missing pools and images that vanish while
-// listed are skipped.
+// openConcurrency bounds the image opens of a scan in flight: an open is
+// a few round trips to the OSDs, so a pool of thousands of images is
+// listed in the time of a few hundred opens.
+const openConcurrency = 16
+
+// each calls fn for every image in locs (partial images excepted), one
+// call at a time, until fn returns true, and returns that image, still
+// open; the others are open only during the call. Images are opened
+// openConcurrency at a time, so fn sees them in no particular order.
+// Missing pools and images that vanish while listed are skipped.
 func (p *Plugin) each(ctx context.Context, cl *cephrbd.Cluster, locs []location, fn func(image) bool) (image, bool, error) {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(openConcurrency)
+	var mu sync.Mutex
+	var found image
+	var ok bool
+	done := func() bool { mu.Lock(); defer mu.Unlock(); return ok }
+scan:
 	for _, l := range locs {
-		names, err := cl.Images(ctx, l.spec(""))
+		names, err := cl.Images(gctx, l.spec(""))
 		if errors.Is(err, cephrbd.ErrNotFound) {
 			continue
 		}
 		if err != nil {
+			stop()
+			_ = g.Wait()
 			return image{}, false, err
 		}
 		for _, n := range names {
 			if isPartialName(n) {
 				continue
 			}
-			im, err := cl.OpenImage(ctx, l.spec(n))
-			if errors.Is(err, cephrbd.ErrNotFound) {
-				continue
+			if done() || gctx.Err() != nil {
+				break scan
 			}
-			if err != nil {
-				return image{}, false, err
-			}
-			i := image{loc: l, name: n, im: im}
-			if fn(i) {
-				return i, true, nil
-			}
-			_ = im.Close()
+			g.Go(func() error {
+				if gctx.Err() != nil {
+					return nil
+				}
+				im, err := cl.OpenImage(gctx, l.spec(n))
+				if errors.Is(err, cephrbd.ErrNotFound) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if !ok && fn(image{loc: l, name: n, im: im}) {
+					found, ok = image{loc: l, name: n, im: im}, true
+					stop() // the rest of the scan is moot
+					return nil
+				}
+				_ = im.Close()
+				return nil
+			})
 		}
 	}
-	return image{}, false, nil
+	err := g.Wait()
+	if ok {
+		return found, true, nil
+	}
+	return image{}, false, err
 }
 
 // Instances implements plugins.ProtectionPlugin.

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -441,5 +442,42 @@ func TestProtectOptions(t *testing.T) {
 	cp3, _, _ := f.repo.LoadCheckpoint(ctx, b3.ID)
 	if cp3.Tags[cephrbd.TagMode] != "incremental" || !strings.HasPrefix(cp3.Tags[cephrbd.TagSampled], "0 of ") {
 		t.Fatalf("verify_sample 0: tags %v, want an incremental with nothing sampled", cp3.Tags)
+	}
+}
+
+// TestScanManyImages: a scan opens images concurrently, yet lists each
+// image once, finds every one by ID alone (no name hint: the whole scan),
+// and skips a partial restore image.
+func TestScanManyImages(t *testing.T) {
+	ctx := context.Background()
+	pool := cephtest.Pool()
+	f := newFixture(t, pool+"/"+plugins.ProjectPlaceholder)
+	proj := cephtest.Unique("scan")
+	f.c.CreateNamespace(pool, proj)
+	const n = 3 * openConcurrency
+	want := map[string]bool{}
+	for i := range n {
+		name := fmt.Sprintf("img-%02d", i)
+		f.c.CreateImage(pool, proj, name, mib, fastDiff)
+		want[pool+"/"+proj+"/"+name] = true
+	}
+	f.c.CreateImage(pool, proj, partialName("0123456789", "img-00"), mib, fastDiff)
+
+	got, err := f.p.Instances(ctx, proj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Fatalf("%d instances, want %d", len(got), n)
+	}
+	for _, r := range got {
+		if !want[r.Name] {
+			t.Fatalf("unexpected or repeated instance %s", r.Name)
+		}
+		delete(want, r.Name)
+		found, err := f.p.Instance(ctx, proj, r.ID)
+		if err != nil || found.Name != r.Name {
+			t.Fatalf("Instance(%s) = %+v, %v; want %s", r.ID, found, err, r.Name)
+		}
 	}
 }
