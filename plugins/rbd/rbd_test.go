@@ -50,6 +50,21 @@ func newFixture(t *testing.T, pools ...string) *fixture {
 	return &fixture{c: c, p: p, repo: repo}
 }
 
+// protect runs Protect, failing the test on an error, and returns the
+// backup's repository checkpoint.
+func (f *fixture) protect(t *testing.T, req plugins.ProtectRequest) *dedup.Checkpoint {
+	t.Helper()
+	b, err := f.p.Protect(context.Background(), f.repo, req)
+	if err != nil {
+		t.Fatalf("protect %s: %v", req.Resource.Name, err)
+	}
+	cp, _, err := f.repo.LoadCheckpoint(context.Background(), b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
 func randomData(seed uint64, n int) []byte {
 	b := make([]byte, n)
 	r := rand.New(rand.NewPCG(seed, 1))
@@ -214,11 +229,7 @@ func TestProtectIncrementalRestore(t *testing.T) {
 	if cps, _ := f.repo.Checkpoints(ctx); len(cps) != 0 {
 		t.Errorf("%d checkpoints left after the deletes", len(cps))
 	}
-	b3, err := f.p.Protect(ctx, f.repo, plugins.ProtectRequest{Project: "proj", Resource: res, Previous: b2.ID})
-	if err != nil {
-		t.Fatalf("protect with a deleted Previous: %v", err)
-	}
-	cp3, _, _ := f.repo.LoadCheckpoint(ctx, b3.ID)
+	cp3 := f.protect(t, plugins.ProtectRequest{Project: "proj", Resource: res, Previous: b2.ID})
 	if cp3.Tags[cephrbd.TagMode] != "full" || !strings.Contains(cp3.Tags[cephrbd.TagFullReason], "gone") {
 		t.Errorf("protect with a deleted Previous: tags %v, want a whole read saying why", cp3.Tags)
 	}
@@ -416,30 +427,16 @@ func TestProtectOptions(t *testing.T) {
 			t.Errorf("options %v: err = %v, want ErrInvalidParameter", opts, err)
 		}
 	}
-	b1, err := f.p.Protect(ctx, f.repo, plugins.ProtectRequest{Project: "proj", Resource: res})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp1 := f.protect(t, plugins.ProtectRequest{Project: "proj", Resource: res})
 	f.c.Write(pool, "", img, 8*mib, randomData(8, 4096))
 	opts := map[string]any{"full_every": 1.0, "verify_sample": 0.0}
-	b2, err := f.p.Protect(ctx, f.repo, plugins.ProtectRequest{Project: "proj", Resource: res, Previous: b1.ID, Options: opts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp2, _, err := f.repo.LoadCheckpoint(ctx, b2.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp2 := f.protect(t, plugins.ProtectRequest{Project: "proj", Resource: res, Previous: cp1.ID, Options: opts})
 	if cp2.Tags[cephrbd.TagMode] != "full" || !strings.Contains(cp2.Tags[cephrbd.TagFullReason], "full-every") {
 		t.Fatalf("full_every 1: tags %v, want a whole read for full-every", cp2.Tags)
 	}
 	opts = map[string]any{"verify_sample": 0.0}
 	f.c.Write(pool, "", img, 9*mib, randomData(9, 4096))
-	b3, err := f.p.Protect(ctx, f.repo, plugins.ProtectRequest{Project: "proj", Resource: res, Previous: b2.ID, Options: opts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp3, _, _ := f.repo.LoadCheckpoint(ctx, b3.ID)
+	cp3 := f.protect(t, plugins.ProtectRequest{Project: "proj", Resource: res, Previous: cp2.ID, Options: opts})
 	if cp3.Tags[cephrbd.TagMode] != "incremental" || !strings.HasPrefix(cp3.Tags[cephrbd.TagSampled], "0 of ") {
 		t.Fatalf("verify_sample 0: tags %v, want an incremental with nothing sampled", cp3.Tags)
 	}
