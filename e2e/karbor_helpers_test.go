@@ -410,6 +410,9 @@ type karborCLI struct {
 	// Keystone and finds the appliance in the catalog, as an operator's
 	// would. Without them it runs in noauth mode against a.url(project).
 	osEnv []string
+	// token, when set, is sent instead of "x" with --karbor-url (a real
+	// Keystone token, as an operator scripting with a token would).
+	token string
 }
 
 // requireKarbor returns the karbor client for project of a, skipping the
@@ -437,7 +440,11 @@ func (k karborCLI) run(args ...string) result {
 	k.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	full := append([]string{"--os-no-client-auth", "--os-auth-token", "x", "--karbor-url", k.a.url(k.project)}, args...)
+	token := "x"
+	if k.token != "" {
+		token = k.token
+	}
+	full := append([]string{"--os-no-client-auth", "--os-auth-token", token, "--karbor-url", k.a.url(k.project)}, args...)
 	if k.osEnv != nil {
 		full = args
 	}

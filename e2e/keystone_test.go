@@ -315,6 +315,16 @@ func TestKeystone(t *testing.T) {
 		}
 	}
 
+	// The form: a token and the endpoint given outright.
+	withToken := karborCLI{t: t, bin: bin, a: a, project: projA, token: tokA}
+	if rows := withToken.table("plan-list"); !slices.Contains(column(rows, "Id"), plan["id"]) {
+		t.Fatalf("karbor --os-auth-token TOKEN --karbor-url URL plan-list: %v, want alice's plan %s", rows, plan["id"])
+	}
+	forged := karborCLI{t: t, bin: bin, a: a, project: projA, token: "gAAAAAforged"}
+	if r := forged.run("plan-list"); r.code == 0 || !strings.Contains(r.stdout+r.stderr, "401") {
+		t.Fatalf("karbor with a forged token: want a failure naming the 401:\n%s", r)
+	}
+
 	// cairn's own client logs in with the same OS_* variables and lands
 	// in Alice's project.
 	cmd := exec.Command(cairnBin, "--json", "plan", "list", "--url", a.base())
