@@ -31,7 +31,10 @@ func applianceCommands(a *app) []*cobra.Command {
 		Use:   "plan",
 		Short: "Protection plans of a running appliance (cairn serve)",
 		Long: `Manage the protection plans of a running appliance over its Karbor API.
---url names the appliance and --project the project (noauth: any name).`,
+--url names the appliance and --project the project (noauth: any name).
+Against an appliance with Keystone auth, set the OS_* variables of an
+openrc file (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, …):
+cairn logs in and acts in the token's project; or pass --token.`,
 		Example: `  cairn plan create --name db --resource file=/var/lib/cairn/volumes/db.img
   cairn plan list --json`,
 		Args: cobra.ArbitraryArgs,
