@@ -30,8 +30,14 @@ type Identity struct {
 	// where the URL's project is taken as given.
 	ProjectID string
 	Roles     []string
-	// Admin may act on every project and change quotas.
+	// Admin may act on every project, change quotas and list every
+	// project's objects (all_tenants).
 	Admin bool
+	// NoAuth marks the noauth mode's caller: it acts in whatever project
+	// the URL names and may change that project's quotas, but an
+	// all_tenants list stays within the project, so projects remain
+	// isolated from each other even without auth.
+	NoAuth bool
 	// ExpiresAt is when the token stops being valid (zero: never).
 	ExpiresAt time.Time
 }
@@ -45,14 +51,13 @@ type Authenticator interface {
 }
 
 // NoAuth accepts any token, as Karbor's noauth does: the project in the
-// URL is taken as given, and the caller is an administrator. Only for a
-// single-operator appliance on a trusted network (the embedded default
-// listens on 127.0.0.1).
+// URL is taken as given. Only for a single-operator appliance on a
+// trusted network (the embedded default listens on 127.0.0.1).
 type NoAuth struct{}
 
 // Authenticate implements Authenticator.
 func (NoAuth) Authenticate(context.Context, string) (*Identity, error) {
-	return &Identity{UserID: "noauth", Admin: true}, nil
+	return &Identity{UserID: "noauth", NoAuth: true}, nil
 }
 
 type identityKey struct{}
@@ -73,7 +78,7 @@ func authorize(r *http.Request, project string) error {
 	switch {
 	case id == nil:
 		return fmt.Errorf("no identity on the request: %w", errUnauthenticated)
-	case id.Admin, id.ProjectID != "" && id.ProjectID == project:
+	case id.Admin, id.NoAuth, id.ProjectID != "" && id.ProjectID == project:
 		return nil
 	}
 	return fmt.Errorf("the token is scoped to project %s, not %s: %w", id.ProjectID, project, errForbidden)
@@ -82,7 +87,7 @@ func authorize(r *http.Request, project string) error {
 // requireAdmin refuses callers without an admin role (quota changes, as
 // in Karbor's policy).
 func requireAdmin(r *http.Request) error {
-	if id := identityFrom(r.Context()); id == nil || !id.Admin {
+	if id := identityFrom(r.Context()); id == nil || !id.Admin && !id.NoAuth {
 		return fmt.Errorf("this operation needs an admin role: %w", errForbidden)
 	}
 	return nil
@@ -100,8 +105,9 @@ func hasAnyRole(roles, want []string) bool {
 
 // listScope returns the project whose objects a list shows: the URL's,
 // or every project's for an administrator asking with all_tenants (as in
-// Karbor). A non-administrator asking for all_tenants is refused rather
-// than silently given its own.
+// Karbor). A Keystone user without the role asking for all_tenants is
+// refused rather than silently given its own; in noauth the flag is
+// ignored, since anyone may name any project there.
 func listScope(r *http.Request, project string) (string, error) {
 	v := r.URL.Query().Get("all_tenants")
 	if v == "" {
@@ -111,11 +117,12 @@ func listScope(r *http.Request, project string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: all_tenants %q: want true or false", errBadBody, v)
 	}
-	if !all {
+	id := identityFrom(r.Context())
+	if !all || id != nil && id.NoAuth {
 		return project, nil
 	}
-	if err := requireAdmin(r); err != nil {
-		return "", fmt.Errorf("all_tenants: %w", err)
+	if id == nil || !id.Admin {
+		return "", fmt.Errorf("all_tenants needs an admin role: %w", errForbidden)
 	}
 	return appliance.AllProjects, nil
 }

@@ -307,3 +307,17 @@ func TestAllTenants(t *testing.T) {
 		t.Fatalf("all_tenants=maybe: %d %v, want 400", code, m)
 	}
 }
+
+// TestNoAuthIgnoresAllTenants: without auth anyone may name any project,
+// so all_tenants must not become a way to list them all at once.
+func TestNoAuthIgnoresAllTenants(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.volume("a.img", 4<<10)
+	planA := e.createPlan("projA", id)
+	e.createPlan("projB", id)
+	m := e.must(200, "GET", "/v1/projA/plans?all_tenants=1", nil)
+	l := m["plans"].([]any)
+	if len(l) != 1 || l[0].(map[string]any)["id"] != planA {
+		t.Fatalf("noauth all_tenants plans %v, want only projA's %s", l, planA)
+	}
+}
