@@ -3,9 +3,11 @@ package fusefs
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,4 +134,14 @@ func unmount(t *testing.T, s *Server) {
 		_ = s.Detach()
 	}
 	s.Wait()
+}
+
+func TestLogWriterDropsOnlyDroppedReplies(t *testing.T) {
+	var got []string
+	w := logWriter{logf: func(f string, a ...any) { got = append(got, fmt.Sprintf(f, a...)) }}
+	_, _ = w.Write([]byte("writer: Write/Writev failed, err: 2=no such file or directory. opcode: READ\n"))
+	_, _ = w.Write([]byte("writer: Write/Writev failed, err: 5=input/output error. opcode: READ\n"))
+	if len(got) != 1 || !strings.Contains(got[0], "input/output error") {
+		t.Fatalf("logged %q, want only the I/O error", got)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -170,8 +171,21 @@ func (s *Server) Wait() {
 type logWriter struct{ logf func(string, ...any) }
 
 func (w logWriter) Write(p []byte) (int, error) {
-	w.logf("fuse: %s", trimNewline(string(p)))
+	msg := trimNewline(string(p))
+	if isDroppedReply(msg) {
+		return len(p), nil
+	}
+	w.logf("fuse: %s", msg)
 	return len(p), nil
+}
+
+// isDroppedReply recognises go-fuse's note that the kernel no longer
+// wanted a reply (ENOENT on the write: the request was interrupted, or
+// the mount is going away while a reader is cut off). Nothing is lost and
+// nothing can be done, so it is not worth an operator's attention; go-fuse
+// already keeps quiet about it for RELEASE and INTERRUPT.
+func isDroppedReply(msg string) bool {
+	return strings.HasPrefix(msg, "writer: Write/Writev failed, err: 2=no such file or directory")
 }
 
 func trimNewline(s string) string {
