@@ -6,12 +6,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os/exec"
 	"testing"
 
 	"cairn/dedup/store"
 	"cairn/dedup/store/rados"
 	"cairn/dedup/store/storetest"
+	"cairn/internal/cephtest"
 	"cairn/internal/testenv"
 )
 
@@ -34,10 +34,7 @@ func connect(t *testing.T) *rados.Conn {
 
 func ensurePool(t *testing.T, pool string) {
 	t.Helper()
-	out, err := exec.Command("ceph", "osd", "pool", "create", pool, "8").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ceph osd pool create %s: %v\n%s", pool, err, out)
-	}
+	cephtest.Connect(t).MonCommand(map[string]any{"prefix": "osd pool create", "pool": pool, "pg_num": 8})
 }
 
 func randomName() string {
