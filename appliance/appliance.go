@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"cairn/dedup"
+	"cairn/internal/keylock"
 	"cairn/plugins"
 	"cairn/plugins/file"
 )
@@ -57,7 +58,7 @@ type Appliance struct {
 	quotas        map[string]*Quota
 	jobs          map[string]*job
 	// resLocks serialise protections per resource ("type#id").
-	resLocks  map[string]*sync.Mutex
+	resLocks  keylock.Map
 	lastPrune time.Time
 
 	// bg tracks background work started by Tick (prune); Run and Close
@@ -85,7 +86,7 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	a := &Appliance{cfg: cfg, log: o.Log, now: o.Now, reg: o.Plugins,
 		plans: map[string]*Plan{}, checkpoints: map[string]*Checkpoint{}, published: map[string]*Checkpoint{}, restores: map[string]*Restore{},
 		verifications: map[string]*Restore{}, triggers: map[string]*Trigger{}, ops: map[string]*ScheduledOperation{},
-		oplogs: map[string]*OperationLog{}, quotas: map[string]*Quota{}, jobs: map[string]*job{}, resLocks: map[string]*sync.Mutex{},
+		oplogs: map[string]*OperationLog{}, quotas: map[string]*Quota{}, jobs: map[string]*job{},
 		queue: make(chan queued, 4096)}
 	if a.log == nil {
 		a.log = slog.Default()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 
 	"cairn/plugins"
 )
@@ -73,24 +72,15 @@ func (a *Appliance) previousBackupLocked(project string, r plugins.Resource) str
 	return id
 }
 
-// resourceLocksLocked returns the locks of res's resources, sorted by key.
-func (a *Appliance) resourceLocksLocked(res []ResourceBackup) []*sync.Mutex {
+// resourceKeys returns the lock keys ("type#id") of res's resources,
+// sorted and without repeats.
+func resourceKeys(res []ResourceBackup) []string {
 	keys := make([]string, 0, len(res))
 	for _, rb := range res {
 		keys = append(keys, rb.Resource.Type+"#"+rb.Resource.ID)
 	}
 	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	out := make([]*sync.Mutex, 0, len(keys))
-	for _, k := range keys {
-		l := a.resLocks[k]
-		if l == nil {
-			l = new(sync.Mutex)
-			a.resLocks[k] = l
-		}
-		out = append(out, l)
-	}
-	return out
+	return slices.Compact(keys)
 }
 
 // cloneCheckpoint deep-copies what a job mutates (resources, extra info),
@@ -116,16 +106,19 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 	res := append([]ResourceBackup(nil), cp.Resources...)
 	tags := map[string]string{tagCheckpoint: cp.ID, "cairn.project": cp.ProjectID, "cairn.plan": cp.Plan.ID}
 	params := cp.Plan.Parameters // never modified: see PlanRef
-	locks := a.resourceLocksLocked(res)
 	a.mu.Unlock()
 
 	// Two protections of one resource never overlap: an RBD image's base
 	// snapshot and the incremental chain assume one backup at a time.
 	// Locks are taken in a fixed order, so plans sharing resources cannot
-	// deadlock; a waiting job holds its worker.
-	for _, l := range locks {
-		l.Lock()
-		defer l.Unlock()
+	// deadlock; a waiting job holds its worker. A shutdown while waiting
+	// leaves the job to the next start, like any interrupted job.
+	for _, k := range resourceKeys(res) {
+		unlock, err := a.resLocks.Lock(ctx, k)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	a.mu.Lock()
 	previous := make([]string, len(res))

@@ -15,6 +15,7 @@ import (
 
 	cephrbd "cairn/blockdev/rbd"
 	"cairn/dedup"
+	"cairn/internal/keylock"
 	"cairn/plugins"
 )
 
@@ -48,7 +49,7 @@ type Plugin struct {
 	// for the monitors), and waiters must still see their ctx.
 	sem   chan struct{}
 	cl    *cephrbd.Cluster
-	locks keyLock
+	locks keylock.Map
 }
 
 var _ plugins.ProtectionPlugin = (*Plugin)(nil)
@@ -325,7 +326,7 @@ func (p *Plugin) open(ctx context.Context, project string, res plugins.Resource)
 
 // lockImage serialises the backups and snapshot removals of one image.
 func (p *Plugin) lockImage(ctx context.Context, s cephrbd.Spec, imageID string) (func(), error) {
-	return p.locks.lock(ctx, s.Pool+"/"+s.Namespace+"/"+imageID)
+	return p.locks.Lock(ctx, s.Pool+"/"+s.Namespace+"/"+imageID)
 }
 
 // Protect implements plugins.ProtectionPlugin: a new snapshot of the image,

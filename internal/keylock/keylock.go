@@ -1,15 +1,15 @@
-package rbd
+// Package keylock serialises work per key (a resource, an image) within
+// one process: a map of locks whose entries go away when unused, and
+// whose waits give up with their context.
+package keylock
 
 import (
 	"context"
 	"sync"
 )
 
-// keyLock serialises work per key (an image): two backups of one image
-// into one repository would remove each other's snapshot, and a delete
-// must not remove the base snapshot under a running backup. Waiting
-// respects the context.
-type keyLock struct {
+// Map serialises work per key. The zero value is ready to use.
+type Map struct {
 	mu   sync.Mutex
 	held map[string]*keyEntry
 }
@@ -19,8 +19,8 @@ type keyEntry struct {
 	refs int           // holders and waiters; the entry goes at zero
 }
 
-// lock takes key, or returns ctx's error. The returned func releases it.
-func (l *keyLock) lock(ctx context.Context, key string) (func(), error) {
+// Lock takes key, or returns ctx's error. The returned func releases it.
+func (l *Map) Lock(ctx context.Context, key string) (func(), error) {
 	l.mu.Lock()
 	if l.held == nil {
 		l.held = map[string]*keyEntry{}
