@@ -42,14 +42,17 @@ func page[T any](r *http.Request, l listing[T]) ([]any, error) {
 		}
 		limit = min(n, maxLimit)
 	}
-	object := func(it T) map[string]any {
+	encode := func(it T) json.RawMessage {
 		var v any = it
 		if l.view != nil {
 			v = l.view(it)
 		}
-		b, _ := json.Marshal(v)
+		b, _ := json.Marshal(v) // API objects always encode
+		return b
+	}
+	object := func(it T) map[string]any {
 		var m map[string]any
-		_ = json.Unmarshal(b, &m)
+		_ = json.Unmarshal(encode(it), &m)
 		return m
 	}
 	objs := []any{}
@@ -76,16 +79,7 @@ func page[T any](r *http.Request, l listing[T]) ([]any, error) {
 				break
 			}
 			if !filtered {
-				// Nothing to match: encode once, without the map.
-				var v any = it
-				if l.view != nil {
-					v = l.view(it)
-				}
-				b, err := json.Marshal(v)
-				if err != nil {
-					return nil, err
-				}
-				objs = append(objs, json.RawMessage(b))
+				objs = append(objs, encode(it)) // nothing to match: no map
 				continue
 			}
 			if o := object(it); matches(o, q) {
