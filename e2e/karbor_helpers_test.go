@@ -454,21 +454,8 @@ func (k karborCLI) run(args ...string) result {
 		cmd.Env = append(withoutOSEnv(os.Environ()), k.osEnv...)
 		cmd.Env = append(cmd.Env, "PYTHONWARNINGS=ignore")
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := result{args: append([]string{"[karbor]"}, args...), stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		k.t.Fatalf("karbor %s: timed out\nstderr: %s", strings.Join(args, " "), clip(r.stderr))
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		k.t.Fatalf("karbor %s: %v", strings.Join(args, " "), err)
-	}
+	r := execute(k.t, ctx, cmd, "karbor", args)
+	r.args = append([]string{"[karbor]"}, args...)
 	return r
 }
 

@@ -211,7 +211,13 @@ func (e *env) run(args ...string) result {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	cmd := e.command(ctx, args...)
+	return execute(e.t, ctx, e.command(ctx, args...), "cairn", args)
+}
+
+// execute runs cmd, made with ctx, and returns what happened whatever its
+// exit status; a timeout or a failure to start fails the test.
+func execute(t *testing.T, ctx context.Context, cmd *exec.Cmd, name string, args []string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -221,11 +227,11 @@ func (e *env) run(args ...string) result {
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		e.t.Fatalf("cairn %s: timed out after %v\nstderr: %s", strings.Join(args, " "), commandTimeout, clip(r.stderr))
+		t.Fatalf("%s %s: timed out\nstderr: %s", name, strings.Join(args, " "), clip(r.stderr))
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	default:
-		e.t.Fatalf("cairn %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
 	}
 	return r
 }

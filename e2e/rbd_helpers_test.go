@@ -257,18 +257,5 @@ func (e *env) runEnv(envv []string, args ...string) result {
 	defer cancel()
 	cmd := e.command(ctx, args...)
 	cmd.Env = append(cmd.Env, envv...)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := result{args: args, stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		e.t.Fatalf("cairn %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	return execute(e.t, ctx, cmd, "cairn", args)
 }
