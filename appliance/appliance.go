@@ -30,15 +30,16 @@ type Options struct {
 	Plugins *plugins.Registry
 }
 
-// Appliance owns the repository, the state and the job runner. All state
+// Appliance owns the projects' repositories, the state and the job runner. All state
 // changes happen under mu and are persisted before mu is released, so a
 // reader never sees an update that a crash could lose.
 type Appliance struct {
 	cfg  Config
 	log  *slog.Logger
 	now  func() time.Time
-	repo *dedup.Repository
-	reg  *plugins.Registry
+	// repos holds one repository per project.
+	repos *repoSet
+	reg   *plugins.Registry
 	st   *store
 	// closers are the plugins Open built that hold resources.
 	closers []io.Closer
@@ -76,10 +77,42 @@ type queued struct {
 	fn func(ctx context.Context) error
 }
 
-// Open opens (or, on first start, initialises) the repository and the
-// state, and recovers from a previous crash: jobs that were running are
-// marked failed with ErrInterrupted and what they created is removed.
+// Open opens the state and recovers from a previous crash: jobs that were
+// running are marked failed with ErrInterrupted and what they created is
+// removed. Each project's repository is opened (created on first use)
+// when a job of the project needs it.
 func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
+	a, err := newAppliance(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.refuseSharedRepo(); err != nil {
+		return nil, err
+	}
+	if a.reg == nil {
+		if err := a.builtinPlugins(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if a.st, err = openStore(filepath.Join(cfg.DataDir, "state")); err != nil {
+		a.closePlugins()
+		return nil, err
+	}
+	if err := a.load(); err != nil {
+		a.closePlugins()
+		return nil, err
+	}
+	if err := a.recover(ctx); err != nil {
+		a.closePlugins()
+		_ = a.repos.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// newAppliance checks cfg, reads the repository passphrase and makes the
+// data directories; it opens nothing.
+func newAppliance(cfg Config, o Options) (*Appliance, error) {
 	if err := cfg.Fill(); err != nil {
 		return nil, err
 	}
@@ -102,29 +135,14 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 			return nil, fmt.Errorf("appliance: %w", err)
 		}
 	}
-	if a.reg == nil {
-		if err := a.builtinPlugins(cfg); err != nil {
-			return nil, err
+	var pw []byte
+	if cfg.PasswordFile != "" {
+		var err error
+		if pw, err = dedup.ReadKeyFile(cfg.PasswordFile); err != nil {
+			return nil, fmt.Errorf("password_file: %w", err)
 		}
 	}
-	var err error
-	if a.st, err = openStore(filepath.Join(cfg.DataDir, "state")); err != nil {
-		a.closePlugins()
-		return nil, err
-	}
-	if err := a.load(); err != nil {
-		a.closePlugins()
-		return nil, err
-	}
-	if a.repo, err = openRepo(ctx, cfg, a.now, a.log); err != nil {
-		a.closePlugins()
-		return nil, err
-	}
-	if err := a.recover(ctx); err != nil {
-		a.closePlugins()
-		_ = a.repo.Close()
-		return nil, err
-	}
+	a.repos = newRepoSet(cfg, pw, a.now, a.log)
 	return a, nil
 }
 
@@ -172,34 +190,16 @@ func (a *Appliance) closePlugins() {
 	a.closers = nil
 }
 
-func openRepo(ctx context.Context, cfg Config, now func() time.Time, log *slog.Logger) (*dedup.Repository, error) {
-	var pw []byte
-	if cfg.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("password file: %w", err)
-		}
-		pw = b
-	}
-	opts := dedup.Options{Password: pw, Now: now, Log: func(f string, args ...any) { log.Info(fmt.Sprintf(f, args...)) }}
-	r, err := dedup.Open(ctx, cfg.Repository, opts)
-	if errors.Is(err, dedup.ErrNoRepository) || errors.Is(err, os.ErrNotExist) {
-		log.Info("initialising repository", "dir", cfg.Repository)
-		return dedup.Init(ctx, cfg.Repository, dedup.InitOptions{Password: pw}, nil, opts)
-	}
-	return r, err
-}
-
 // Config returns the effective configuration.
 func (a *Appliance) Config() Config { return a.cfg }
 
 // Close waits for background work (a prune started by Tick) and closes
-// the repository. Call it after Run has returned; cancel the context given
+// the repositories. Call it after Run has returned; cancel the context given
 // to Tick first to stop a running prune early.
 func (a *Appliance) Close() error {
 	a.bg.Wait()
 	a.closePlugins()
-	return a.repo.Close()
+	return a.repos.close()
 }
 
 func loadKind[T any](s *store, kind string, m map[string]*T) error {

@@ -251,7 +251,7 @@ func TestProtectRestoreVerifyDelete(t *testing.T) {
 	if _, err := e.a.Checkpoint("proj", ProviderID, cp.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleted checkpoint: %v", err)
 	}
-	rcs, err := e.a.repo.Checkpoints(context.Background())
+	rcs, err := repoOf(t, e.a, "proj").Checkpoints(context.Background())
 	if err != nil || len(rcs) != 0 {
 		t.Fatalf("repository checkpoints after delete: %d (%v)", len(rcs), err)
 	}
@@ -304,7 +304,7 @@ func TestFailingResourceLeavesNoBackups(t *testing.T) {
 	if c.ErrorReason == "" {
 		t.Fatal("no error reason")
 	}
-	rcs, _ := e.a.repo.Checkpoints(context.Background())
+	rcs, _ := repoOf(t, e.a, "proj").Checkpoints(context.Background())
 	if len(rcs) != 0 {
 		t.Fatalf("%d repository checkpoints left", len(rcs))
 	}
@@ -502,7 +502,7 @@ func TestScheduleAndRetention(t *testing.T) {
 		t.Fatalf("next run after a skip %s, want %s", o.NextRun, want)
 	}
 	// The repository holds only the kept checkpoints' backups.
-	rcs, _ := e.a.repo.Checkpoints(ctx)
+	rcs, _ := repoOf(t, e.a, "proj").Checkpoints(ctx)
 	if len(rcs) != 2 {
 		t.Fatalf("repository holds %d checkpoints, want 2", len(rcs))
 	}
@@ -632,7 +632,7 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("resource %+v", r)
 		}
 	}
-	rcs, _ := e2.a.repo.Checkpoints(context.Background())
+	rcs, _ := repoOf(t, e2.a, "proj").Checkpoints(context.Background())
 	if len(rcs) != 0 {
 		t.Fatalf("interrupted job left %d repository checkpoints", len(rcs))
 	}
@@ -680,7 +680,7 @@ func TestInterruptedDeletionFinishes(t *testing.T) {
 	if _, err := e2.a.Checkpoint("proj", ProviderID, cp.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("checkpoint after restart: %v", err)
 	}
-	if rcs, _ := e2.a.repo.Checkpoints(context.Background()); len(rcs) != 0 {
+	if rcs, _ := repoOf(t, e2.a, "proj").Checkpoints(context.Background()); len(rcs) != 0 {
 		t.Fatalf("%d repository checkpoints left", len(rcs))
 	}
 }
@@ -743,7 +743,7 @@ func TestCloneIsolation(t *testing.T) {
 
 func TestConfigDefaultsAndLoad(t *testing.T) {
 	c := DefaultConfig("/d")
-	want := Config{Listen: "127.0.0.1:8799", DataDir: "/d", Repository: "/d/repo", Auth: "noauth",
+	want := Config{Listen: "127.0.0.1:8799", DataDir: "/d", Repository: "/d/projects/{project_id}/repo", RepositoryNamespace: "cairn-{project_id}", Auth: "noauth",
 		FileRoots: []string{"/d/volumes"}, RestoreDir: "/d/restores", Workers: 2, MinInterval: Duration(time.Minute),
 		Tick: Duration(time.Second), PruneInterval: Duration(24 * time.Hour), PruneGrace: Duration(time.Hour), PlanQuota: 50,
 		DefaultProject: "local"}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -36,10 +37,26 @@ type Config struct {
 	// DataDir holds the state store, the default repository, volumes and
 	// restores (default /var/lib/cairn).
 	DataDir string `json:"data_dir"`
-	// Repository is the repository directory (default DATA_DIR/repo,
-	// initialised unencrypted on first start).
+	// Repository is the directory of each project's repository; it must
+	// contain {project_id} (default DATA_DIR/projects/{project_id}/repo).
+	// A project's repository is created on its first protection,
+	// encrypted when PasswordFile is set.
 	Repository string `json:"repository"`
-	// PasswordFile, if set, holds the passphrase of an encrypted repository.
+	// RepositoryPools, if set, keep the projects' shards in these RADOS
+	// pools ("POOL", one for all shards or one per shard), each project
+	// in its own namespace; Repository then holds only the locator and
+	// the index. Needs a build with Ceph support.
+	RepositoryPools []string `json:"repository_pools"`
+	// RepositoryNamespace is the RADOS namespace of a project's shards; it
+	// must contain {project_id} (default "cairn-{project_id}").
+	RepositoryNamespace string `json:"repository_namespace"`
+	// DataShards and ParityShards shape new project repositories
+	// (default 4 and 2, as cairn repo init).
+	DataShards   int `json:"data_shards"`
+	ParityShards int `json:"parity_shards"`
+	// PasswordFile, if set, holds the passphrase of the (encrypted)
+	// repositories, read as the CLI's --key-file: the trailing newline is
+	// dropped and an empty file is refused.
 	PasswordFile string `json:"password_file"`
 	// Auth is "noauth" (the project in the URL is taken as given and any
 	// token is accepted) or "keystone" (tokens are validated by Keystone).
@@ -96,7 +113,10 @@ func (c *Config) fill() {
 		c.DataDir = "/var/lib/cairn"
 	}
 	if c.Repository == "" {
-		c.Repository = filepath.Join(c.DataDir, "repo")
+		c.Repository = filepath.Join(c.DataDir, "projects", "{project_id}", "repo")
+	}
+	if c.RepositoryNamespace == "" {
+		c.RepositoryNamespace = "cairn-{project_id}"
 	}
 	if c.Auth == "" {
 		c.Auth = "noauth"
@@ -151,6 +171,17 @@ func LoadConfig(path string) (Config, error) {
 // Fill sets every unset key to its default.
 func (c *Config) Fill() error {
 	c.fill()
+	if !strings.Contains(c.Repository, "{project_id}") {
+		return fmt.Errorf("repository %q must contain {project_id}: each project has a repository of its own (for example %q): %w",
+			c.Repository, filepath.Join(c.Repository, "{project_id}"), ErrInvalid)
+	}
+	if len(c.RepositoryPools) > 0 && !strings.Contains(c.RepositoryNamespace, "{project_id}") {
+		return fmt.Errorf("repository_namespace %q must contain {project_id}: each project's shards live in a namespace of their own: %w",
+			c.RepositoryNamespace, ErrInvalid)
+	}
+	if c.DataShards < 0 || c.ParityShards < 0 || c.ParityShards > 0 && c.DataShards == 0 {
+		return fmt.Errorf("data_shards %d, parity_shards %d: give data_shards ≥ 1 with parity_shards ≥ 0, or neither: %w", c.DataShards, c.ParityShards, ErrInvalid)
+	}
 	switch c.Auth {
 	case "noauth":
 	case "keystone":

@@ -13,9 +13,9 @@ import (
 // job is cut off: the file plugin's partial restores, the RBD plugin's
 // snapshots and partial images. It runs after the interrupted jobs'
 // repository checkpoints are deleted, so what repo still holds is what
-// the plugin must keep.
+// the plugin must keep. It runs once for each project's repository.
 type recoverer interface {
-	Recover(ctx context.Context, repo *dedup.Repository) error
+	Recover(ctx context.Context, project string, repo *dedup.Repository) error
 }
 
 // submit records j and queues fn; callers hold mu. The queue is bounded:
@@ -75,15 +75,19 @@ func (a *Appliance) recover(ctx context.Context) error {
 	if err := a.recoverJobs(ctx); err != nil {
 		return err
 	}
-	for _, t := range a.reg.Types() {
-		p, _ := a.reg.Get(t)
-		if r, ok := p.(recoverer); ok {
-			if err := r.Recover(ctx, a.repo); err != nil {
-				a.log.Error("plugin recovery", "type", t, "err", err)
+	// A project without a repository has nothing to recover: its jobs
+	// never committed anything.
+	return a.repos.each(ctx, func(project string, repo *dedup.Repository) error {
+		for _, t := range a.reg.Types() {
+			p, _ := a.reg.Get(t)
+			if r, ok := p.(recoverer); ok {
+				if err := r.Recover(ctx, project, repo); err != nil {
+					a.log.Error("plugin recovery", "type", t, "project", project, "err", err)
+				}
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // recoverJobs fails the interrupted jobs, deletes what they committed and
@@ -106,7 +110,7 @@ func (a *Appliance) recoverJobs(ctx context.Context) error {
 				}
 				a.saveCheckpointLocked(cp)
 			}
-			if err := a.deleteTagged(ctx, j.ObjectID); err != nil {
+			if err := a.deleteTagged(ctx, j.ProjectID, j.ObjectID); err != nil {
 				a.log.Error("remove interrupted checkpoint's backups", "checkpoint", j.ObjectID, "err", err)
 			}
 		case "restore", "verify":
@@ -178,17 +182,26 @@ func runKind(kind string) string {
 	return "restores"
 }
 
-// deleteTagged removes every repository checkpoint tagged with the API
-// checkpoint id (those a crashed protection committed before it died).
-func (a *Appliance) deleteTagged(ctx context.Context, cpID string) error {
-	cps, err := a.repo.Checkpoints(ctx)
+// deleteTagged removes every checkpoint of project's repository tagged
+// with the API checkpoint id (those a crashed protection committed before
+// it died).
+func (a *Appliance) deleteTagged(ctx context.Context, project, cpID string) error {
+	if !a.repos.exists(project) {
+		return nil // the protection died before it created the repository
+	}
+	repo, release, err := a.repos.get(ctx, project)
+	if err != nil {
+		return err
+	}
+	defer release()
+	cps, err := repo.Checkpoints(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, c := range cps {
 		if c.Tags[tagCheckpoint] == cpID {
-			errs = append(errs, a.repo.DeleteCheckpoint(ctx, c.ID))
+			errs = append(errs, repo.DeleteCheckpoint(ctx, c.ID))
 		}
 	}
 	return errors.Join(errs...)
@@ -198,7 +211,7 @@ func (a *Appliance) deleteTagged(ctx context.Context, cpID string) error {
 // Only recover calls it, before anything else runs; elsewhere the deletes
 // run without mu (deleteBackups, finishDelete).
 func (a *Appliance) removeBackupsLocked(ctx context.Context, cp *Checkpoint) {
-	clearBackups(cp, a.deleteBackups(ctx, cp.ID, pendingBackups(cp)))
+	clearBackups(cp, a.deleteBackups(ctx, cp.ProjectID, cp.ID, pendingBackups(cp)))
 }
 
 const tagCheckpoint = "cairn.checkpoint"

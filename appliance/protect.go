@@ -120,6 +120,14 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 		}
 		defer unlock()
 	}
+	var failed error
+	repo, release, err := a.repos.get(ctx, cp.ProjectID)
+	if err != nil {
+		failed = fmt.Errorf("the project's repository: %w", err)
+		res = nil // nothing to protect into; the checkpoint fails below
+	} else {
+		defer release()
+	}
 	a.mu.Lock()
 	previous := make([]string, len(res))
 	for i, rb := range res {
@@ -127,13 +135,12 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 	}
 	a.mu.Unlock()
 
-	var failed error
 	for i := range res {
 		rb := res[i]
 		p, err := a.reg.Get(rb.Resource.Type)
 		var b *plugins.Backup
 		if err == nil {
-			b, err = p.Protect(ctx, a.repo, plugins.ProtectRequest{Project: cp.ProjectID, Resource: rb.Resource, Tags: tags, Previous: previous[i],
+			b, err = p.Protect(ctx, repo, plugins.ProtectRequest{Project: cp.ProjectID, Resource: rb.Resource, Tags: tags, Previous: previous[i],
 				Options: resourceParams(params, rb.Resource)})
 		}
 		a.mu.Lock()
@@ -168,7 +175,7 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 		a.mu.Lock()
 		backups := pendingBackups(cp)
 		a.mu.Unlock()
-		removed := a.deleteBackups(context.WithoutCancel(ctx), cp.ID, backups)
+		removed := a.deleteBackups(context.WithoutCancel(ctx), cp.ProjectID, cp.ID, backups)
 		a.mu.Lock()
 		clearBackups(cp, removed)
 		a.mu.Unlock()
@@ -300,12 +307,21 @@ func (a *Appliance) beginDeleteLocked(cp *Checkpoint) *deletion {
 
 // deleteBackups deletes backups through their plugins (mu not held) and
 // returns the IDs that are gone.
-func (a *Appliance) deleteBackups(ctx context.Context, cpID string, bs []backupRef) map[string]bool {
+func (a *Appliance) deleteBackups(ctx context.Context, project, cpID string, bs []backupRef) map[string]bool {
 	removed := map[string]bool{}
+	if len(bs) == 0 {
+		return removed
+	}
+	repo, release, err := a.repos.get(ctx, project)
+	if err != nil {
+		a.log.Error("delete backups", "checkpoint", cpID, "err", err)
+		return removed
+	}
+	defer release()
 	for _, b := range bs {
 		p, err := a.reg.Get(b.typ)
 		if err == nil {
-			err = p.Delete(ctx, a.repo, b.id)
+			err = p.Delete(ctx, repo, b.id)
 		}
 		if err != nil && !errors.Is(err, plugins.ErrUnknownType) {
 			a.log.Error("delete backup", "checkpoint", cpID, "backup", b.id, "err", err)
@@ -320,7 +336,7 @@ func (a *Appliance) deleteBackups(ctx context.Context, cpID string, bs []backupR
 // or marks the checkpoint "error" when a backup could not be deleted (a
 // second delete retries).
 func (a *Appliance) finishDelete(ctx context.Context, d *deletion) error {
-	removed := a.deleteBackups(ctx, d.cp.ID, d.backups)
+	removed := a.deleteBackups(ctx, d.cp.ProjectID, d.cp.ID, d.backups)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	cp := d.cp

@@ -80,18 +80,25 @@ func resourceParams(params map[string]any, r plugins.Resource) map[string]any {
 
 func (a *Appliance) runRestore(ctx context.Context, r *Restore, res []ResourceBackup, kind, logID string) error {
 	var failed error
+	repo, release, rerr := a.repos.get(ctx, r.ProjectID)
+	if rerr == nil {
+		defer release()
+	}
 	for i, rb := range res {
 		p, err := a.reg.Get(rb.Resource.Type)
 		where := ""
+		if err == nil && rerr != nil {
+			err = fmt.Errorf("the project's repository: %w", rerr)
+		}
 		if err == nil {
 			if kind == "verify" {
-				err = p.Verify(ctx, a.repo, rb.BackupID)
+				err = p.Verify(ctx, repo, rb.BackupID)
 			} else {
 				req := plugins.RestoreRequest{Project: r.ProjectID, Resource: rb.Resource, BackupID: rb.BackupID, Parameters: resourceParams(r.Parameters, rb.Resource)}
 				if len(res) == 1 && filepath.IsAbs(r.RestoreTarget) {
 					req.Target = r.RestoreTarget
 				}
-				where, err = p.Restore(ctx, a.repo, req)
+				where, err = p.Restore(ctx, repo, req)
 			}
 		}
 		a.mu.Lock()

@@ -149,12 +149,20 @@ func (a *Appliance) prune(ctx context.Context) {
 		a.pruneHook(ctx)
 		return
 	}
-	rep, err := a.repo.Prune(ctx, dedup.PruneOptions{Grace: time.Duration(a.cfg.PruneGrace)})
+	// Each project's repository is pruned on its own: one project's
+	// failure (a damaged store) does not keep the others from freeing
+	// space.
+	err := a.repos.each(ctx, func(project string, repo *dedup.Repository) error {
+		rep, err := repo.Prune(ctx, dedup.PruneOptions{Grace: time.Duration(a.cfg.PruneGrace)})
+		if err != nil {
+			return err
+		}
+		a.log.Info("prune", "project", project, "packs_deleted", rep.PacksDeleted, "bytes_freed", rep.BytesFreed)
+		return nil
+	})
 	if err != nil {
 		a.log.Error("prune", "err", err)
-		return
 	}
-	a.log.Info("prune", "packs_deleted", rep.PacksDeleted, "bytes_freed", rep.BytesFreed)
 }
 
 // retentionLocked begins the deletion of the checkpoints of the

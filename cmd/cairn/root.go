@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -218,15 +217,7 @@ func (a *app) repoDir() (string, error) {
 // passphrase returns the key from --key-file or $CAIRN_PASSWORD, or nil.
 func (a *app) passphrase() ([]byte, error) {
 	if a.keyFile != "" {
-		b, err := os.ReadFile(a.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("read key file: %w", err)
-		}
-		b = bytes.TrimRight(b, "\r\n")
-		if len(b) == 0 {
-			return nil, fmt.Errorf("key file %s is empty", a.keyFile)
-		}
-		return b, nil
+		return dedup.ReadKeyFile(a.keyFile)
 	}
 	if p := a.getenv("CAIRN_PASSWORD"); p != "" {
 		return []byte(p), nil

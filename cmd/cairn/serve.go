@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,13 +27,22 @@ func serveCommands(a *app) []*cobra.Command {
 
 func newServeCmd(a *app) *cobra.Command {
 	var cfgFile, listen, dataDir string
+	var migrate bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the appliance: the Karbor-compatible API, schedules and job workers",
 		Long: `Run the cairn appliance until SIGINT or SIGTERM. Without --config it runs
-the embedded default: a repository under DATA_DIR/repo (created on first
-start, unencrypted), noauth (the project in the URL is taken as given),
+the embedded default: one repository per project under
+DATA_DIR/projects/PROJECT/repo (each created on the project's first
+protection, unencrypted), noauth (the project in the URL is taken as given),
 protectable files in DATA_DIR/volumes and state under DATA_DIR/state.
+
+Projects never share a repository: each has its own chunk-ID key, index and,
+when encrypted, data key, so no project can learn what another stores.
+A data directory written by an earlier cairn, with one repository shared by
+all projects in DATA_DIR/repo, is refused until 'cairn serve --migrate' has
+copied each project's checkpoints into its own repository (it prints what it
+copied and then exits; run it again if it is interrupted).
 With "auth": "keystone" in the configuration, every request needs a
 Keystone token scoped to the project in its URL (or an admin role).
 See docs/api.md for the configuration keys.`,
@@ -53,6 +63,9 @@ See docs/api.md for the configuration keys.`,
 			if dataDir != "" {
 				cfg.DataDir = dataDir
 			}
+			if migrate {
+				return runMigrate(cmd.Context(), a, cfg)
+			}
 			return runServe(cmd.Context(), a, cfg)
 		},
 	}
@@ -60,7 +73,35 @@ See docs/api.md for the configuration keys.`,
 	f.StringVar(&cfgFile, "config", "", "JSON configuration file (default: the embedded default)")
 	f.StringVar(&listen, "listen", "", "API address (default 127.0.0.1:8799)")
 	f.StringVar(&dataDir, "data-dir", "", "data directory (default /var/lib/cairn)")
+	f.BoolVar(&migrate, "migrate", false, "copy the checkpoints of an earlier release's shared repository into per-project repositories, then exit")
 	return cmd
+}
+
+// runMigrate runs the per-project migration and prints its report.
+func runMigrate(ctx context.Context, a *app, cfg appliance.Config) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	pl := a.newProgress("migrating")
+	start := time.Now()
+	rep, err := appliance.Migrate(ctx, cfg, appliance.Options{Log: log}, func(done, total int) {
+		pl.count(done, total, "backups", time.Since(start))
+	})
+	a.doneProgress(pl)
+	if rep != nil {
+		if a.jsonOut {
+			_ = writeJSON(a.stdout, rep)
+		} else {
+			fmt.Fprintf(a.stdout, "copied %d backups (%d copied by an earlier run) into %d project repositories\n", rep.Copied, rep.Skipped, len(rep.Projects))
+			for _, f := range rep.Failed {
+				fmt.Fprintf(a.stdout, "failed: %s\n", f)
+			}
+			if rep.MovedTo != "" {
+				fmt.Fprintf(a.stdout, "the shared repository is now %s: delete it once the appliance serves every checkpoint\n", rep.MovedTo)
+			}
+		}
+	}
+	return err
 }
 
 func runServe(ctx context.Context, a *app, cfg appliance.Config) error {

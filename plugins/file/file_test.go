@@ -156,7 +156,7 @@ func TestRecover(t *testing.T) {
 	}
 	keep := filepath.Join(root, "keep.img")
 	_ = os.WriteFile(keep, []byte("k"), 0o600)
-	if err := p.Recover(context.Background(), nil); err != nil {
+	if err := p.Recover(context.Background(), "proj", nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range leftovers {

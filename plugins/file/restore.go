@@ -94,13 +94,16 @@ func (p *Plugin) Restore(ctx context.Context, repo *dedup.Repository, req plugin
 	return target, nil
 }
 
-// Recover removes the partial files of restores a crash cut off (the
-// repository plays no part).
-func (p *Plugin) Recover(ctx context.Context, _ *dedup.Repository) error {
+// Recover removes the partial files of restores a crash cut off in
+// project's directories (the repository plays no part).
+func (p *Plugin) Recover(ctx context.Context, project string, _ *dedup.Repository) error {
 	var errs []error
 	for _, d := range append(append([]string(nil), p.roots...), p.restoreDir) {
-		// Every project's directory: the placeholder becomes a wildcard.
-		d = strings.ReplaceAll(d, plugins.ProjectPlaceholder, "*")
+		d, err := plugins.ForProject(d, project)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		m, _ := filepath.Glob(filepath.Join(d, "*"+partialSuffix))
 		for _, f := range m {
 			errs = append(errs, os.Remove(f))

@@ -2,7 +2,6 @@ package rbd
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"cairn/plugins"
@@ -47,23 +46,6 @@ func (l location) forProject(project string) (location, error) {
 	}
 	ns, err := plugins.ForProject(l.namespace, project)
 	return location{pool: pool, namespace: ns}, err
-}
-
-// projectPattern matches what a placeholder may become (plugins.ForProject).
-const projectPattern = `[A-Za-z0-9_-]{1,64}`
-
-// matcher returns a matcher of the names a template (a pool or namespace
-// name, perhaps with the placeholder) expands to for some project.
-func matcher(tmpl string) func(string) bool {
-	if !strings.Contains(tmpl, plugins.ProjectPlaceholder) {
-		return func(s string) bool { return s == tmpl }
-	}
-	parts := strings.Split(tmpl, plugins.ProjectPlaceholder)
-	for i := range parts {
-		parts[i] = regexp.QuoteMeta(parts[i])
-	}
-	re := regexp.MustCompile("^" + strings.Join(parts, projectPattern) + "$")
-	return re.MatchString
 }
 
 // partialMark is in the name of every partial image; one that starts

@@ -33,22 +33,6 @@ func TestParseLocation(t *testing.T) {
 	}
 }
 
-func TestMatcher(t *testing.T) {
-	m := matcher("vol-{project_id}.x")
-	for s, want := range map[string]bool{"vol-abc.x": true, "vol-A_b-1.x": true, "vol-.x": false, "vol-abcx": false,
-		"vol-a/b.x": false, "xvol-a.x": false} {
-		if m(s) != want {
-			t.Errorf("matcher(vol-{project_id}.x)(%q) = %v", s, !want)
-		}
-	}
-	if m := matcher("plain"); !m("plain") || m("plainer") {
-		t.Error("a template without the placeholder matches other names")
-	}
-	if m := matcher(""); !m("") || m("ns") {
-		t.Error("the empty namespace template matches a namespace")
-	}
-}
-
 func TestNames(t *testing.T) {
 	id := InstanceID("p", "", "abc")
 	if id == InstanceID("p", "", "abd") || id == InstanceID("p", "ns", "abc") || id != InstanceID("p", "", "abc") {

@@ -386,7 +386,7 @@ func TestRecover(t *testing.T) {
 		f.c.CreateImage(pool, "", n, mib, gorbd.FeatureLayering)
 	}
 
-	if err := f.p.Recover(ctx, f.repo); err != nil {
+	if err := f.p.Recover(ctx, "proj", f.repo); err != nil {
 		t.Fatal(err)
 	}
 	got := f.c.Snaps(pool, "", img)

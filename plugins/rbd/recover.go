@@ -18,14 +18,15 @@ import (
 const recoverConnectTimeout = 30 * time.Second
 
 // Recover removes what protections and restores that a crash cut off left
-// behind in every project's locations: managed snapshots of repo that no
+// behind in project's locations: managed snapshots of repo (the
+// project's repository) that no
 // checkpoint of repo was made from (the snapshot of a backup that never
 // committed, or whose checkpoint the appliance deleted as interrupted),
 // and repo's partial images. The appliance calls it at start, after it
 // has deleted the interrupted protections' checkpoints and before any job
 // runs, so every snapshot a checkpoint names is still needed or gone
 // with it. It lists the repository once.
-func (p *Plugin) Recover(ctx context.Context, repo *dedup.Repository) error {
+func (p *Plugin) Recover(ctx context.Context, project string, repo *dedup.Repository) error {
 	cctx, cancel := context.WithTimeout(ctx, recoverConnectTimeout)
 	cl, err := p.cluster(cctx)
 	cancel()
@@ -43,7 +44,7 @@ func (p *Plugin) Recover(ctx context.Context, repo *dedup.Repository) error {
 			keep[cp.Tags[cephrbd.TagImageID]+"@"+cp.Tags[cephrbd.TagSnap]] = true
 		}
 	}
-	locs, err := p.allLocations(ctx, cl)
+	locs, err := p.locations(project)
 	if err != nil {
 		return fmt.Errorf("RBD plugin recovery: %w", err)
 	}
@@ -87,36 +88,4 @@ func (p *Plugin) removeLeftovers(ctx context.Context, cl *cephrbd.Cluster, s cep
 		p.log.Warn("removing the snapshot of an interrupted protection", "type", Type, "snapshot", nameOf(s)+"@"+name)
 		return false
 	})
-}
-
-// allLocations expands the configured locations for every project: the
-// pools and namespaces of the cluster that a template matches.
-func (p *Plugin) allLocations(ctx context.Context, cl *cephrbd.Cluster) ([]location, error) {
-	pools, err := cl.Pools(ctx)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[location]bool{}
-	var out []location
-	for _, tmpl := range p.locs {
-		poolOK, nsOK := matcher(tmpl.pool), matcher(tmpl.namespace)
-		for _, pool := range pools {
-			if !poolOK(pool) {
-				continue
-			}
-			namespaces := []string{""}
-			if tmpl.namespace != "" {
-				if namespaces, err = cl.Namespaces(ctx, pool); err != nil {
-					return nil, err
-				}
-			}
-			for _, ns := range namespaces {
-				if l := (location{pool: pool, namespace: ns}); nsOK(ns) && !seen[l] {
-					seen[l] = true
-					out = append(out, l)
-				}
-			}
-		}
-	}
-	return out, nil
 }

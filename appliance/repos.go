@@ -1,0 +1,240 @@
+package appliance
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"cairn/dedup"
+	"cairn/plugins"
+)
+
+// repoSet holds one repository per project. Each has its own chunk-ID key,
+// index and (when encrypted) data key, so nothing one project stores can
+// be probed through another's dedup, statistics, mount or export.
+//
+// A project's repository is created the first time the project needs one
+// and stays open while a job uses it; at most maxIdle unused ones stay
+// open besides, so ten thousand projects do not hold ten thousand badger
+// indexes.
+type repoSet struct {
+	cfg Config
+	pw  []byte
+	now func() time.Time
+	log *slog.Logger
+
+	mu    sync.Mutex
+	open  map[string]*projectRepo
+	clock uint64 // orders idle repositories for eviction
+}
+
+type projectRepo struct {
+	repo *dedup.Repository
+	// ready is closed once repo (or err) is set: callers for a project
+	// whose repository is being opened wait on it rather than open twice
+	// (badger allows one handle per index).
+	ready   chan struct{}
+	err     error
+	users   int
+	lastUse uint64
+}
+
+// maxIdleRepos bounds the repositories kept open with no job using them.
+const maxIdleRepos = 8
+
+// projectCacheBytes is the decoded-chunk cache of one project's
+// repository: smaller than the CLI's, since many may be open at once.
+const projectCacheBytes = 64 << 20
+
+func newRepoSet(cfg Config, pw []byte, now func() time.Time, log *slog.Logger) *repoSet {
+	return &repoSet{cfg: cfg, pw: pw, now: now, log: log, open: map[string]*projectRepo{}}
+}
+
+// dir is the directory of project's repository (the locator and index
+// when its shards live in RADOS).
+func (s *repoSet) dir(project string) (string, error) {
+	d, err := plugins.ForProject(s.cfg.Repository, project)
+	if err != nil {
+		return "", fmt.Errorf("repository of project %q: %w: %w", project, ErrInvalid, err)
+	}
+	return d, nil
+}
+
+// get returns project's repository, opening or creating it, and a release
+// function the caller calls when done with it.
+func (s *repoSet) get(ctx context.Context, project string) (*dedup.Repository, func(), error) {
+	s.mu.Lock()
+	o := s.open[project]
+	if o == nil {
+		o = &projectRepo{ready: make(chan struct{})}
+		s.open[project] = o
+		o.users++
+		s.mu.Unlock()
+		o.repo, o.err = s.openProject(ctx, project)
+		s.mu.Lock()
+		if o.err != nil {
+			delete(s.open, project) // the next caller tries again
+		}
+		close(o.ready)
+		s.mu.Unlock()
+	} else {
+		o.users++
+		s.mu.Unlock()
+		select {
+		case <-o.ready:
+		case <-ctx.Done():
+			s.release(project, o)
+			return nil, nil, ctx.Err()
+		}
+	}
+	if o.err != nil {
+		return nil, nil, o.err
+	}
+	var once sync.Once
+	return o.repo, func() { once.Do(func() { s.release(project, o) }) }, nil
+}
+
+// release drops a user of o and closes the least recently used idle
+// repositories beyond maxIdleRepos.
+func (s *repoSet) release(project string, o *projectRepo) {
+	s.mu.Lock()
+	o.users--
+	s.clock++
+	o.lastUse = s.clock
+	var idle []string
+	for p, r := range s.open {
+		if r.users == 0 && r.repo != nil {
+			idle = append(idle, p)
+		}
+	}
+	// Closed under mu: a get for the same project must not open the
+	// index before this handle has let go of it.
+	defer s.mu.Unlock()
+	if len(idle) <= maxIdleRepos {
+		return
+	}
+	slices.SortFunc(idle, func(a, b string) int { return cmp.Compare(s.open[a].lastUse, s.open[b].lastUse) })
+	for _, p := range idle[:len(idle)-maxIdleRepos] {
+		if err := s.open[p].repo.Close(); err != nil {
+			s.log.Error("close project repository", "project", p, "err", err)
+		}
+		delete(s.open, p)
+	}
+}
+
+// openProject opens project's repository, creating it on first use.
+func (s *repoSet) openProject(ctx context.Context, project string) (*dedup.Repository, error) {
+	dir, err := s.dir(project)
+	if err != nil {
+		return nil, err
+	}
+	opts := dedup.Options{Password: s.pw, Now: s.now, CacheBytes: projectCacheBytes,
+		Log: func(f string, args ...any) { s.log.Info(fmt.Sprintf(f, args...), "project", project) }}
+	r, err := dedup.Open(ctx, dir, opts)
+	if !errors.Is(err, dedup.ErrNoRepository) && !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
+			return nil, fmt.Errorf("repository of project %s (%s): %w", project, dir, err)
+		}
+		return r, nil
+	}
+	io := dedup.InitOptions{Password: s.pw, DataShards: s.cfg.DataShards, ParityShards: s.cfg.ParityShards}
+	if len(s.cfg.RepositoryPools) == 0 {
+		s.log.Info("creating the project's repository", "project", project, "dir", dir)
+		r, err = dedup.Init(ctx, dir, io, nil, opts)
+	} else {
+		r, err = s.initRados(ctx, project, dir, io, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create the repository of project %s (%s): %w", project, dir, err)
+	}
+	return r, nil
+}
+
+// Projects lists the projects that have a repository, sorted.
+func (s *repoSet) projects() ([]string, error) {
+	pattern := strings.ReplaceAll(s.cfg.Repository, plugins.ProjectPlaceholder, "*")
+	matches, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("list project repositories: %w", err)
+	}
+	var out []string
+	for _, m := range matches {
+		p, ok := projectOf(s.cfg.Repository, m)
+		if !ok {
+			continue
+		}
+		if d, err := s.dir(p); err != nil || d != m {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(m, "cairn.json")); err == nil {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// projectOf recovers the project ID from path, an instance of tmpl.
+func projectOf(tmpl, path string) (string, bool) {
+	pre, post, _ := strings.Cut(tmpl, plugins.ProjectPlaceholder)
+	if !strings.HasPrefix(path, pre) || !strings.HasSuffix(path, post) || len(path) < len(pre)+len(post) {
+		return "", false
+	}
+	return path[len(pre) : len(path)-len(post)], true
+}
+
+// each runs fn on every project's repository in turn.
+func (s *repoSet) each(ctx context.Context, fn func(project string, r *dedup.Repository) error) error {
+	ps, err := s.projects()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range ps {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r, release, err := s.get(ctx, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := fn(p, r); err != nil {
+			errs = append(errs, fmt.Errorf("project %s: %w", p, err))
+		}
+		release()
+	}
+	return errors.Join(errs...)
+}
+
+// close closes every open repository; callers have stopped all jobs.
+func (s *repoSet) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for p, o := range s.open {
+		if o.repo != nil {
+			errs = append(errs, o.repo.Close())
+		}
+		delete(s.open, p)
+	}
+	return errors.Join(errs...)
+}
+
+// exists reports whether project has a repository already.
+func (s *repoSet) exists(project string) bool {
+	dir, err := s.dir(project)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, "cairn.json"))
+	return err == nil
+}
