@@ -58,9 +58,11 @@ func (a *Appliance) runJob(ctx context.Context, q queued) {
 	} else {
 		a.log.Info("job done", "job", q.j.ID, "kind", q.j.Kind, "object", q.j.ObjectID, "duration", d.String())
 	}
-	if ctx.Err() != nil {
-		return // shut down: leave the record, the next start cleans up
+	if err != nil && ctx.Err() != nil {
+		return // cut off by the shutdown: leave the record, the next start cleans up
 	}
+	// A job that finished, even as the shutdown began, is done: its
+	// record must not make the next start undo a committed backup.
 	a.mu.Lock()
 	delete(a.jobs, q.j.ID)
 	if err := a.st.delete("jobs", q.j.ID); err != nil {

@@ -238,3 +238,28 @@ func (s *repoSet) exists(project string) bool {
 	_, err = os.Stat(filepath.Join(dir, "cairn.json"))
 	return err == nil
 }
+
+// ProjectRepository is the directory of project's repository in a data
+// directory laid out by the embedded default; tools outside the daemon
+// (cairn mount, nbd serve, files) open it through this.
+func ProjectRepository(dataDir, project string) (string, error) {
+	c := DefaultConfig(dataDir)
+	return (&repoSet{cfg: c}).dir(project)
+}
+
+// ProjectsIn lists the projects with a repository in a data directory
+// laid out by the embedded default.
+func ProjectsIn(dataDir string) ([]string, error) {
+	return (&repoSet{cfg: DefaultConfig(dataDir)}).projects()
+}
+
+// IsDataDir reports whether dir is an appliance data directory (one that
+// holds the state or per-project repositories) rather than a repository.
+func IsDataDir(dir string) bool {
+	for _, d := range []string{"projects", "state"} {
+		if st, err := os.Stat(filepath.Join(dir, d)); err == nil && st.IsDir() {
+			return true
+		}
+	}
+	return false
+}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"cairn/appliance"
 	"cairn/dedup"
 )
 
@@ -33,6 +35,7 @@ type app struct {
 
 	// Global flags.
 	repoFlag string
+	project  string
 	keyFile  string
 	indexDir string
 	jsonOut  bool
@@ -155,6 +158,7 @@ trailing newline) or $CAIRN_PASSWORD.`,
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.repoFlag, "repo", "", "repository directory (default $CAIRN_REPO)")
+	pf.StringVar(&a.project, "project", "", "with --repo naming an appliance data directory: open only this project's repository")
 	pf.StringVar(&a.keyFile, "key-file", "", "file holding the repository passphrase (default $CAIRN_PASSWORD)")
 	pf.StringVar(&a.indexDir, "index-dir", "", "directory of the local index (default DIR/index)")
 	pf.BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON on stdout")
@@ -203,15 +207,38 @@ func groupRunE(cmd *cobra.Command, args []string) error {
 	return cmd.Help()
 }
 
-// repoDir is the repository directory from --repo or $CAIRN_REPO.
+// repoDir is the repository directory from --repo or $CAIRN_REPO, or,
+// when that is an appliance data directory, the --project's repository
+// in it.
 func (a *app) repoDir() (string, error) {
-	if a.repoFlag != "" {
-		return a.repoFlag, nil
+	dir := a.repoFlag
+	if dir == "" {
+		dir = a.getenv("CAIRN_REPO")
 	}
-	if d := a.getenv("CAIRN_REPO"); d != "" {
-		return d, nil
+	if dir == "" {
+		return "", usagef("no repository: pass --repo or set CAIRN_REPO")
 	}
-	return "", usagef("no repository: pass --repo or set CAIRN_REPO")
+	if !appliance.IsDataDir(dir) {
+		if a.project != "" {
+			return "", usagef("--project applies to an appliance data directory (one with projects/ and state/); %s is not one", dir)
+		}
+		return dir, nil
+	}
+	// Projects never share a repository, so a tool pointed at the
+	// appliance opens exactly one project's.
+	if a.project == "" {
+		ps, _ := appliance.ProjectsIn(dir)
+		return "", usagef("%s is an appliance data directory with one repository per project: pass --project PROJECT (projects with a repository: %s)",
+			dir, strings.Join(append(ps, "none")[:max(1, len(ps))], ", "))
+	}
+	r, err := appliance.ProjectRepository(dir, a.project)
+	if err != nil {
+		return "", usageError{err}
+	}
+	if _, err := os.Stat(filepath.Join(r, "cairn.json")); err != nil {
+		return "", fmt.Errorf("project %s has no repository in %s (it has protected nothing yet): %w", a.project, dir, dedup.ErrNoRepository)
+	}
+	return r, nil
 }
 
 // passphrase returns the key from --key-file or $CAIRN_PASSWORD, or nil.
