@@ -34,13 +34,13 @@ type Options struct {
 // changes happen under mu and are persisted before mu is released, so a
 // reader never sees an update that a crash could lose.
 type Appliance struct {
-	cfg  Config
-	log  *slog.Logger
-	now  func() time.Time
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
 	// repos holds one repository per project.
 	repos *repoSet
 	reg   *plugins.Registry
-	st   *store
+	st    *store
 	// closers are the plugins Open built that hold resources.
 	closers []io.Closer
 
