@@ -90,11 +90,11 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 		return nil, err
 	}
 	if a.reg == nil {
-		if err := a.builtinPlugins(cfg); err != nil {
+		if err := a.builtinPlugins(a.cfg); err != nil {
 			return nil, err
 		}
 	}
-	if a.st, err = openStore(filepath.Join(cfg.DataDir, "state")); err != nil {
+	if a.st, err = openStore(filepath.Join(a.cfg.DataDir, "state")); err != nil {
 		a.closePlugins()
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func TestApplianceKill9(t *testing.T) {
 	cp := a.createCheckpoint(pr, plan)
 	// Let the protection get going (its first packs are written, or 1.5 s
 	// passed), then make sure it is still running and kill the daemon.
-	e := &env{t: t, repo: filepath.Join(dir, "repo"), scratch: t.TempDir()}
+	e := &env{t: t, repo: filepath.Join(dir, "projects", pr, "repo"), scratch: t.TempDir()}
 	for start := time.Now(); time.Since(start) < 1500*time.Millisecond && len(e.shardFiles("packs")) < 2; {
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -144,6 +144,7 @@ type env struct {
 	t        *testing.T
 	repo     string // CAIRN_REPO
 	password string // CAIRN_PASSWORD; empty for none
+	project  string // --project, for repo naming an appliance data directory
 	scratch  string // a private temporary directory
 }
 
@@ -190,7 +191,10 @@ func (e *env) with(password string) *env {
 func (e *env) command(ctx context.Context, args ...string) *exec.Cmd {
 	full := args
 	if noSync {
-		full = append([]string{"--no-sync"}, args...)
+		full = append([]string{"--no-sync"}, full...)
+	}
+	if e.project != "" {
+		full = append([]string{"--project", e.project}, full...)
 	}
 	cmd := exec.CommandContext(ctx, cairnBin, full...)
 	for _, kv := range os.Environ() {
