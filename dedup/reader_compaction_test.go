@@ -304,3 +304,68 @@ func TestReaderChunkGone(t *testing.T) {
 		t.Errorf("error spans several lines: %q", err)
 	}
 }
+
+// TestPackScanRefresh checks how readers share rescans: those that found
+// the same map stale wait for one scan instead of each running their own,
+// a reader that saw an older map takes the newer one as it is, and a
+// failed scan is not kept.
+func TestPackScanRefresh(t *testing.T) {
+	ctx := context.Background()
+	var s packScan
+	var mu sync.Mutex
+	scans := 0
+	fail := false
+	scan := func(context.Context) (map[ChunkID]chunkLoc, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		scans++
+		if fail {
+			return nil, errors.New("store unreachable")
+		}
+		return map[ChunkID]chunkLoc{{byte(scans)}: {}}, nil
+	}
+
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, gen, err := s.refresh(ctx, 0, scan); err != nil || gen != 1 {
+				t.Errorf("refresh after generation 0: generation %d, %v; want 1", gen, err)
+			}
+		})
+	}
+	wg.Wait()
+	steps := []struct {
+		name      string
+		seen      uint64
+		fail      bool
+		wantScans int
+		wantGen   uint64
+		wantErr   bool
+	}{
+		{"eight readers that found no map share one scan", 0, false, 1, 1, false},
+		{"a reader that saw an older map takes the current one", 0, false, 1, 1, false},
+		{"a reader that found the current map stale scans", 1, false, 2, 2, false},
+		{"a failed scan is an error", 2, true, 3, 2, true},
+		{"and is not kept: the next reader scans again", 2, false, 4, 3, false},
+	}
+	for i, st := range steps {
+		if i > 0 {
+			mu.Lock()
+			fail = st.fail
+			mu.Unlock()
+			m, gen, err := s.refresh(ctx, st.seen, scan)
+			if (err != nil) != st.wantErr || gen != st.wantGen || (err == nil && m == nil) {
+				t.Fatalf("%s: generation %d, map %v, %v", st.name, gen, m != nil, err)
+			}
+		}
+		mu.Lock()
+		n := scans
+		mu.Unlock()
+		if n != st.wantScans {
+			t.Fatalf("%s: %d scans, want %d", st.name, n, st.wantScans)
+		}
+	}
+	if m, gen := s.current(); gen != 3 || len(m) != 1 {
+		t.Fatalf("current map: generation %d, %d entries", gen, len(m))
+	}
+}
