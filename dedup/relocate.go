@@ -44,15 +44,15 @@ func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) ([]
 		return b, nil
 	}
 	look := lookup{id: id, hint: hint, scanGen: r.scan.generation()}
-	var failedIn []PackID
+	var firstFailed PackID // where the first fetch failed, for the message
 	for attempt := 1; ; attempt++ {
 		loc, err := r.locate(ctx, &look)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if len(failedIn) > 0 {
-				return nil, fmt.Errorf("%w (reading it from pack %s failed first)", err, failedIn[0])
+			if attempt > 1 {
+				return nil, fmt.Errorf("%w (reading it from pack %s failed first)", err, firstFailed)
 			}
 			return nil, err
 		}
@@ -63,7 +63,9 @@ func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) ([]
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		failedIn = append(failedIn, loc.Pack)
+		if attempt == 1 {
+			firstFailed = loc.Pack
+		}
 		if attempt == fetchAttempts {
 			return nil, fmt.Errorf("chunk %s: %d attempts failed, last in pack %s: %w", id, attempt, loc.Pack, err)
 		}
