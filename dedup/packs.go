@@ -58,7 +58,10 @@ func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) ([]byte, error
 	// Concurrent readers of one block (NBD, FUSE read-ahead, a restore of
 	// a volume with repeated blocks) share a single fetch.
 	// The fetch outlives one caller giving up, since others may wait on it.
-	v, err, _ := r.fetches.Do(string(loc.ID[:]), func() (any, error) { return r.fetchChunk(context.WithoutCancel(ctx), loc) })
+	// The key names the pack too: a retry at a chunk's new place must not
+	// join a fetch from the pack that just failed.
+	key := string(loc.ID[:]) + string(loc.Pack[:])
+	v, err, _ := r.fetches.Do(key, func() (any, error) { return r.fetchChunk(context.WithoutCancel(ctx), loc) })
 	if err != nil {
 		return nil, err
 	}
@@ -84,62 +87,103 @@ func (r *Repository) fetchChunk(ctx context.Context, loc chunkLoc) ([]byte, erro
 	return plain, nil
 }
 
-// locate finds chunk id: first in the pack the manifest names (no index
-// needed), then in the index, and without an index by scanning every pack
-// header once (slow, but a restore never depends on badger).
-func (r *Repository) locate(ctx context.Context, id ChunkID, hint PackID) (chunkLoc, error) {
-	entries, hintErr := r.packHeader(ctx, hint)
-	if hintErr == nil {
-		for _, e := range entries {
-			if e.ID == id {
-				return chunkLoc{Pack: hint, packEntry: e}, nil
+// lookup is one chunk read's search for its chunk, carried across retries.
+type lookup struct {
+	id      ChunkID
+	hint    PackID  // the pack the manifest names
+	failed  packSet // packs a fetch of this chunk failed in
+	scanGen uint64  // the newest pack scan this read has used
+}
+
+// locate finds a chunk: first in the pack the manifest names (no index
+// needed), then in the index, and last in a scan of every pack header in
+// the shard stores (slow, but a restore never depends on badger, and it
+// finds chunks that another process's prune moved, which neither the hint
+// nor this process's index knows). Places in look.failed are skipped
+// unless a fresh scan names them again.
+func (r *Repository) locate(ctx context.Context, look *lookup) (chunkLoc, error) {
+	id := look.id
+	var hintErr error
+	if !look.failed.has(look.hint) {
+		var entries []packEntry
+		entries, hintErr = r.packHeader(ctx, look.hint)
+		if hintErr == nil {
+			for _, e := range entries {
+				if e.ID == id {
+					return chunkLoc{Pack: look.hint, packEntry: e}, nil
+				}
 			}
+		} else if ctx.Err() != nil {
+			return chunkLoc{}, ctx.Err()
+		} else {
+			// Gone (compacted away) or unreadable (a damaged leftover of
+			// a killed prune): the chunk may well be elsewhere.
+			r.evictPack(look.hint)
+			look.failed.add(look.hint)
 		}
-	} else if ctx.Err() != nil {
-		return chunkLoc{}, ctx.Err()
 	}
-	// The hint is stale (the pack was compacted away) or unreadable (a
-	// damaged leftover of a killed prune): the chunk may well be elsewhere.
 	if r.idx != nil {
 		loc, ok, err := r.idx.lookup(id)
 		if err != nil {
 			return chunkLoc{}, fmt.Errorf("index lookup %s: %w", id, err)
 		}
-		if ok {
+		if ok && !look.failed.has(loc.Pack) {
 			return loc, nil
 		}
-		if hintErr != nil && !errors.Is(hintErr, store.ErrNotFound) {
-			return chunkLoc{}, hintErr
+		// Missing or stale: the index knows only what this process (or
+		// the last rebuild) saw, and a prune elsewhere moves chunks.
+	}
+	loc, ok, err := r.scanLookup(ctx, look)
+	if err != nil {
+		if ctx.Err() != nil {
+			return chunkLoc{}, ctx.Err()
 		}
-		return chunkLoc{}, fmt.Errorf("chunk %s: %w (run `cairn repo rebuild-index` if packs were added by another host)", id, ErrChunkNotFound)
+		return chunkLoc{}, fmt.Errorf("chunk %s: scan pack headers: %w", id, err)
 	}
-	r.scanOnce.Do(func() { r.scanned, r.scanErr = r.scanPacks(ctx) })
-	if r.scanErr != nil {
-		return chunkLoc{}, r.scanErr
-	}
-	if loc, ok := r.scanned[id]; ok {
+	if ok {
 		return loc, nil
 	}
 	if hintErr != nil && !errors.Is(hintErr, store.ErrNotFound) {
-		return chunkLoc{}, hintErr
+		// The pack it should be in is there but unreadable: that, not a
+		// missing chunk, is what to repair.
+		return chunkLoc{}, fmt.Errorf("chunk %s is in no readable pack: %w", id, hintErr)
 	}
-	return chunkLoc{}, fmt.Errorf("chunk %s: %w", id, ErrChunkNotFound)
+	return chunkLoc{}, fmt.Errorf("chunk %s is in no pack of the shard stores (was its checkpoint forgotten and pruned while read? `cairn repo verify` checks the rest): %w", id, ErrChunkNotFound)
 }
 
+// scanPacks reads every pack header and maps each chunk to its pack. A
+// chunk stored twice (a compaction in progress, or two backups storing it
+// at once) maps to the pack with more shards: the other may be being
+// deleted.
 func (r *Repository) scanPacks(ctx context.Context) (map[ChunkID]chunkLoc, error) {
 	m := make(map[ChunkID]chunkLoc)
-	err := r.listPacks(ctx, func(p PackID) error {
+	shards := make(map[PackID]int)
+	err := r.obj.list(ctx, "packs/", func(name string, n int) error {
+		p, err := ParsePackID(name[strings.LastIndexByte(name, '/')+1:])
+		if err != nil {
+			return nil // not ours: ignore stray files
+		}
 		entries, err := r.packHeader(ctx, p)
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			r.log("skipping unreadable pack %s: %v", p, err)
 			return nil
 		}
+		shards[p] = n
 		for _, e := range entries {
+			if old, dup := m[e.ID]; dup && shards[old.Pack] >= n {
+				continue
+			}
 			m[e.ID] = chunkLoc{Pack: p, packEntry: e}
 		}
 		return nil
 	})
-	return m, err
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // listPacks calls fn for every pack any shard store holds a shard of.

@@ -48,11 +48,7 @@ func (rd *Reader) block(ctx context.Context, b int64) ([]byte, error) {
 	if !ok {
 		return nil, nil
 	}
-	loc, err := rd.r.locate(ctx, ref.ID, rd.bm.Packs[ref.Pack])
-	if err != nil {
-		return nil, err
-	}
-	return rd.r.readChunk(ctx, loc)
+	return rd.r.loadChunk(ctx, ref.ID, rd.bm.Packs[ref.Pack])
 }
 
 // ReadAtContext reads len(p) bytes at off. Holes read as zeros.

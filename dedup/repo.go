@@ -54,9 +54,7 @@ type Repository struct {
 	pruning bool
 	ended   []*session
 
-	scanOnce sync.Once
-	scanned  map[ChunkID]chunkLoc
-	scanErr  error
+	scan packScan // chunk locations from pack headers, without an index
 }
 
 // Options tune how a repository is opened.

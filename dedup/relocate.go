@@ -1,0 +1,151 @@
+package dedup
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// A reader caches where chunks are: pack headers (Repository.headers),
+// shard headers (coded.headers), the index, and without an index a map
+// built by scanning every pack header. A prune in another process may
+// compact a pack (copy its live chunks to new packs, then delete it) at any
+// time, and no lock keeps it from doing so while a reader runs (see
+// docs/prune.md, "Readers and prune"). Compaction makes the copies durable
+// before it deletes the original, so a live chunk is always in some pack
+// the stores list: a fetch that fails evicts what it cached about that
+// pack, looks the chunk up afresh and tries again.
+
+// fetchAttempts bounds the tries of one chunk read. One retry covers a pack
+// compacted away; the third covers a pack compacted twice between two
+// reads (the scan map pointing at a copy that was itself compacted), and
+// keeps a chunk that is really gone from looping.
+const fetchAttempts = 3
+
+// packSet is a set of packs; the zero value is empty and ready to use.
+type packSet map[PackID]struct{}
+
+func (s *packSet) add(p PackID) {
+	if *s == nil {
+		*s = make(packSet)
+	}
+	(*s)[p] = struct{}{}
+}
+
+func (s packSet) has(p PackID) bool {
+	_, ok := s[p]
+	return ok
+}
+
+// loadChunk returns the plaintext of chunk id, which its manifest says is in
+// pack hint.
+func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) ([]byte, error) {
+	if b, ok := r.chunks.get(id); ok {
+		return b, nil
+	}
+	look := lookup{id: id, hint: hint, scanGen: r.scan.generation()}
+	var firstFailed PackID // where the first fetch failed, for the message
+	for attempt := 1; ; attempt++ {
+		loc, err := r.locate(ctx, &look)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if attempt > 1 {
+				return nil, fmt.Errorf("%w (reading it from pack %s failed first)", err, firstFailed)
+			}
+			return nil, err
+		}
+		b, err := r.readChunk(ctx, loc)
+		if err == nil {
+			return b, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if attempt == 1 {
+			firstFailed = loc.Pack
+		}
+		if attempt == fetchAttempts {
+			return nil, fmt.Errorf("chunk %s: %d attempts failed, last in pack %s: %w", id, attempt, loc.Pack, err)
+		}
+		// The pack may be gone, or its shards rewritten, since its headers
+		// were cached: forget them so the next look reads the stores.
+		r.evictPack(loc.Pack)
+		look.failed.add(loc.Pack)
+	}
+}
+
+// evictPack drops what this process cached about pack p: its header and
+// its shard headers. Cached chunk plaintext stays: it was checked against
+// its chunk ID, whatever pack it came from.
+func (r *Repository) evictPack(p PackID) {
+	r.headers.remove(p)
+	name := packName(p)
+	for i := range r.stores {
+		r.obj.headers.remove(shardKey{name, i})
+	}
+}
+
+// packScan is where, without an index, chunks were found by reading every
+// pack header. It is built on the first miss and built again when a reader
+// finds it stale; a rebuild is shared by the readers that found the same
+// map stale, so a pack compacted away costs one scan, not one per chunk.
+type packScan struct {
+	mu  sync.Mutex // held while scanning
+	gen uint64     // bumped by each completed scan; 0: none yet
+	m   map[ChunkID]chunkLoc
+}
+
+func (s *packScan) generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// current returns the latest map (nil before the first scan) and its
+// generation. The map is never written after it is published.
+func (s *packScan) current() (map[ChunkID]chunkLoc, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m, s.gen
+}
+
+// refresh returns a map built by a scan that finished after generation
+// seen: the current one if another reader has rescanned since, else a new
+// scan. A failed scan is not kept, so a store that was briefly unreachable
+// does not break reads for the life of the process.
+func (s *packScan) refresh(ctx context.Context, seen uint64, scan func(context.Context) (map[ChunkID]chunkLoc, error)) (map[ChunkID]chunkLoc, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m != nil && s.gen > seen {
+		return s.m, s.gen, nil
+	}
+	m, err := scan(ctx)
+	if err != nil {
+		return nil, s.gen, err
+	}
+	s.m = m
+	s.gen++
+	return s.m, s.gen, nil
+}
+
+// scanLookup finds id in the scan map, scanning again when the map lacks
+// it or points at a pack that failed this lookup.
+func (r *Repository) scanLookup(ctx context.Context, look *lookup) (chunkLoc, bool, error) {
+	if m, gen := r.scan.current(); m != nil {
+		if loc, ok := m[look.id]; ok && !look.failed.has(loc.Pack) {
+			return loc, true, nil
+		}
+		look.scanGen = max(look.scanGen, gen)
+	}
+	m, gen, err := r.scan.refresh(ctx, look.scanGen, r.scanPacks)
+	if err != nil {
+		return chunkLoc{}, false, err
+	}
+	look.scanGen = gen
+	// A fresh scan is the stores' word: a pack that failed before and is
+	// still listed is worth one more read with fresh headers.
+	loc, ok := m[look.id]
+	return loc, ok, nil
+}
