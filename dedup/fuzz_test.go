@@ -17,8 +17,8 @@ import (
 func FuzzShardHeader(f *testing.F) {
 	for _, n := range []int{0, 1, 511, 512, 513, 3 * 512, 3000} {
 		data := randomData(uint64(n), n)
-		f.Add(encodeShard(1, 0, 0, int64(n), 512, data))
-		f.Add(encodeShard(4, 2, 5, int64(max(0, 4*n-3)), checksumBlock, data))
+		f.Add(encodeShard("packs/x", 1, 0, 0, int64(n), 512, data))
+		f.Add(encodeShard("manifests/y", 4, 2, 5, int64(max(0, 4*n-3)), checksumBlock, data))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fixed, ferr := parseShardFixed(b)
@@ -48,7 +48,7 @@ func FuzzShardHeader(f *testing.F) {
 			h.verifyRange(off, data[off:])
 		}
 		if int64(len(data)) == h.shardLen && h.verifyRange(0, data) < 0 {
-			again, err := parseShardPrefix(encodeShard(h.k, h.m, h.index, h.objectLen, h.blockSize, data))
+			again, err := parseShardPrefix(encodeShard("", h.k, h.m, h.index, h.objectLen, h.blockSize, data))
 			if err != nil || !sameShard(again, h) {
 				t.Fatalf("re-encoded shard header differs: %v", err)
 			}
