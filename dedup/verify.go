@@ -18,7 +18,9 @@ import (
 // VerifyOptions steer Verify.
 type VerifyOptions struct {
 	// Deep also rereads every chunk of every pack, bypassing the chunk
-	// cache, and checks that it decrypts, decompresses and hashes to its ID.
+	// cache, and checks that it decrypts, decompresses and hashes to its ID;
+	// and it finds the chunks manifests reference in the packs' own headers
+	// only, never through the index.
 	Deep bool
 	// Progress, if set, is called after each pack, one call at a time.
 	Progress func(VerifyProgress)
@@ -103,7 +105,9 @@ func (r *Repository) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport
 	if ref == nil {
 		v.rep.Unrecoverable = []string{configName}
 	}
-	if r.idx == nil {
+	if r.idx == nil || o.Deep {
+		// Deep trusts nothing but the packs: the index may name a pack
+		// whose shards were replaced by another pack's.
 		v.chunks = make(map[ChunkID]PackID)
 	}
 	done := 0
@@ -274,21 +278,34 @@ func (r *Repository) hasChunk(ctx context.Context, v *verifyState, id ChunkID, h
 		return p, ok, nil
 	}
 	// The index keeps memory flat however many chunks there are, but it may
-	// point into a pack that is gone, so its answer needs the pack's verdict.
+	// point into a pack that is gone or now holds other chunks, so its answer
+	// needs the pack's verdict and the pack's own header.
 	loc, ok, err := r.idx.lookup(id)
 	if err != nil {
 		return PackID{}, false, fmt.Errorf("index lookup %s: %w", id, err)
 	}
 	if ok && v.packOK[loc.Pack] {
-		return loc.Pack, true, nil
+		if held, err := r.packHolds(ctx, loc.Pack, id); err != nil || held {
+			return loc.Pack, held, err
+		}
 	}
 	// A stale index (packs added by another host) misses chunks that the
 	// manifest's pack hint still finds.
 	if !v.packOK[hint] {
 		return PackID{}, false, nil
 	}
-	entries, err := r.packHeader(ctx, hint)
-	return hint, err == nil && slices.ContainsFunc(entries, func(e packEntry) bool { return e.ID == id }), nil
+	held, err := r.packHolds(ctx, hint, id)
+	return hint, held, err
+}
+
+// packHolds reports whether pack p's header lists chunk id. Only
+// cancellation is an error: an unreadable header holds nothing.
+func (r *Repository) packHolds(ctx context.Context, p PackID, id ChunkID) (bool, error) {
+	entries, err := r.packHeader(ctx, p)
+	if err != nil {
+		return false, ctx.Err()
+	}
+	return slices.ContainsFunc(entries, func(e packEntry) bool { return e.ID == id }), nil
 }
 
 // addCheck records one object's shard verdict; contentOK is false when its
