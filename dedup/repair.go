@@ -288,34 +288,32 @@ func shardProblem(err error) string {
 	return "corrupt: " + err.Error()
 }
 
-// checkConfig reads the config replica of every store. The reference is a
-// replica that decodes to the config this repository was opened with;
-// stores without one, or with another, are damage. ref is nil when no
-// store holds a good replica.
+// checkConfig reads the config copy of every store and takes the majority
+// of the valid ones, as opening does. ref is the copy to keep, nil when the
+// copies have no majority or it is not the config this repository was
+// opened with; damage lists every copy that is missing or differs from ref.
 func (r *Repository) checkConfig(ctx context.Context) (ref []byte, damage []ShardDamage, err error) {
-	want, _ := json.Marshal(r.cfg)
-	replicas := make([][]byte, len(r.stores))
+	copies := make([]configCopy, len(r.stores))
 	for i, s := range r.stores {
-		b, err := s.Get(ctx, configName)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
-			}
-			damage = append(damage, ShardDamage{Object: configName, Shard: i, Problem: shardProblem(err)})
-			continue
-		}
-		if cfg, err := parseConfig(b); err == nil {
-			if got, _ := json.Marshal(cfg); bytes.Equal(got, want) && ref == nil {
-				ref = b
-			}
-		}
-		replicas[i] = b
-	}
-	for i, b := range replicas {
-		if b != nil && !bytes.Equal(b, ref) {
-			damage = append(damage, ShardDamage{Object: configName, Shard: i,
-				Problem: "corrupt: differs from the config the repository was opened with"})
+		copies[i] = readConfigCopy(ctx, i, s)
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
 		}
 	}
-	return ref, damage, nil
+	ch, err := chooseConfig(copies)
+	if err != nil {
+		for _, c := range copies {
+			damage = append(damage, ShardDamage{Object: configName, Shard: c.index, Problem: "corrupt: " + err.Error()})
+		}
+		return nil, damage, nil
+	}
+	want, _ := json.Marshal(r.cfg)
+	if got, _ := json.Marshal(ch.cfg); !bytes.Equal(got, want) {
+		for _, c := range copies {
+			damage = append(damage, ShardDamage{Object: configName, Shard: c.index,
+				Problem: "corrupt: the majority of copies differs from the config the repository was opened with"})
+		}
+		return nil, damage, nil
+	}
+	return ch.ref, ch.damage, nil
 }
