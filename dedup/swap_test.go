@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -164,5 +165,42 @@ func TestShardBelongsToObject(t *testing.T) {
 				t.Fatalf("header of a shard of %s under %s: %v; of its own shard: %v", packB, packA, errA, errB)
 			}
 		})
+	}
+}
+
+// TestDeepVerifyStaleIndex: deep verify finds chunks in the packs alone and
+// warns when the index places a referenced chunk in a pack without it.
+func TestDeepVerifyStaleIndex(t *testing.T) {
+	ctx := context.Background()
+	r, _, _, cpA, _, _, packB := swapRepo(t)
+	var logs logLines
+	r.log = logs.log
+	_, bm, err := r.LoadCheckpoint(ctx, cpA.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Point one of A's chunks at B's pack, as an index left behind by
+	// another pack's shards would.
+	id := bm.Chunks[0].ID
+	p, err := ParsePackID(packB[len(packB)-32:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := r.packHeader(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.idx.addPack(p, packInfo{Chunks: 1}, []packEntry{{ID: id, Offset: entries[0].Offset, StoredLen: entries[0].StoredLen, RawLen: entries[0].RawLen, Sum: entries[0].Sum}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Verify(ctx, VerifyOptions{Deep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK {
+		t.Fatalf("deep verify %+v: every chunk is in its pack, the index is only stale", rep)
+	}
+	if w := logs.containing("rebuild-index"); len(w) != 1 || !strings.Contains(w[0], id.String()) {
+		t.Fatalf("warnings %q, want one naming chunk %s", w, id)
 	}
 }

@@ -70,6 +70,11 @@ type verifyState struct {
 	missing map[ChunkID]struct{}   // referenced but found nowhere
 	packs   map[PackID]packVerdict // shard verdicts, judged once references are known
 	used    map[PackID]struct{}    // packs holding a chunk some checkpoint references
+	// deep with an index: referenced chunks the index places in a pack
+	// that does not hold them, and the first of them, for one warning.
+	checkIndex bool
+	stale      int
+	firstStale string
 }
 
 type packVerdict struct {
@@ -109,6 +114,7 @@ func (r *Repository) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport
 		// Deep trusts nothing but the packs: the index may name a pack
 		// whose shards were replaced by another pack's.
 		v.chunks = make(map[ChunkID]PackID)
+		v.checkIndex = r.idx != nil
 	}
 	done := 0
 	g, gctx := errgroup.WithContext(ctx)
@@ -139,7 +145,7 @@ func (r *Repository) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return v.finish(), nil
+	return v.finish(r.log), nil
 }
 
 // verifyTargets lists the packs and the manifests (with how many shard files
@@ -250,8 +256,13 @@ func (r *Repository) verifyManifest(ctx context.Context, v *verifyState, name st
 			}
 			if !ok {
 				missing = append(missing, ref.ID)
-			} else {
-				used[pack] = struct{}{}
+				continue
+			}
+			used[pack] = struct{}{}
+			if v.checkIndex {
+				if err := r.checkIndexEntry(ctx, v, ref.ID); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -298,6 +309,33 @@ func (r *Repository) hasChunk(ctx context.Context, v *verifyState, id ChunkID, h
 	return hint, held, err
 }
 
+// checkIndexEntry counts chunk id as stale when the index places it in a
+// pack that does not hold it: a backup deduplicating against that entry
+// would reference a chunk that is not there.
+func (r *Repository) checkIndexEntry(ctx context.Context, v *verifyState, id ChunkID) error {
+	loc, ok, err := r.idx.lookup(id)
+	if err != nil {
+		return fmt.Errorf("index lookup %s: %w", id, err)
+	}
+	if !ok {
+		return nil // a missing entry costs a stored duplicate, nothing worse
+	}
+	held := false
+	if v.packOK[loc.Pack] {
+		if held, err = r.packHolds(ctx, loc.Pack, id); err != nil {
+			return err
+		}
+	}
+	if !held {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.stale++; v.stale == 1 {
+			v.firstStale = fmt.Sprintf("chunk %s in pack %s", id, loc.Pack)
+		}
+	}
+	return nil
+}
+
 // packHolds reports whether pack p's header lists chunk id. Only
 // cancellation is an error: an unreadable header holds nothing.
 func (r *Repository) packHolds(ctx context.Context, p PackID, id ChunkID) (bool, error) {
@@ -317,8 +355,12 @@ func (v *verifyState) addCheck(c objectCheck, contentOK bool) {
 	}
 }
 
-func (v *verifyState) finish() *VerifyReport {
+func (v *verifyState) finish(log func(string, ...any)) *VerifyReport {
 	rep := v.rep
+	if v.stale > 0 {
+		log("the index places %d referenced chunks in packs that do not hold them (the first: %s): run `cairn repo rebuild-index`",
+			v.stale, v.firstStale)
+	}
 	for p, pv := range v.packs {
 		_, used := v.used[p]
 		// A pack whose header cannot be read might hold a missing chunk;
