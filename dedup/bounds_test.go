@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // TestShardHeaderAbsurdLengths writes absurd lengths into one shard's header
@@ -164,6 +166,65 @@ func TestDecodeAbsurdLengths(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if err := c.decode(); !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("got %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+// TestManifestBomb stores manifests whose few compressed bytes claim a huge
+// body: loading one is refused as corrupt, naming the checkpoint, before
+// anything near the claimed size is allocated.
+func TestManifestBomb(t *testing.T) {
+	ctx := context.Background()
+	r := openDamageRepo(t, 2, 1, nil)
+	zeros := make([]byte, 1<<20)
+	stream := func(size int64) []byte {
+		var buf bytes.Buffer
+		w, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size >= 0 {
+			w.ResetContentSize(&buf, size)
+		} else {
+			w.Reset(&buf)
+		}
+		n := max(size, 256<<20)
+		for written := int64(0); written < n; written += int64(len(zeros)) {
+			if _, err := w.Write(zeros); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	cases := []struct {
+		name string
+		z    []byte
+	}{
+		{"256 MiB declared", stream(256 << 20)},
+		{"no declared size", stream(-1)},
+		{"empty payload", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id := newCheckpointID(r.now())
+			obj := append([]byte(manifestMagic), manifestVersion, 0, 0, 0)
+			obj = append(obj, c.z...)
+			if _, err := r.obj.put(ctx, manifestName(id), obj); err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, _, err := r.LoadCheckpoint(ctx, id)
+			runtime.ReadMemStats(&after)
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+				t.Errorf("loading the bomb allocated %d bytes", grew)
+			}
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), id) {
+				t.Fatalf("load: %v, want ErrCorrupt naming %s", err, id)
 			}
 		})
 	}

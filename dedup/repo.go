@@ -261,7 +261,10 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 		// hash: zstd's own frame checksum would be a third pass.
 		zstd.WithEncoderCRC(false))
 	r.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*maxBlockSize))
-	r.mdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxManifestBody))
+	// DecodeAll stops at the capacity it is given: the body length the
+	// frame declares, checked first (manifestBodySize).
+	r.mdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxManifestBody),
+		zstd.WithDecodeAllCapLimit(true))
 	if indexDir != "" {
 		_, statErr := os.Stat(indexDir)
 		r.idx, err = openIndex(indexDir)
