@@ -33,7 +33,7 @@ var errUnrepairable = errors.New("cannot be rebuilt from its surviving shards")
 
 // Repair rewrites the missing and corrupt shards of every pack and manifest
 // that still has k good ones, from the object rebuilt out of them, and
-// missing config replicas. Objects with fewer are listed and not touched:
+// config copies that are missing or outvoted (chooseConfig). Objects with fewer are listed and not touched:
 // their remaining shards may still matter to a manual recovery. Damage that
 // shard checksums cannot see (Verify's Deep) is out of reach of parity.
 func (r *Repository) Repair(ctx context.Context) (*RepairReport, error) {
@@ -114,7 +114,8 @@ func (r *Repository) neverComplete(name string) bool {
 	return err == nil && (!indexed || pi.Chunks == 0)
 }
 
-// repairConfig copies the good config replica to stores that lack it.
+// repairConfig rewrites every config copy that is missing or differs from the
+// one the majority of shard stores hold.
 func (r *Repository) repairConfig(ctx context.Context, rep *RepairReport) error {
 	ref, damage, err := r.checkConfig(ctx)
 	if err != nil || len(damage) == 0 {
