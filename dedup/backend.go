@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"cairn/dedup/store"
@@ -148,7 +149,7 @@ func Connect(ctx context.Context, dir string, locator any, opts Options) (*Repos
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := probeConfig(ctx, b)
+	cfg, err := probeConfig(ctx, b, opts.Log)
 	b.Close()
 	if err != nil {
 		return nil, err
@@ -165,29 +166,34 @@ func Connect(ctx context.Context, dir string, locator any, opts Options) (*Repos
 	return Open(ctx, dir, opts)
 }
 
-// probeConfig reads the config from the first shard store that has one:
-// any store describes the repository, and store 0 may be the lost one.
-func probeConfig(ctx context.Context, b Backend) (*Config, error) {
-	var errs []error
+// probeConfig reads the config copy of every shard store the backend has
+// and takes the majority of the valid ones: store 0 may be the lost one, and
+// any one copy may be damaged.
+func probeConfig(ctx context.Context, b Backend, log func(string, ...any)) (*Config, error) {
+	var copies []configCopy
 	for i := range maxShards {
 		s, err := b.Store(ctx, i)
 		if err != nil {
 			break // the backend has no store i
 		}
-		cb, err := s.Get(ctx, configName)
+		copies = append(copies, readConfigCopy(ctx, i, s))
 		s.Close()
-		if err == nil {
-			return parseConfig(cb)
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		errs = append(errs, err)
 	}
-	if allNotFound(errs) {
+	if len(copies) == 0 {
 		return nil, ErrNoRepository
 	}
-	return nil, fmt.Errorf("no readable config: %w", errors.Join(errs...))
+	ch, err := chooseConfig(copies)
+	if err != nil {
+		return nil, err
+	}
+	// Stores past k+m belong to no repository of this geometry.
+	n := ch.cfg.DataShards + ch.cfg.ParityShards
+	copies = copies[:min(n, len(copies))]
+	warnConfigDamage(log, copies, slices.DeleteFunc(ch.damage, func(d ShardDamage) bool { return d.Shard >= n }))
+	return ch.cfg, nil
 }
 
 // writeConfigs stores cfg in every shard store, refusing stores that already

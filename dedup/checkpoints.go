@@ -45,7 +45,14 @@ func (r *Repository) decodeManifest(id string, b []byte, withMap bool) (*Checkpo
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: %w", id, err)
 	}
-	body, err := r.mdec.DecodeAll(z, nil)
+	n, err := manifestBodySize(z)
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest %s: %w", id, err)
+	}
+	body, err := r.mdec.DecodeAll(z, make([]byte, 0, n))
+	if err == nil && len(body) != n {
+		err = fmt.Errorf("body of %d bytes, its frame declares %d", len(body), n)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: decompress: %v: %w", id, err, ErrCorrupt)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/klauspost/reedsolomon"
@@ -57,8 +58,8 @@ func (c *coded) shardLen(objectLen int64) int64 {
 	return (objectLen + int64(c.k) - 1) / int64(c.k)
 }
 
-// encode returns the k+m shard objects of data.
-func (c *coded) encode(data []byte) ([][]byte, error) {
+// encode returns the k+m shard objects of data, the content of object name.
+func (c *coded) encode(name string, data []byte) ([][]byte, error) {
 	sl := int(c.shardLen(int64(len(data))))
 	// Each shard object is allocated whole and its data region filled in
 	// place (data shards by one copy, parity by the encoder), so a pack is
@@ -78,15 +79,16 @@ func (c *coded) encode(data []byte) ([][]byte, error) {
 			return nil, fmt.Errorf("erasure-code: %w", err)
 		}
 	}
+	tag := objectTag(name)
 	for i, obj := range objs {
-		sealShard(obj, sl, c.k, c.m, i, int64(len(data)), c.blockSize)
+		sealShard(obj, sl, c.k, c.m, i, int64(len(data)), c.blockSize, tag)
 	}
 	return objs, nil
 }
 
 // put writes all k+m shards of data under name and returns the bytes written.
 func (c *coded) put(ctx context.Context, name string, data []byte) (int64, error) {
-	objs, err := c.encode(data)
+	objs, err := c.encode(name, data)
 	if err != nil {
 		return 0, err
 	}
@@ -119,19 +121,48 @@ func (c *coded) delete(ctx context.Context, name string) error {
 	return errors.Join(errs...)
 }
 
-// header returns the verified header of shard i of name.
+// header returns the verified header of shard i of name. Nothing the
+// header claims sizes a read before it is checked against the shard's size
+// in its store and the largest object of name's kind, so a damaged or
+// hostile length costs an error, not memory.
 func (c *coded) header(ctx context.Context, name string, i int) (*shardHeader, error) {
 	key := shardKey{name, i}
 	if h, ok := c.headers.get(key); ok {
 		return h, nil
 	}
+	h, err := c.readHeader(ctx, name, i)
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return nil, fmt.Errorf("shard %d of %s: %w", i, name, err)
+		}
+		return nil, err
+	}
+	c.headers.add(key, h, 1)
+	return h, nil
+}
+
+func (c *coded) readHeader(ctx context.Context, name string, i int) (*shardHeader, error) {
 	fixed := make([]byte, shardHeaderSize)
 	if err := c.stores[i].ReadAt(ctx, name, fixed, 0); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("shorter than a shard header: %w", ErrCorrupt)
+		}
 		return nil, err
 	}
 	h, err := parseShardFixed(fixed)
 	if err != nil {
 		return nil, err
+	}
+	if limit := maxObjectLen(name); h.objectLen > limit {
+		return nil, fmt.Errorf("header claims an object of %d bytes, more than the %d an object of its kind may have: %w",
+			h.objectLen, limit, ErrCorrupt)
+	}
+	size, err := c.stores[i].Stat(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if want := h.dataOffset() + h.shardLen; size != want {
+		return nil, fmt.Errorf("shard of %d bytes, its header says %d: %w", size, want, ErrCorrupt)
 	}
 	prefix := make([]byte, h.dataOffset())
 	copy(prefix, fixed)
@@ -142,11 +173,36 @@ func (c *coded) header(ctx context.Context, name string, i int) (*shardHeader, e
 		return nil, err
 	}
 	if h.index != i || h.k != c.k || h.m != c.m {
-		return nil, fmt.Errorf("shard %d of %s claims to be shard %d of %d+%d: %w", i, name, h.index, h.k, h.m, ErrCorrupt)
+		return nil, fmt.Errorf("claims to be shard %d of %d+%d: %w", h.index, h.k, h.m, ErrCorrupt)
 	}
-	c.headers.add(key, h, 1)
+	if !h.belongsTo(name) {
+		return nil, fmt.Errorf("belongs to another object (object tag %08x, want %08x): %w",
+			h.tag, objectTag(name), ErrCorrupt)
+	}
 	return h, nil
 }
+
+// maxObjectLen is the largest logical length an object named name may have:
+// a pack holds at most the largest pack size, one block beyond it and a
+// header of at most maxPackEntries entries; a manifest at most its largest
+// body, sealed. Anything else is bounded by maxObject alone.
+func maxObjectLen(name string) int64 {
+	switch {
+	case strings.HasPrefix(name, "packs/"):
+		return maxPackObject
+	case strings.HasPrefix(name, "manifests/"):
+		return maxManifestObject
+	}
+	return maxObject
+}
+
+const (
+	maxObject         = 1 << 40
+	maxPackObject     = maxPackSize + 2*maxBlockSize + 4 + maxPackEntries*packEntrySize + sealOverhead + packTrailerSize
+	maxManifestObject = 8 + maxManifestBody + sealOverhead
+	// sealOverhead bounds what sealing adds to a plaintext (nonce and tag).
+	sealOverhead = 64
+)
 
 // anyHeader returns the header of the first readable shard; all shards of an
 // object agree on its length.

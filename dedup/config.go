@@ -13,6 +13,7 @@ const (
 	maxBlockSize     = 16 << 20
 	DefaultBlockSize = 4 << 20
 	DefaultPackSize  = 32 << 20
+	maxPackSize      = 1 << 30
 	maxShards        = 64
 	configVersion    = 1
 	configName       = "config"
@@ -78,7 +79,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config version %d: %w", c.Version, ErrUnsupported)
 	case c.BlockSize < minBlockSize || c.BlockSize > maxBlockSize || c.BlockSize&(c.BlockSize-1) != 0:
 		return fmt.Errorf("block size %d: must be a power of two from 64 KiB to 16 MiB", c.BlockSize)
-	case c.PackSize < 1<<20 || c.PackSize > 1<<30:
+	case c.PackSize < 1<<20 || c.PackSize > maxPackSize:
 		return fmt.Errorf("pack size %d: must be from 1 MiB to 1 GiB", c.PackSize)
 	case c.DataShards < 1 || c.ParityShards < 0 || c.DataShards+c.ParityShards > maxShards:
 		return fmt.Errorf("%d data + %d parity shards: need at least 1 data shard and at most %d in all",

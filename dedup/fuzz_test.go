@@ -2,11 +2,15 @@ package dedup
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
+
+	"cairn/dedup/store"
 )
 
 // Fuzz targets for every decoder of stored bytes. Stored bytes may be
@@ -17,8 +21,8 @@ import (
 func FuzzShardHeader(f *testing.F) {
 	for _, n := range []int{0, 1, 511, 512, 513, 3 * 512, 3000} {
 		data := randomData(uint64(n), n)
-		f.Add(encodeShard(1, 0, 0, int64(n), 512, data))
-		f.Add(encodeShard(4, 2, 5, int64(max(0, 4*n-3)), checksumBlock, data))
+		f.Add(encodeShard("packs/x", 1, 0, 0, int64(n), 512, data))
+		f.Add(encodeShard("manifests/y", 4, 2, 5, int64(max(0, 4*n-3)), checksumBlock, data))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fixed, ferr := parseShardFixed(b)
@@ -48,7 +52,7 @@ func FuzzShardHeader(f *testing.F) {
 			h.verifyRange(off, data[off:])
 		}
 		if int64(len(data)) == h.shardLen && h.verifyRange(0, data) < 0 {
-			again, err := parseShardPrefix(encodeShard(h.k, h.m, h.index, h.objectLen, h.blockSize, data))
+			again, err := parseShardPrefix(encodeShard("", h.k, h.m, h.index, h.objectLen, h.blockSize, data))
 			if err != nil || !sameShard(again, h) {
 				t.Fatalf("re-encoded shard header differs: %v", err)
 			}
@@ -224,4 +228,105 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatal("config changed across a re-encode")
 		}
 	})
+}
+
+// FuzzShardObject stores b as the only shard of a pack and reads it the way
+// every reader does: whatever the header claims, the read allocates no more
+// than the bytes stored, and what it accepts is exactly the stored object.
+func FuzzShardObject(f *testing.F) {
+	const name = "packs/ab/abababababababababababababababab"
+	for _, n := range []int{0, 1, 512, 3000} {
+		data := randomData(uint64(n), n)
+		f.Add(encodeShard(name, 1, 0, 0, int64(n), 512, data))
+		f.Add(encodeShard("packs/other", 1, 0, 0, int64(n), 512, data))
+	}
+	v1 := encodeShard(name, 1, 0, 0, 600, 512, randomData(7, 600))
+	v1[4] = 1
+	binary.LittleEndian.PutUint32(v1[28:], 0)
+	f.Add(v1)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ctx := context.Background()
+		s := store.NewMem()
+		if err := s.Put(ctx, name, b); err != nil {
+			t.Fatal(err)
+		}
+		c, err := newCoded(1, 0, []store.Store{s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := c.header(ctx, name, 0)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("header error is neither corrupt nor unsupported: %v", err)
+			}
+			return
+		}
+		if h.dataOffset()+h.shardLen != int64(len(b)) || !h.belongsTo(name) {
+			t.Fatalf("header of a %d-byte shard accepted: data at %d, %d bytes, tag %08x", len(b), h.dataOffset(), h.shardLen, h.tag)
+		}
+		if got, err := c.get(ctx, name); err == nil && int64(len(got)) != h.objectLen {
+			t.Fatalf("read %d bytes of a %d-byte object", len(got), h.objectLen)
+		}
+	})
+}
+
+// FuzzChooseConfig splits b into config copies at each 0xff byte: whatever
+// they hold, the vote returns a config only when a strict majority of the
+// valid copies agree on it, and names every other copy as damaged.
+func FuzzChooseConfig(f *testing.F) {
+	cfg, _, err := newConfig(InitOptions{DataShards: 2, ParityShards: 1}, time.Unix(1700000000, 0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := json.Marshal(cfg)
+	sep := []byte{0xff}
+	f.Add(bytes.Join([][]byte{good, good, good}, sep))
+	f.Add(bytes.Join([][]byte{good, good[1:], good}, sep))
+	f.Add(bytes.Join([][]byte{good, {}, []byte("{}")}, sep))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parts := bytes.Split(b, sep)
+		if len(parts) > maxShards {
+			return
+		}
+		copies := make([]configCopy, len(parts))
+		for i, p := range parts {
+			copies[i] = configCopy{index: i, store: "s", raw: p}
+			if len(p) == 0 {
+				copies[i].err = store.ErrNotFound
+			}
+		}
+		ch, err := chooseConfig(copies)
+		if err != nil {
+			return
+		}
+		agree, valid := 0, 0
+		want, _ := json.Marshal(ch.cfg)
+		for _, c := range copies {
+			if c.err != nil {
+				continue
+			}
+			if got, err := parseConfig(c.raw); err == nil {
+				valid++
+				if b, _ := json.Marshal(got); bytes.Equal(b, want) {
+					agree++
+				}
+			}
+		}
+		if 2*agree <= valid {
+			t.Fatalf("config chosen by %d of %d valid copies", agree, valid)
+		}
+		if len(ch.damage) != len(copies)-count(copies, ch.ref) {
+			t.Fatalf("%d copies named damaged, %d differ from the reference", len(ch.damage), len(copies)-count(copies, ch.ref))
+		}
+	})
+}
+
+func count(copies []configCopy, ref []byte) int {
+	n := 0
+	for _, c := range copies {
+		if c.err == nil && bytes.Equal(c.raw, ref) {
+			n++
+		}
+	}
+	return n
 }

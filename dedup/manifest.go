@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Checkpoint is the metadata of one backup of one source.
@@ -95,6 +97,30 @@ const (
 	// Decoders refuse counts beyond these instead of allocating them.
 	maxManifestBody = 1 << 32
 	maxBlocks       = 1 << 36
+)
+
+// manifestBodySize returns the body length the compressed payload z
+// declares, refusing one a real manifest cannot have. A body is mostly
+// random chunk and pack IDs, which do not compress, so it is at most a small
+// multiple of its compressed size; the slack covers metadata and hole runs.
+// Checked before decompressing, it stops a few stored bytes from claiming
+// gigabytes (a decompression bomb); the decoder then stops at this length.
+func manifestBodySize(z []byte) (int, error) {
+	var h zstd.Header
+	if err := h.Decode(z); err != nil {
+		return 0, fmt.Errorf("manifest payload: %v: %w", err, ErrCorrupt)
+	}
+	limit := min(uint64(manifestExpansion)*uint64(len(z))+manifestSlack, maxManifestBody)
+	if !h.HasFCS || h.FrameContentSize == 0 || h.FrameContentSize > limit {
+		return 0, fmt.Errorf("manifest payload of %d bytes declares a body of %d bytes (at most %d): %w",
+			len(z), h.FrameContentSize, limit, ErrCorrupt)
+	}
+	return int(h.FrameContentSize), nil
+}
+
+const (
+	manifestExpansion = 64
+	manifestSlack     = 16 << 20
 )
 
 func manifestName(id string) string { return "manifests/" + id }

@@ -33,7 +33,7 @@ var errUnrepairable = errors.New("cannot be rebuilt from its surviving shards")
 
 // Repair rewrites the missing and corrupt shards of every pack and manifest
 // that still has k good ones, from the object rebuilt out of them, and
-// missing config replicas. Objects with fewer are listed and not touched:
+// config copies that are missing or outvoted (chooseConfig). Objects with fewer are listed and not touched:
 // their remaining shards may still matter to a manual recovery. Damage that
 // shard checksums cannot see (Verify's Deep) is out of reach of parity.
 func (r *Repository) Repair(ctx context.Context) (*RepairReport, error) {
@@ -114,7 +114,8 @@ func (r *Repository) neverComplete(name string) bool {
 	return err == nil && (!indexed || pi.Chunks == 0)
 }
 
-// repairConfig copies the good config replica to stores that lack it.
+// repairConfig rewrites every config copy that is missing or differs from the
+// one the majority of shard stores hold.
 func (r *Repository) repairConfig(ctx context.Context, rep *RepairReport) error {
 	ref, damage, err := r.checkConfig(ctx)
 	if err != nil || len(damage) == 0 {
@@ -143,7 +144,7 @@ func (r *Repository) repairObject(ctx context.Context, c objectCheck) ([]ShardDa
 		}
 		return nil, fmt.Errorf("rebuild %s: %w", c.name, err)
 	}
-	shards, err := r.obj.encode(data)
+	shards, err := r.obj.encode(c.name, data)
 	if err != nil {
 		return nil, fmt.Errorf("re-encode %s: %w", c.name, err)
 	}
@@ -288,34 +289,32 @@ func shardProblem(err error) string {
 	return "corrupt: " + err.Error()
 }
 
-// checkConfig reads the config replica of every store. The reference is a
-// replica that decodes to the config this repository was opened with;
-// stores without one, or with another, are damage. ref is nil when no
-// store holds a good replica.
+// checkConfig reads the config copy of every store and takes the majority
+// of the valid ones, as opening does. ref is the copy to keep, nil when the
+// copies have no majority or it is not the config this repository was
+// opened with; damage lists every copy that is missing or differs from ref.
 func (r *Repository) checkConfig(ctx context.Context) (ref []byte, damage []ShardDamage, err error) {
-	want, _ := json.Marshal(r.cfg)
-	replicas := make([][]byte, len(r.stores))
+	copies := make([]configCopy, len(r.stores))
 	for i, s := range r.stores {
-		b, err := s.Get(ctx, configName)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
-			}
-			damage = append(damage, ShardDamage{Object: configName, Shard: i, Problem: shardProblem(err)})
-			continue
-		}
-		if cfg, err := parseConfig(b); err == nil {
-			if got, _ := json.Marshal(cfg); bytes.Equal(got, want) && ref == nil {
-				ref = b
-			}
-		}
-		replicas[i] = b
-	}
-	for i, b := range replicas {
-		if b != nil && !bytes.Equal(b, ref) {
-			damage = append(damage, ShardDamage{Object: configName, Shard: i,
-				Problem: "corrupt: differs from the config the repository was opened with"})
+		copies[i] = readConfigCopy(ctx, i, s)
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
 		}
 	}
-	return ref, damage, nil
+	ch, err := chooseConfig(copies)
+	if err != nil {
+		for _, c := range copies {
+			damage = append(damage, ShardDamage{Object: configName, Shard: c.index, Problem: "corrupt: " + err.Error()})
+		}
+		return nil, damage, nil
+	}
+	want, _ := json.Marshal(r.cfg)
+	if got, _ := json.Marshal(ch.cfg); !bytes.Equal(got, want) {
+		for _, c := range copies {
+			damage = append(damage, ShardDamage{Object: configName, Shard: c.index,
+				Problem: "corrupt: the majority of copies differs from the config the repository was opened with"})
+		}
+		return nil, damage, nil
+	}
+	return ch.ref, ch.damage, nil
 }

@@ -1,7 +1,6 @@
 package dedup
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -214,7 +213,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Repository, error) {
 // openStores opens a repository over already opened shard stores; an empty
 // indexDir means no index.
 func openStores(ctx context.Context, stores []store.Store, indexDir string, opts Options) (*Repository, error) {
-	cfg, err := readConfig(ctx, stores)
+	cfg, err := readConfig(ctx, stores, opts.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +259,10 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 		// hash: zstd's own frame checksum would be a third pass.
 		zstd.WithEncoderCRC(false))
 	r.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*maxBlockSize))
-	r.mdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxManifestBody))
+	// DecodeAll stops at the capacity it is given: the body length the
+	// frame declares, checked first (manifestBodySize).
+	r.mdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxManifestBody),
+		zstd.WithDecodeAllCapLimit(true))
 	if indexDir != "" {
 		_, statErr := os.Stat(indexDir)
 		r.idx, err = openIndex(indexDir)
@@ -353,30 +355,22 @@ func (r *Repository) decodeBlob(e packEntry, stored []byte) ([]byte, error) {
 
 var _ io.Closer = (*Repository)(nil)
 
-// readConfig reads the config replica of every store. Replicas that exist
-// must be identical: a difference means tampering or a mixed-up store.
-func readConfig(ctx context.Context, stores []store.Store) (*Config, error) {
-	var first []byte
-	var errs []error
+// readConfig reads the config copy of every store and takes the majority
+// of the valid ones (chooseConfig), warning through log about the others.
+func readConfig(ctx context.Context, stores []store.Store, log func(string, ...any)) (*Config, error) {
+	copies := make([]configCopy, len(stores))
 	for i, s := range stores {
-		b, err := s.Get(ctx, configName)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("shard store %d: %w", i, err))
-			continue
-		}
-		if first == nil {
-			first = b
-		} else if !bytes.Equal(first, b) {
-			return nil, fmt.Errorf("config in shard store %d (%s) differs from the others: %w", i, s, ErrCorrupt)
+		copies[i] = readConfigCopy(ctx, i, s)
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 	}
-	if first == nil {
-		if allNotFound(errs) {
-			return nil, ErrNoRepository
-		}
-		return nil, fmt.Errorf("no readable config: %w", errors.Join(errs...))
+	ch, err := chooseConfig(copies)
+	if err != nil {
+		return nil, err
 	}
-	return parseConfig(first)
+	warnConfigDamage(log, copies, ch.damage)
+	return ch.cfg, nil
 }
 
 // storeEmpty reports whether s holds nothing but a config.

@@ -11,26 +11,31 @@ import (
 // or a manifest), stored in the shard store of its index. Layout:
 //
 //	offset 0  magic "CRNS"
-//	       4  version (1)
+//	       4  version (2; 1 is still read)
 //	       5  k, 6 m, 7 shard index
 //	       8  logical length of the whole object (uint64 LE)
 //	      16  shard data length S (uint64 LE)
 //	      24  checksum block size B (uint32 LE)
-//	      28  reserved, zero
+//	      28  object tag: low 32 bits of xxh3-64 of the object name
+//	          (uint32 LE); zero in version 1
 //	      32  xxh3-64 of bytes [0,32) followed by the checksum table
 //	      40  checksum table: xxh3-64 of each B-byte block of shard data
 //	          (the last block may be short), ceil(S/B) entries of 8 bytes
 //	 40+8n    shard data, S bytes
 //
 // The fixed header plus table let a reader verify any block-aligned range of
-// a shard without reading the rest of it.
+// a shard without reading the rest of it. The object tag binds a shard to
+// the object it was cut from: a shard copied over another object's shard
+// passes its own checksums, and only the tag tells that it does not belong.
 const (
 	shardMagic      = "CRNS"
-	shardVersion    = 1
+	shardVersion    = 2
 	shardHeaderSize = 40
 )
 
 type shardHeader struct {
+	version     int
+	tag         uint32 // objectTag of the object's name; 0 in version 1
 	k, m, index int
 	objectLen   int64
 	shardLen    int64
@@ -48,11 +53,22 @@ func (h *shardHeader) blocks() int {
 // dataOffset is where shard data starts inside the shard object.
 func (h *shardHeader) dataOffset() int64 { return shardHeaderSize + 8*int64(h.blocks()) }
 
-// encodeShard builds the shard object for data.
-func encodeShard(k, m, index int, objectLen int64, blockSize int, data []byte) []byte {
+// objectTag is what a shard header records of its object's name. It is not
+// keyed: it catches shards put under the wrong name, not forgeries by
+// someone who can rewrite the header and its checksum.
+func objectTag(name string) uint32 { return uint32(xxh3.HashString(name)) }
+
+// belongsTo reports whether the shard was written for object name. Version-1
+// shards carry no tag and cannot tell.
+func (h *shardHeader) belongsTo(name string) bool {
+	return h.version < 2 || h.tag == objectTag(name)
+}
+
+// encodeShard builds the shard object for data, a shard of object name.
+func encodeShard(name string, k, m, index int, objectLen int64, blockSize int, data []byte) []byte {
 	obj := newShardObject(len(data), blockSize)
 	copy(obj[len(obj)-len(data):], data)
-	sealShard(obj, len(data), k, m, index, objectLen, blockSize)
+	sealShard(obj, len(data), k, m, index, objectLen, blockSize, objectTag(name))
 	return obj
 }
 
@@ -65,7 +81,7 @@ func newShardObject(shardLen, blockSize int) []byte {
 
 // sealShard fills in the header and checksum table of a shard object made by
 // newShardObject whose data region (its last shardLen bytes) is written.
-func sealShard(out []byte, shardLen, k, m, index int, objectLen int64, blockSize int) {
+func sealShard(out []byte, shardLen, k, m, index int, objectLen int64, blockSize int, tag uint32) {
 	n := (shardLen + blockSize - 1) / blockSize
 	data := out[len(out)-shardLen:]
 	copy(out, shardMagic)
@@ -74,6 +90,7 @@ func sealShard(out []byte, shardLen, k, m, index int, objectLen int64, blockSize
 	binary.LittleEndian.PutUint64(out[8:], uint64(objectLen))
 	binary.LittleEndian.PutUint64(out[16:], uint64(len(data)))
 	binary.LittleEndian.PutUint32(out[24:], uint32(blockSize))
+	binary.LittleEndian.PutUint32(out[28:], tag)
 	for i := 0; i < n; i++ {
 		end := min((i+1)*blockSize, len(data))
 		binary.LittleEndian.PutUint64(out[shardHeaderSize+8*i:], xxh3.Hash(data[i*blockSize:end]))
@@ -97,22 +114,23 @@ func parseShardFixed(b []byte) (*shardHeader, error) {
 	if string(b[:4]) != shardMagic {
 		return nil, fmt.Errorf("bad shard magic: %w", ErrCorrupt)
 	}
-	if b[4] != shardVersion {
+	if b[4] != 1 && b[4] != shardVersion {
 		return nil, fmt.Errorf("shard version %d: %w", b[4], ErrUnsupported)
 	}
 	h := &shardHeader{
-		k: int(b[5]), m: int(b[6]), index: int(b[7]),
+		version: int(b[4]),
+		tag:     binary.LittleEndian.Uint32(b[28:]),
+		k:       int(b[5]), m: int(b[6]), index: int(b[7]),
 		objectLen: int64(binary.LittleEndian.Uint64(b[8:])),
 		shardLen:  int64(binary.LittleEndian.Uint64(b[16:])),
 		blockSize: int(binary.LittleEndian.Uint32(b[24:])),
 	}
-	if binary.LittleEndian.Uint32(b[28:]) != 0 {
+	if h.version == 1 && h.tag != 0 {
 		return nil, fmt.Errorf("shard header reserved bytes set: %w", ErrCorrupt)
 	}
 	// S must be exactly ceil(L/k), as writers cut it: checked before the
 	// header checksum, it stops one damaged length byte from sizing a
 	// checksum-table read of up to 128 MiB.
-	const maxObject = 1 << 40
 	if h.k == 0 || h.index >= h.k+h.m || h.blockSize < 512 || h.blockSize > 64<<20 ||
 		h.objectLen < 0 || h.objectLen > maxObject ||
 		h.shardLen != (h.objectLen+int64(h.k)-1)/int64(h.k) {

@@ -18,7 +18,9 @@ import (
 // VerifyOptions steer Verify.
 type VerifyOptions struct {
 	// Deep also rereads every chunk of every pack, bypassing the chunk
-	// cache, and checks that it decrypts, decompresses and hashes to its ID.
+	// cache, and checks that it decrypts, decompresses and hashes to its ID;
+	// and it finds the chunks manifests reference in the packs' own headers
+	// only, never through the index.
 	Deep bool
 	// Progress, if set, is called after each pack, one call at a time.
 	Progress func(VerifyProgress)
@@ -68,6 +70,11 @@ type verifyState struct {
 	missing map[ChunkID]struct{}   // referenced but found nowhere
 	packs   map[PackID]packVerdict // shard verdicts, judged once references are known
 	used    map[PackID]struct{}    // packs holding a chunk some checkpoint references
+	// deep with an index: referenced chunks the index places in a pack
+	// that does not hold them, and the first of them, for one warning.
+	checkIndex bool
+	stale      int
+	firstStale string
 }
 
 type packVerdict struct {
@@ -103,8 +110,11 @@ func (r *Repository) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport
 	if ref == nil {
 		v.rep.Unrecoverable = []string{configName}
 	}
-	if r.idx == nil {
+	if r.idx == nil || o.Deep {
+		// Deep trusts nothing but the packs: the index may name a pack
+		// whose shards were replaced by another pack's.
 		v.chunks = make(map[ChunkID]PackID)
+		v.checkIndex = r.idx != nil
 	}
 	done := 0
 	g, gctx := errgroup.WithContext(ctx)
@@ -135,7 +145,7 @@ func (r *Repository) Verify(ctx context.Context, o VerifyOptions) (*VerifyReport
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return v.finish(), nil
+	return v.finish(r.log), nil
 }
 
 // verifyTargets lists the packs and the manifests (with how many shard files
@@ -246,8 +256,13 @@ func (r *Repository) verifyManifest(ctx context.Context, v *verifyState, name st
 			}
 			if !ok {
 				missing = append(missing, ref.ID)
-			} else {
-				used[pack] = struct{}{}
+				continue
+			}
+			used[pack] = struct{}{}
+			if v.checkIndex {
+				if err := r.checkIndexEntry(ctx, v, ref.ID); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -274,21 +289,61 @@ func (r *Repository) hasChunk(ctx context.Context, v *verifyState, id ChunkID, h
 		return p, ok, nil
 	}
 	// The index keeps memory flat however many chunks there are, but it may
-	// point into a pack that is gone, so its answer needs the pack's verdict.
+	// point into a pack that is gone or now holds other chunks, so its answer
+	// needs the pack's verdict and the pack's own header.
 	loc, ok, err := r.idx.lookup(id)
 	if err != nil {
 		return PackID{}, false, fmt.Errorf("index lookup %s: %w", id, err)
 	}
 	if ok && v.packOK[loc.Pack] {
-		return loc.Pack, true, nil
+		if held, err := r.packHolds(ctx, loc.Pack, id); err != nil || held {
+			return loc.Pack, held, err
+		}
 	}
 	// A stale index (packs added by another host) misses chunks that the
 	// manifest's pack hint still finds.
 	if !v.packOK[hint] {
 		return PackID{}, false, nil
 	}
-	entries, err := r.packHeader(ctx, hint)
-	return hint, err == nil && slices.ContainsFunc(entries, func(e packEntry) bool { return e.ID == id }), nil
+	held, err := r.packHolds(ctx, hint, id)
+	return hint, held, err
+}
+
+// checkIndexEntry counts chunk id as stale when the index places it in a
+// pack that does not hold it: a backup deduplicating against that entry
+// would reference a chunk that is not there.
+func (r *Repository) checkIndexEntry(ctx context.Context, v *verifyState, id ChunkID) error {
+	loc, ok, err := r.idx.lookup(id)
+	if err != nil {
+		return fmt.Errorf("index lookup %s: %w", id, err)
+	}
+	if !ok {
+		return nil // a missing entry costs a stored duplicate, nothing worse
+	}
+	held := false
+	if v.packOK[loc.Pack] {
+		if held, err = r.packHolds(ctx, loc.Pack, id); err != nil {
+			return err
+		}
+	}
+	if !held {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.stale++; v.stale == 1 {
+			v.firstStale = fmt.Sprintf("chunk %s in pack %s", id, loc.Pack)
+		}
+	}
+	return nil
+}
+
+// packHolds reports whether pack p's header lists chunk id. Only
+// cancellation is an error: an unreadable header holds nothing.
+func (r *Repository) packHolds(ctx context.Context, p PackID, id ChunkID) (bool, error) {
+	entries, err := r.packHeader(ctx, p)
+	if err != nil {
+		return false, ctx.Err()
+	}
+	return slices.ContainsFunc(entries, func(e packEntry) bool { return e.ID == id }), nil
 }
 
 // addCheck records one object's shard verdict; contentOK is false when its
@@ -300,8 +355,12 @@ func (v *verifyState) addCheck(c objectCheck, contentOK bool) {
 	}
 }
 
-func (v *verifyState) finish() *VerifyReport {
+func (v *verifyState) finish(log func(string, ...any)) *VerifyReport {
 	rep := v.rep
+	if v.stale > 0 {
+		log("the index places %d referenced chunks in packs that do not hold them (the first: %s): run `cairn repo rebuild-index`",
+			v.stale, v.firstStale)
+	}
 	for p, pv := range v.packs {
 		_, used := v.used[p]
 		// A pack whose header cannot be read might hold a missing chunk;

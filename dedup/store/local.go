@@ -232,13 +232,23 @@ func (l *Local) open(ctx context.Context, name string) (*os.File, int64, error) 
 	return f, fi.Size(), nil
 }
 
-// Get implements Store.
+// MaxGetSize is the largest object Local.Get reads whole. Whole-object reads
+// are for small objects (configs, locks); shards are read in ranges. A file
+// beyond it is damage, maybe a sparse file claiming terabytes, and sizing a
+// buffer by it would crash the process instead of reporting the object.
+const MaxGetSize = 256 << 20
+
+// Get implements Store. Objects larger than MaxGetSize are refused.
 func (l *Local) Get(ctx context.Context, name string) ([]byte, error) {
 	f, size, err := l.open(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", name, err)
 	}
 	defer f.Close()
+	if size > MaxGetSize {
+		return nil, fmt.Errorf("get %s: %s holds %d bytes, more than the %d any object read whole may have: the file is damaged; remove it, or replace it with a good copy",
+			name, f.Name(), size, MaxGetSize)
+	}
 	buf := make([]byte, size)
 	if _, err := io.ReadFull(f, buf); err != nil {
 		// The object cannot shrink under us (Put replaces the inode), so a

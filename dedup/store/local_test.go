@@ -186,3 +186,26 @@ func TestLocalKilledWriter(t *testing.T) {
 		t.Errorf("CleanTemp with canceled context: %v", err)
 	}
 }
+
+// TestLocalGetOversized: a file claiming more bytes than any object read
+// whole (a sparse file of absurd size) is refused by name, not allocated.
+func TestLocalGetOversized(t *testing.T) {
+	ctx := context.Background()
+	for _, size := range []int64{store.MaxGetSize + 1, 1 << 40} {
+		dir := t.TempDir()
+		l := openLocal(t, dir, store.LocalOptions{NoSync: true})
+		p := filepath.Join(dir, "config")
+		f, err := os.Create(p)
+		if err == nil {
+			err = f.Truncate(size)
+			f.Close()
+		}
+		if err != nil {
+			t.Fatalf("sparse file of %d bytes: %v", size, err)
+		}
+		_, err = l.Get(ctx, "config")
+		if err == nil || !strings.Contains(err.Error(), "config") || !strings.Contains(err.Error(), "damaged") {
+			t.Errorf("get of a %d-byte file: %v, want an error naming the object", size, err)
+		}
+	}
+}
