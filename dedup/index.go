@@ -1,6 +1,8 @@
 package dedup
 
 import (
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -42,52 +44,139 @@ type packInfo struct {
 
 const indexLockName = "cairn.lock"
 
-// indexDamagedError is badger failing to open a directory we hold the lock
-// of: its files are damaged, and opening the repository rebuilds them.
-type indexDamagedError struct {
-	dir string
-	err error
+// indexOptions say how openIndex opens the index.
+type indexOptions struct {
+	// key encrypts the index with badger's own encryption (tables, value
+	// log and write-ahead log); nil leaves it in clear. It is derived from
+	// the repository's data key (indexKey), never the passphrase.
+	key []byte
+	// discard throws the index away unopened: `repo rebuild-index` must
+	// work when badger cannot open it.
+	discard bool
+	log     func(format string, args ...any)
 }
 
-func (e *indexDamagedError) Error() string {
-	return fmt.Sprintf("open badger index %s: %v", e.dir, e.err)
-}
-
-func (e *indexDamagedError) Unwrap() error { return e.err }
-
-func openIndex(dir string) (*index, error) {
+// openIndex locks dir and opens the badger index in it. When the index is
+// damaged, was written with another key (or none: releases before the index
+// was encrypted wrote it in clear) or opts.discard is set, it empties dir,
+// keeping the lock held throughout, and opens a new index; fresh then tells
+// the caller to rebuild it from the shard stores.
+func openIndex(dir string, opts indexOptions) (x *index, fresh bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create index directory: %w", err)
+		return nil, false, fmt.Errorf("create index directory %s: %w", dir, err)
 	}
 	// badger's own directory lock reports failure only as text; our flock
 	// gives callers a sentinel to branch on.
 	lf, err := os.OpenFile(filepath.Join(dir, indexLockName), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open index lock: %w", err)
+		return nil, false, fmt.Errorf("open index lock: %w", err)
 	}
 	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lf.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: %w; wait for it to finish", dir, ErrIndexLocked)
+			return nil, false, fmt.Errorf("%s: %w; wait for it to finish", dir, ErrIndexLocked)
 		}
-		return nil, fmt.Errorf("lock index: %w", err)
+		return nil, false, fmt.Errorf("lock index: %w", err)
 	}
-	opts := badger.DefaultOptions(dir).
+	defer func() {
+		if err != nil {
+			lf.Close()
+		}
+	}()
+	bopts := badgerOptions(dir, opts.key)
+	fresh = opts.discard
+	if !fresh {
+		if cerr := checkIndexFiles(dir, bopts); cerr != nil {
+			if !errors.Is(cerr, errIndexFiles) {
+				return nil, false, fmt.Errorf("check index %s: %w", dir, cerr)
+			}
+			opts.log("index %s is damaged (%v): rebuilding it from the shard stores", dir, cerr)
+			fresh = true
+		}
+	}
+	if !fresh {
+		db, oerr := badger.Open(bopts)
+		if oerr == nil {
+			return &index{db: db, lock: lf}, false, nil
+		}
+		if errors.Is(oerr, badger.ErrEncryptionKeyMismatch) && opts.key != nil {
+			opts.log("index %s is not encrypted with this repository's key: rebuilding it encrypted from the shard stores", dir)
+		} else {
+			// The index is a cache of the shard stores: a process
+			// killed while badger created its files can leave it
+			// unopenable, and the cure is to start it over, not to
+			// ask the operator.
+			opts.log("index %s is damaged (%v): rebuilding it from the shard stores", dir, oerr)
+		}
+		fresh = true
+	}
+	if err := clearIndexDir(dir); err != nil {
+		return nil, false, err
+	}
+	db, err := badger.Open(bopts)
+	if err != nil {
+		return nil, false, fmt.Errorf("open new badger index %s: %w", dir, err)
+	}
+	return &index{db: db, lock: lf}, true, nil
+}
+
+func badgerOptions(dir string, key []byte) badger.Options {
+	return badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(16 << 20).
 		WithBlockCacheSize(32 << 20).
+		// Also what badger's encryption requires: a cache for the
+		// decrypted table indexes.
 		WithIndexCacheSize(16 << 20).
+		WithEncryptionKey(key).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithCompactL0OnClose(true)
-	db, err := badger.Open(opts)
+}
+
+// clearIndexDir removes everything in dir but the lock file, which the
+// caller holds: removing it would let another process lock a new one.
+func clearIndexDir(dir string) error {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
-		lf.Close()
-		return nil, &indexDamagedError{dir: dir, err: err}
+		return fmt.Errorf("read index directory %s: %w", dir, err)
 	}
-	return &index{db: db, lock: lf}, nil
+	for _, e := range ents {
+		if e.Name() == indexLockName {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("remove damaged index file: %w", err)
+		}
+	}
+	return nil
+}
+
+// IndexRebuild returns what Open's rebuild of the index found, and false
+// when Open found the index usable and did not rebuild it.
+func (r *Repository) IndexRebuild() (RebuildIndexResult, bool) {
+	if r.rebuilt == nil {
+		return RebuildIndexResult{}, false
+	}
+	return *r.rebuilt, true
+}
+
+// indexKey is the key badger encrypts an encrypted repository's index with:
+// checkpoint metadata cached there (sources, image names, tags) must not sit
+// in clear beside a repository that encrypts it in the stores. It is derived
+// from the data key with HKDF, so it is never the key itself, and bound to
+// the repository's ID.
+func indexKey(cfg *Config, keys *repoKeys) []byte {
+	if keys.Data == nil {
+		return nil
+	}
+	k, err := hkdf.Key(sha256.New, keys.Data, []byte(cfg.ID), "cairn index encryption v1", 32)
+	if err != nil {
+		panic(fmt.Sprintf("hkdf: %v", err)) // only for a length sha256 cannot give
+	}
+	return k
 }
 
 func (x *index) close() error {
