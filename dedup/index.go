@@ -25,8 +25,11 @@ import (
 //	"p" ‖ pack ID   → created (unix ns) u64 ‖ logical length u64 ‖ shard bytes u64 ‖ chunks u32
 //	"m" ‖ checkpoint ID → Checkpoint JSON
 type index struct {
-	db   *badger.DB
-	lock *os.File
+	db      *badger.DB
+	lock    *os.File
+	dir     string
+	freeing bool // the command frees space: see index_space.go
+	log     func(format string, args ...any)
 }
 
 type chunkLoc struct {
@@ -53,6 +56,9 @@ type indexOptions struct {
 	// discard throws the index away unopened: `repo rebuild-index` must
 	// work when badger cannot open it.
 	discard bool
+	// freeing marks a command that frees space (prune, forget): on a
+	// nearly full disk it may use the space reserve and is not refused.
+	freeing bool
 	log     func(format string, args ...any)
 }
 
@@ -83,7 +89,20 @@ func openIndex(dir string, opts indexOptions) (x *index, fresh bool, err error) 
 			lf.Close()
 		}
 	}()
-	bopts := badgerOptions(dir, opts.key)
+	if err := prepareSpace(dir, opts.freeing, opts.log); err != nil {
+		return nil, false, err
+	}
+	// Compacting level 0 on close rewrites tables: worth it only with
+	// room to spare.
+	free, total, err := diskSpace(dir)
+	if err != nil {
+		return nil, false, err
+	}
+	_, floor := spaceLimits(total)
+	bopts := badgerOptions(dir, opts.key).WithCompactL0OnClose(free > 4*floor)
+	newIndex := func(db *badger.DB) *index {
+		return &index{db: db, lock: lf, dir: dir, freeing: opts.freeing, log: opts.log}
+	}
 	fresh = opts.discard
 	if !fresh {
 		if cerr := checkIndexFiles(dir, bopts); cerr != nil {
@@ -97,7 +116,7 @@ func openIndex(dir string, opts indexOptions) (x *index, fresh bool, err error) 
 	if !fresh {
 		db, oerr := badger.Open(bopts)
 		if oerr == nil {
-			return &index{db: db, lock: lf}, false, nil
+			return newIndex(db), false, nil
 		}
 		if errors.Is(oerr, badger.ErrEncryptionKeyMismatch) && opts.key != nil {
 			opts.log("index %s is not encrypted with this repository's key: rebuilding it encrypted from the shard stores", dir)
@@ -117,7 +136,7 @@ func openIndex(dir string, opts indexOptions) (x *index, fresh bool, err error) 
 	if err != nil {
 		return nil, false, fmt.Errorf("open new badger index %s: %w", dir, err)
 	}
-	return &index{db: db, lock: lf}, true, nil
+	return newIndex(db), true, nil
 }
 
 func badgerOptions(dir string, key []byte) badger.Options {
@@ -132,19 +151,19 @@ func badgerOptions(dir string, key []byte) badger.Options {
 		WithEncryptionKey(key).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(8).
-		WithCompactL0OnClose(true)
+		WithNumLevelZeroTablesStall(8)
 }
 
 // clearIndexDir removes everything in dir but the lock file, which the
-// caller holds: removing it would let another process lock a new one.
+// caller holds (removing it would let another process lock a new one), and
+// the space reserve.
 func clearIndexDir(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("read index directory %s: %w", dir, err)
 	}
 	for _, e := range ents {
-		if e.Name() == indexLockName {
+		if e.Name() == indexLockName || e.Name() == indexReserveName {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
@@ -180,7 +199,9 @@ func indexKey(cfg *Config, keys *repoKeys) []byte {
 }
 
 func (x *index) close() error {
+	x.spaceBeforeClose()
 	err := x.db.Close()
+	x.spaceAfterClose()
 	x.lock.Close()
 	return err
 }
@@ -262,6 +283,9 @@ func (x *index) lookup(id ChunkID) (chunkLoc, bool, error) {
 
 // addPack records a sealed pack and its chunks in one batch.
 func (x *index) addPack(p PackID, pi packInfo, entries []packEntry) error {
+	if err := x.checkSpace(); err != nil {
+		return err
+	}
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, e := range entries {
@@ -302,6 +326,9 @@ func (x *index) removePack(p PackID, entries []packEntry) error {
 }
 
 func (x *index) putMeta(cp *Checkpoint) error {
+	if err := x.checkSpace(); err != nil {
+		return err
+	}
 	b, err := json.Marshal(cp)
 	if err != nil {
 		return err

@@ -72,6 +72,9 @@ func checkIndexFiles(dir string, opts badger.Options) error {
 	if end != st.Size() {
 		return fmt.Errorf("%s ends in a partial record at byte %d of %d: %w", badger.ManifestFilename, end, st.Size(), errIndexFiles)
 	}
+	if err := checkDataKeys(dir, opts, m); err != nil {
+		return err
+	}
 	for id := range m.Tables {
 		path, ok := tables[id]
 		if !ok {
@@ -156,6 +159,63 @@ func checkTableFooter(path string) error {
 	}
 	if err := y.VerifyChecksum(idx, &chk); err != nil {
 		return bad("index block checksum: %v", err)
+	}
+	return nil
+}
+
+// checkDataKeys checks, in an encrypted index, that every data key a table
+// or log file was written with is still in the KEYREGISTRY. One lost by
+// damage is worse than a missing table: badger hands its ID to the next key
+// it makes, then decrypts the old files with that new key and crashes on the
+// garbage.
+func checkDataKeys(dir string, opts badger.Options, m badger.Manifest) error {
+	if len(opts.EncryptionKey) == 0 {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, badger.KeyRegistryFileName)); errors.Is(err, os.ErrNotExist) && len(m.Tables) == 0 {
+		return nil
+	}
+	kr, err := badger.OpenKeyRegistry(badger.KeyRegistryOptions{
+		Dir: dir, ReadOnly: true, EncryptionKey: opts.EncryptionKey,
+		EncryptionKeyRotationDuration: opts.EncryptionKeyRotationDuration,
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w: %w", badger.KeyRegistryFileName, err, errIndexFiles)
+	}
+	defer kr.Close()
+	need := make(map[uint64]string)
+	for id, tm := range m.Tables {
+		need[tm.KeyID] = fmt.Sprintf("table %d", id)
+	}
+	// Log files (.vlog, .mem) start with the ID of their data key, 8 bytes
+	// big-endian, then the 12-byte IV.
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read index directory: %w", err)
+	}
+	for _, e := range ents {
+		if ext := filepath.Ext(e.Name()); ext != ".vlog" && ext != ".mem" {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return fmt.Errorf("open %s: %w", e.Name(), err)
+		}
+		var hdr [8]byte
+		_, err = io.ReadFull(f, hdr[:])
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: header: %v: %w", e.Name(), err, errIndexFiles)
+		}
+		need[binary.BigEndian.Uint64(hdr[:])] = e.Name()
+	}
+	for id, who := range need {
+		if id == 0 {
+			continue
+		}
+		if _, err := kr.DataKey(id); err != nil {
+			return fmt.Errorf("%s: data key %d of %s: %w: %w", badger.KeyRegistryFileName, id, who, err, errIndexFiles)
+		}
 	}
 	return nil
 }

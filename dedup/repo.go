@@ -80,6 +80,10 @@ type Options struct {
 	// unable to) and rebuilds it from the shard stores during Open;
 	// IndexRebuild then returns the counts.
 	RebuildIndex bool
+	// FreesSpace marks a command that frees space (prune, forget): on a
+	// nearly full disk it may use the space cairn reserves beside the
+	// index, where any other command that opens the index gets ErrNoSpace.
+	FreesSpace bool
 }
 
 // locator is DIR/cairn.json: where the shard stores and index live. A
@@ -270,7 +274,7 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	if indexDir != "" {
 		_, statErr := os.Stat(indexDir)
 		var fresh bool
-		r.idx, fresh, err = openIndex(indexDir, indexOptions{key: indexKey(cfg, keys), discard: opts.RebuildIndex, log: r.log})
+		r.idx, fresh, err = openIndex(indexDir, indexOptions{key: indexKey(cfg, keys), discard: opts.RebuildIndex, freeing: opts.FreesSpace, log: r.log})
 		if err != nil {
 			return nil, err
 		}

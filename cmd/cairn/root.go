@@ -286,6 +286,9 @@ const (
 	// rebuildIndex discards the index unopened and rebuilds it while
 	// opening the repository (repo rebuild-index).
 	rebuildIndex
+	// freeingSpace opens the index for forget and prune, which may use
+	// the space reserved beside it when the disk is full.
+	freeingSpace
 )
 
 func (a *app) options(password []byte, mode openMode) dedup.Options {
@@ -296,6 +299,7 @@ func (a *app) options(password []byte, mode openMode) dedup.Options {
 		// A damaged index may be beyond badger's opening, so the
 		// command that replaces it does not try.
 		RebuildIndex: mode == rebuildIndex,
+		FreesSpace:   mode == freeingSpace,
 		NoSync:       a.noSync,
 		Log:          a.notef,
 	}
