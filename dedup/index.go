@@ -151,7 +151,12 @@ func badgerOptions(dir string, key []byte) badger.Options {
 		WithEncryptionKey(key).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(8)
+		WithNumLevelZeroTablesStall(8).
+		// Values are a few dozen bytes, far below the value threshold,
+		// so the value log holds next to nothing; badger maps twice
+		// this size of it, and the default 1 GiB made every scan of
+		// the directory read 2 GiB of holes.
+		WithValueLogFileSize(16 << 20)
 }
 
 // clearIndexDir removes everything in dir but the lock file, which the

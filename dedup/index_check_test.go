@@ -197,3 +197,132 @@ func (r *Repository) getMetaOrList(ctx context.Context, id string) (*Checkpoint,
 	}
 	return nil, false
 }
+
+// indexFilesContaining lists the files under dir whose bytes contain s.
+func indexFilesContaining(t *testing.T, dir, s string) []string {
+	t.Helper()
+	var hits []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(s)) {
+			hits = append(hits, filepath.Base(path))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+// TestIndexMetadataAtRest backs up a source with a distinctive name and tags
+// and looks for them in every file of the index, while it is open (badger's
+// write-ahead log) and after close. An encrypted repository's index must
+// hold neither; the landed code cached the checkpoint JSON there in clear.
+// The unencrypted case is the control that the search can find them.
+func TestIndexMetadataAtRest(t *testing.T) {
+	ctx := context.Background()
+	const name, tag = "ceph-pool-zebrafinch/volume-xylophone-4711", "tenant-quetzalcoatl"
+	for _, enc := range []bool{false, true} {
+		t.Run(map[bool]string{false: "clear", true: "encrypted"}[enc], func(t *testing.T) {
+			var pw []byte
+			if enc {
+				pw = []byte("pw")
+			}
+			dir := t.TempDir()
+			r, err := Init(ctx, dir, InitOptions{BlockSize: 64 << 10, PackSize: 1 << 20, Password: pw}, nil, Options{NoSync: true, Password: pw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Backup(ctx, NewMemSource(name, randomData(5, 300<<10)), BackupOptions{Tags: map[string]string{"owner": tag}}); err != nil {
+				t.Fatal(err)
+			}
+			idx := filepath.Join(dir, "index")
+			open := append(indexFilesContaining(t, idx, name), indexFilesContaining(t, idx, tag)...)
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			closed := append(indexFilesContaining(t, idx, name), indexFilesContaining(t, idx, tag)...)
+			if enc && len(open)+len(closed) > 0 {
+				t.Fatalf("source name or tag in clear in the encrypted repository's index: open %v, closed %v", open, closed)
+			}
+			if !enc && len(closed) == 0 {
+				t.Fatalf("control: the unencrypted index holds neither %q nor %q: the search is broken", name, tag)
+			}
+		})
+	}
+}
+
+// TestIndexInClearRebuiltEncrypted opens an encrypted repository whose index
+// was written in clear, as releases before index encryption wrote it: it
+// must be found, rebuilt encrypted, and hold no metadata in clear after.
+func TestIndexInClearRebuiltEncrypted(t *testing.T) {
+	ctx := context.Background()
+	const name = "volume-gnu-tapir-9931"
+	pw := []byte("pw")
+	dir := t.TempDir()
+	opts := Options{NoSync: true, Password: pw}
+	r, err := Init(ctx, dir, InitOptions{BlockSize: 64 << 10, PackSize: 1 << 20, Password: pw}, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomData(6, 500<<10)
+	cp, err := r.Backup(ctx, NewMemSource(name, data), BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What the landed release left: the same index, in clear, with the
+	// checkpoint's metadata cached.
+	idx := filepath.Join(dir, "index")
+	if err := os.RemoveAll(idx); err != nil {
+		t.Fatal(err)
+	}
+	old, _, err := openIndex(idx, indexOptions{log: func(string, ...any) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.putMeta(cp); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(indexFilesContaining(t, idx, name)) == 0 {
+		t.Fatal("setup: the index in clear does not hold the source name")
+	}
+
+	var notes []string
+	opts.Log = func(f string, a ...any) { notes = append(notes, f) }
+	r, err = Open(ctx, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.IndexRebuild(); !ok {
+		t.Errorf("the index in clear was opened as it was, not rebuilt (notes: %q)", notes)
+	}
+	if got := restoreBytes(t, r, cp.ID, int64(len(data))); !bytes.Equal(got, data) {
+		t.Fatal("restore differs after the rebuild")
+	}
+	again, err := r.Backup(ctx, NewMemSource("copy", data), BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.NewBytes != 0 {
+		t.Errorf("a copy stored %d new bytes after the rebuild: the rebuilt index lost chunks", again.NewBytes)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if hits := indexFilesContaining(t, idx, name); len(hits) > 0 {
+		t.Errorf("source name still in clear in %v after the rebuild", hits)
+	}
+}
