@@ -104,6 +104,14 @@ func openIndex(dir string, opts indexOptions) (x *index, fresh bool, err error) 
 		return &index{db: db, lock: lf, dir: dir, freeing: opts.freeing, log: opts.log}
 	}
 	fresh = opts.discard
+	if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); errors.Is(err, os.ErrNotExist) {
+		// No index yet, or one whose removal was cut short: either
+		// way it must be built from the shard stores.
+		if !fresh {
+			opts.log("index %s missing or incomplete: rebuilding it from the shard stores", dir)
+		}
+		fresh = true
+	}
 	if !fresh {
 		if cerr := checkIndexFiles(dir, bopts); cerr != nil {
 			if !errors.Is(cerr, errIndexFiles) {
@@ -136,7 +144,15 @@ func openIndex(dir string, opts indexOptions) (x *index, fresh bool, err error) 
 	if err != nil {
 		return nil, false, fmt.Errorf("open new badger index %s: %w", dir, err)
 	}
-	return newIndex(db), true, nil
+	// Marked incomplete before anything else: a process killed before
+	// the rebuild began leaves an index the next open rebuilds, not an
+	// empty one taken for complete.
+	x = newIndex(db)
+	if err := x.db.Update(func(txn *badger.Txn) error { return txn.Set(rebuildKey, []byte{1}) }); err != nil {
+		x.db.Close()
+		return nil, false, fmt.Errorf("mark new index %s incomplete: %w", dir, err)
+	}
+	return x, true, nil
 }
 
 func badgerOptions(dir string, key []byte) badger.Options {

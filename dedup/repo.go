@@ -272,13 +272,12 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	r.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*maxBlockSize))
 	r.mdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxManifestBody))
 	if indexDir != "" {
-		_, statErr := os.Stat(indexDir)
 		var fresh bool
 		r.idx, fresh, err = openIndex(indexDir, indexOptions{key: indexKey(cfg, keys), discard: opts.RebuildIndex, freeing: opts.FreesSpace, log: r.log})
 		if err != nil {
 			return nil, err
 		}
-		if fresh || errors.Is(statErr, os.ErrNotExist) || r.idx.rebuilding() {
+		if fresh || r.idx.rebuilding() {
 			if !fresh {
 				r.log("index %s missing or incomplete: rebuilding it from the shard stores", indexDir)
 			}
