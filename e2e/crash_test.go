@@ -189,7 +189,7 @@ func mutate(t *testing.T, path string, rng *rand.Rand, size, bs int64) {
 	blocks := size / bs
 	target := blocks * (50 + rng.Int64N(51)) / 100
 	for done := int64(0); done < target; {
-		n := 1 + rng.Int64N(64)
+		n := 1 + rng.Int64N(min(64, blocks/2)) // runs of up to 64 blocks, fewer in a small image
 		b := rng.Int64N(blocks - n)
 		if _, err := f.WriteAt(randomBytes(rng.Uint64(), int(n*bs)), b*bs); err != nil {
 			t.Fatal(err)

@@ -225,8 +225,8 @@ restored from elsewhere. Packs that cannot be read are reported; run
 		Example: `  cairn --repo /backup/repo repo rebuild-index`,
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// The old index is thrown away unopened: a damaged one can
-			// make badger fail, or worse, to open it.
+			// The old index is thrown away unopened: badger can crash
+			// on a damaged one.
 			return a.withRepo(cmd.Context(), rebuildIndex, func(r *dedup.Repository) error {
 				res, ok := r.IndexRebuild()
 				if !ok {
