@@ -25,6 +25,9 @@ var (
 	ErrChunkNotFound = errors.New("chunk not found in any pack")
 	// ErrIndexLocked means another process holds the badger index.
 	ErrIndexLocked = errors.New("the index is in use by another cairn process")
+	// ErrNoSpace means the file system of the index is too full to write
+	// to it safely (docs/format.md, "The index on a full disk").
+	ErrNoSpace = errors.New("no space left")
 	// ErrUnsupported means the stored data was written by a newer format.
 	ErrUnsupported = errors.New("unsupported format version")
 )

@@ -54,6 +54,8 @@ type Repository struct {
 	ended   []*session
 
 	scan packScan // chunk locations from pack headers, without an index
+
+	rebuilt *RebuildIndexResult // set when Open rebuilt the index
 }
 
 // Options tune how a repository is opened.
@@ -73,6 +75,14 @@ type Options struct {
 	Now func() time.Time
 	// NoSync skips fsync in the local shard stores (tests and benchmarks).
 	NoSync bool
+	// RebuildIndex throws the index away without opening it (badger may be
+	// unable to) and rebuilds it from the shard stores during Open;
+	// IndexRebuild then returns the counts.
+	RebuildIndex bool
+	// FreesSpace marks a command that frees space (prune, forget): on a
+	// nearly full disk it may use the space cairn reserves beside the
+	// index, where any other command that opens the index gets ErrNoSpace.
+	FreesSpace bool
 }
 
 // locator is DIR/cairn.json: where the shard stores and index live. A
@@ -264,29 +274,21 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	r.mdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxManifestBody),
 		zstd.WithDecodeAllCapLimit(true))
 	if indexDir != "" {
-		_, statErr := os.Stat(indexDir)
-		r.idx, err = openIndex(indexDir)
-		var damaged *indexDamagedError
-		if errors.As(err, &damaged) {
-			// The index is a cache of the shard stores: a process killed
-			// while badger created its files can leave it unopenable, and
-			// the cure is to start it over, not to ask the operator.
-			r.log("index %s is damaged (%v): rebuilding it from the shard stores", indexDir, damaged.err)
-			if rerr := os.RemoveAll(indexDir); rerr != nil {
-				return nil, fmt.Errorf("remove damaged index %s: %w", indexDir, rerr)
-			}
-			statErr = os.ErrNotExist
-			r.idx, err = openIndex(indexDir)
-		}
+		var fresh bool
+		r.idx, fresh, err = openIndex(indexDir, indexOptions{key: indexKey(cfg, keys), discard: opts.RebuildIndex, freeing: opts.FreesSpace, log: r.log})
 		if err != nil {
 			return nil, err
 		}
-		if errors.Is(statErr, os.ErrNotExist) || r.idx.rebuilding() {
-			r.log("index %s missing or incomplete: rebuilding it from the shard stores", indexDir)
-			if _, err := r.RebuildIndex(ctx); err != nil {
+		if fresh || r.idx.rebuilding() {
+			if !fresh {
+				r.log("index %s missing or incomplete: rebuilding it from the shard stores", indexDir)
+			}
+			res, err := r.RebuildIndex(ctx)
+			if err != nil {
 				r.idx.close()
 				return nil, err
 			}
+			r.rebuilt = &res
 		}
 	}
 	return r, nil

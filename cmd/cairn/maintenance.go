@@ -238,7 +238,7 @@ removed and changes nothing (and skips --prune).`,
 			p.IDs = args
 			p.Source = sourceName(p.Source)
 			ctx := cmd.Context()
-			return a.withRepo(ctx, withIndex, func(r *dedup.Repository) error {
+			return a.withRepo(ctx, freeingSpace, func(r *dedup.Repository) error {
 				res, err := r.Forget(ctx, p)
 				if err != nil {
 					return err
@@ -349,7 +349,7 @@ Run it after 'cairn forget'. --dry-run reports what would be done.`,
 			if o.CompactBelow == 0 {
 				o.CompactBelow = -1
 			}
-			return a.withRepo(cmd.Context(), withIndex, func(r *dedup.Repository) error {
+			return a.withRepo(cmd.Context(), freeingSpace, func(r *dedup.Repository) error {
 				rep, err := r.Prune(cmd.Context(), o)
 				if err != nil {
 					return err

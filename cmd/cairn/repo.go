@@ -225,11 +225,14 @@ restored from elsewhere. Packs that cannot be read are reported; run
 		Example: `  cairn --repo /backup/repo repo rebuild-index`,
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withRepo(cmd.Context(), withIndex, func(r *dedup.Repository) error {
-				res, err := r.RebuildIndex(cmd.Context())
-				if err != nil {
-					return err
+			// The old index is thrown away unopened: badger can crash
+			// on a damaged one.
+			return a.withRepo(cmd.Context(), rebuildIndex, func(r *dedup.Repository) error {
+				res, ok := r.IndexRebuild()
+				if !ok {
+					return fmt.Errorf("repository %s was opened without rebuilding its index", r.Dir())
 				}
+				var err error
 				if a.jsonOut {
 					err = writeJSON(a.stdout, res)
 				} else if !a.quiet {

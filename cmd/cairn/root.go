@@ -283,6 +283,12 @@ const (
 	// readOnly opens without the index: listing and restoring work from
 	// the shard stores alone and may run beside a backup.
 	readOnly
+	// rebuildIndex discards the index unopened and rebuilds it while
+	// opening the repository (repo rebuild-index).
+	rebuildIndex
+	// freeingSpace opens the index for forget and prune, which may use
+	// the space reserved beside it when the disk is full.
+	freeingSpace
 )
 
 func (a *app) options(password []byte, mode openMode) dedup.Options {
@@ -290,8 +296,12 @@ func (a *app) options(password []byte, mode openMode) dedup.Options {
 		Password: password,
 		IndexDir: a.indexDir,
 		NoIndex:  mode == readOnly,
-		NoSync:   a.noSync,
-		Log:      a.notef,
+		// A damaged index may be beyond badger's opening, so the
+		// command that replaces it does not try.
+		RebuildIndex: mode == rebuildIndex,
+		FreesSpace:   mode == freeingSpace,
+		NoSync:       a.noSync,
+		Log:          a.notef,
 	}
 }
 
