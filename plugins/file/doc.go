@@ -5,7 +5,12 @@
 // # Glossary
 //
 //   - Root: an allowed directory; only files directly inside a root are
-//     protectable, and restores may only write inside a root.
+//     protectable, and restores may only write inside a root. Whoever can
+//     write into a root is untrusted: a symlink there is never listed,
+//     opened or written through (os.Root, O_NOFOLLOW).
+//   - Partial file: a restore in progress, ".NAME.<random>.cairn-partial"
+//     beside its target (blockdev.PartialSuffix), renamed into place when
+//     complete; Recover removes those a crash left.
 //   - Instance ID: a UUID derived from the file's absolute path (stable
 //     across restarts, safe in a URL).
 package file
