@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"cairn/blockdev"
 	"cairn/plugins"
 )
@@ -117,5 +119,50 @@ func TestRestoreTargetConfined(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(rdir, "new", "dir", "*"+partialSuffix)); len(m) != 0 {
 		t.Errorf("partial files left: %v", m)
+	}
+}
+
+func TestProtectable(t *testing.T) {
+	for _, tc := range []struct {
+		mode          os.FileMode
+		devices, want bool
+	}{
+		{0, false, true}, // regular file
+		{os.ModeSymlink, true, false},
+		{os.ModeDir, true, false},
+		{os.ModeDevice, false, false},
+		{os.ModeDevice, true, true},
+		{os.ModeDevice | os.ModeCharDevice, true, false},
+		{os.ModeNamedPipe, true, false},
+	} {
+		if got := protectable(tc.mode, tc.devices); got != tc.want {
+			t.Errorf("protectable(%v, devices %v) = %v, want %v", tc.mode, tc.devices, got, tc.want)
+		}
+	}
+}
+
+// TestDevicesOnlyWhenAllowed puts a block device node into a root: it is
+// listed only when the plugin allows devices.
+func TestDevicesOnlyWhenAllowed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making a device node needs root")
+	}
+	dir := t.TempDir()
+	dev := filepath.Join(dir, "loop.dev")
+	if err := unix.Mknod(dev, unix.S_IFBLK|0o600, int(unix.Mkdev(7, 0))); err != nil {
+		t.Fatalf("mknod as root: %v", err)
+	}
+	for _, allow := range []bool{false, true} {
+		p, err := New([]string{dir}, t.TempDir(), Options{Devices: allow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		insts, err := p.Instances(context.Background(), "proj")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(insts) == 1 && insts[0].Name == dev; got != allow {
+			t.Errorf("devices allowed %v: instances %+v", allow, insts)
+		}
 	}
 }

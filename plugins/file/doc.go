@@ -1,6 +1,7 @@
 // Package file is the protection plugin for local files and block devices
-// ("OS::Cairn::File"): the instances are the regular files and block
-// devices directly inside a configured allow-list of directories.
+// ("OS::Cairn::File"): the instances are the regular files (and, if
+// allowed, block devices) directly inside a configured allow-list of
+// directories.
 //
 // # Glossary
 //
