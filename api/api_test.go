@@ -350,12 +350,24 @@ func TestCheckpointsRestoresVerifications(t *testing.T) {
 	if l := e.must(200, "GET", "/v1/p/restores", nil)["restores"].([]any); len(l) != 1 {
 		t.Fatal(l)
 	}
-	// Restoring onto an existing file fails per resource, not the request.
-	r = e.must(202, "POST", "/v1/p/restores", map[string]any{"restore": map[string]any{"provider_id": prov, "checkpoint_id": cid,
-		"restore_target": target}})["restore"].(map[string]any)
-	r = e.waitRun("/v1/p/restores/"+r["id"].(string), "restore")
-	if r["status"] != "fail" || r["resources_reason"].(map[string]any)[file.Type+"#"+id] == "" {
-		t.Fatal(r)
+	// A bad target (existing, through a symlink, outside the folders) is
+	// refused with the request, before a job is queued.
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(e.cfg.RestoreDir, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{target, filepath.Join(e.cfg.RestoreDir, "escape", "x.img"), filepath.Join(outside, "x.img")} {
+		msg := fault(t, e.must(400, "POST", "/v1/p/restores", map[string]any{"restore": map[string]any{"provider_id": prov, "checkpoint_id": cid,
+			"restore_target": bad}}), "badRequest", 400)
+		if !strings.Contains(msg, bad) {
+			t.Errorf("400 for %s does not name it: %s", bad, msg)
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("written outside the restore directory: %v", ents)
+	}
+	if l := e.must(200, "GET", "/v1/p/restores", nil)["restores"].([]any); len(l) != 1 {
+		t.Fatalf("refused restores were recorded: %v", l)
 	}
 
 	v := e.must(202, "POST", "/v1/p/verifications", map[string]any{"verification": map[string]any{"provider_id": prov, "checkpoint_id": cid}})["verification"].(map[string]any)
@@ -372,7 +384,7 @@ func TestCheckpointsRestoresVerifications(t *testing.T) {
 	for _, l := range logs {
 		types[l.(map[string]any)["operation_type"].(string)]++
 	}
-	if types["protect"] != 1 || types["restore"] != 2 || types["verify"] != 1 {
+	if types["protect"] != 1 || types["restore"] != 1 || types["verify"] != 1 {
 		t.Fatalf("operation logs %v", types)
 	}
 	lid := logs[0].(map[string]any)["id"].(string)

@@ -158,7 +158,7 @@ func (a *Appliance) builtinPlugins(cfg Config) error {
 			}
 		}
 	}
-	fp, err := file.New(cfg.FileRoots, cfg.RestoreDir)
+	fp, err := file.New(cfg.FileRoots, cfg.RestoreDir, file.Options{Devices: cfg.FileDevices})
 	if err != nil {
 		return err
 	}

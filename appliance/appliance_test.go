@@ -109,7 +109,7 @@ func openEnv(t *testing.T, cfg Config, clk *fakeClock, run bool) *testEnv {
 	t.Helper()
 	full := cfg
 	full.fill()
-	fp, err := file.New(full.FileRoots, full.RestoreDir)
+	fp, err := file.New(full.FileRoots, full.RestoreDir, file.Options{Devices: full.FileDevices})
 	if err != nil {
 		t.Fatal(err)
 	}

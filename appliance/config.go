@@ -66,6 +66,9 @@ type Config struct {
 	// FileRoots are the directories whose files are protectable
 	// (default [DATA_DIR/volumes]).
 	FileRoots []string `json:"file_roots"`
+	// FileDevices makes block device nodes in FileRoots protectable too;
+	// by default only regular files are (never symlinks).
+	FileDevices bool `json:"file_devices"`
 	// RestoreDir receives restores without a target (DATA_DIR/restores).
 	RestoreDir string `json:"restore_dir"`
 	// RBDPools are the Ceph pools ("POOL" or "POOL/NAMESPACE", may

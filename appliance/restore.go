@@ -53,6 +53,11 @@ func (a *Appliance) createRun(project, providerID, cpID, target string, params m
 	if kind == "verify" {
 		st, kindName, m, r.Restored = "verifying", "verifications", a.verifications, nil
 	}
+	if kind == "restore" {
+		if err := a.checkTargetsLocked(r, cp.Resources); err != nil {
+			return nil, err
+		}
+	}
 	for _, rb := range cp.Resources {
 		r.ResourcesStatus[resKey(rb.Resource)] = st
 	}
@@ -67,6 +72,45 @@ func (a *Appliance) createRun(project, providerID, cpID, target string, params m
 	a.save(kindName, r.ID, r)
 	a.save("operation_logs", log.ID, log)
 	return cloneRestore(r), nil
+}
+
+// targetChecker is a plugin that can tell a bad restore target before the
+// restore runs (the file plugin: outside its folders, through a symlink,
+// existing).
+type targetChecker interface {
+	Target(req plugins.RestoreRequest) (string, error)
+}
+
+// checkTargetsLocked refuses r when a plugin rejects its target, so that
+// the caller gets a 400 instead of a 202 and a failed job.
+func (a *Appliance) checkTargetsLocked(r *Restore, res []ResourceBackup) error {
+	for _, rb := range res {
+		p, err := a.reg.Get(rb.Resource.Type)
+		if err != nil {
+			continue // reported by the job, as before
+		}
+		tc, ok := p.(targetChecker)
+		if !ok {
+			continue
+		}
+		if _, err := tc.Target(restoreRequest(r, rb, len(res))); err != nil {
+			if errors.Is(err, plugins.ErrInvalidParameter) {
+				return fmt.Errorf("resource %s: %w: %w", rb.Resource.Name, ErrInvalid, err)
+			}
+			return fmt.Errorf("resource %s: %w", rb.Resource.Name, err)
+		}
+	}
+	return nil
+}
+
+// restoreRequest is what the plugin is asked to restore of rb, one of n
+// resources of r.
+func restoreRequest(r *Restore, rb ResourceBackup, n int) plugins.RestoreRequest {
+	req := plugins.RestoreRequest{Project: r.ProjectID, Resource: rb.Resource, BackupID: rb.BackupID, Parameters: resourceParams(r.Parameters, rb.Resource)}
+	if n == 1 && filepath.IsAbs(r.RestoreTarget) {
+		req.Target = r.RestoreTarget
+	}
+	return req
 }
 
 func resourceParams(params map[string]any, r plugins.Resource) map[string]any {
@@ -94,11 +138,7 @@ func (a *Appliance) runRestore(ctx context.Context, r *Restore, res []ResourceBa
 			if kind == "verify" {
 				err = p.Verify(ctx, repo, rb.BackupID)
 			} else {
-				req := plugins.RestoreRequest{Project: r.ProjectID, Resource: rb.Resource, BackupID: rb.BackupID, Parameters: resourceParams(r.Parameters, rb.Resource)}
-				if len(res) == 1 && filepath.IsAbs(r.RestoreTarget) {
-					req.Target = r.RestoreTarget
-				}
-				where, err = p.Restore(ctx, repo, req)
+				where, err = p.Restore(ctx, repo, restoreRequest(r, rb, len(res)))
 			}
 		}
 		a.mu.Lock()

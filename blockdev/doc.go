@@ -7,7 +7,9 @@
 //   - Source: a volume being backed up (a disk image file, a block device).
 //     It is read with concurrent ReadAt calls.
 //   - Target: where a restore writes a volume back. Bytes never written must
-//     read as zeros once the target is closed.
+//     read as zeros once the target is closed. A file target is written
+//     under a temporary name (PartialSuffix) and renamed into place by
+//     Close, never over an existing file unless forced.
 //   - Extent: a byte range [Off, Off+Len) of a volume. Allocated returns the
 //     extents that may hold data; backup reads whole blocks, so extents are
 //     widened to block boundaries with AlignExtents.

@@ -14,4 +14,8 @@ var (
 	// ErrUnsupportedType is returned for paths that are neither a regular
 	// file nor a block device (directories, character devices, sockets…).
 	ErrUnsupportedType = errors.New("not a regular file or block device")
+
+	// ErrSymlink is returned where a path confined to a directory names a
+	// symlink, which is never followed there.
+	ErrSymlink = errors.New("is a symlink, which is not followed")
 )

@@ -35,13 +35,17 @@ func OpenFile(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open source: %w", err)
 	}
+	return newFile(f, abs)
+}
+
+// newFile makes a Source of f, opened from path, or closes it.
+func newFile(f *os.File, path string) (*File, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("stat %s: %w", abs, err)
+		return nil, fmt.Errorf("stat %s: %w", path, err)
 	}
-
-	src := &File{f: f, path: abs}
+	src := &File{f: f, path: path}
 	switch {
 	case fi.Mode().IsRegular():
 		src.size = fi.Size()
@@ -53,9 +57,42 @@ func OpenFile(path string) (*File, error) {
 		}
 	default:
 		_ = f.Close()
-		return nil, fmt.Errorf("source %s (%s): %w", abs, fi.Mode().Type(), ErrUnsupportedType)
+		return nil, fmt.Errorf("source %s (%s): %w", path, fi.Mode().Type(), ErrUnsupportedType)
 	}
 	return src, nil
+}
+
+// OpenFileIn is OpenFile for name inside root: its directories are
+// resolved within root, and name itself must not be a symlink (ErrSymlink),
+// so nothing placed in root can make a backup read a file outside it.
+func OpenFileIn(root *os.Root, name string) (*File, error) {
+	path := filepath.Join(root.Name(), name)
+	dir, err := root.Open(filepath.Dir(name))
+	if err != nil {
+		return nil, fmt.Errorf("open source %s: %w", path, err)
+	}
+	defer dir.Close()
+	var fd int
+	err = fdControl(dir, func(dfd int) error {
+		var err error
+		// O_NONBLOCK: opening a FIFO placed there must not hang the
+		// backup (newFile refuses it); reads of files and devices block
+		// again below.
+		fd, err = unix.Openat(dfd, filepath.Base(name), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err == nil {
+			if err = unix.SetNonblock(fd, false); err != nil {
+				unix.Close(fd)
+			}
+		}
+		return err
+	})
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("source %s: %w", path, ErrSymlink)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open source %s: %w", path, err)
+	}
+	return newFile(os.NewFile(uintptr(fd), path), path)
 }
 
 // ReadAt reads with pread, so concurrent calls do not share a file offset.

@@ -3,7 +3,6 @@ package blockdev
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"sync/atomic"
 	"unsafe"
@@ -11,120 +10,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TargetOptions control how CreateFileTarget treats an existing path.
-type TargetOptions struct {
-	// Force allows overwriting an existing regular file (its old content is
-	// discarded) or a block device.
-	Force bool
-}
-
 // FileTarget is a Target backed by a regular file or a block device.
+//
+// A file is written under a temporary name in its directory and moved to
+// its path only by Close, once complete and synced: nobody ever sees a
+// partial volume at the path, and two restores to one path never write
+// into the same file. A block device is written in place.
 type FileTarget struct {
 	f     *os.File
 	path  string
 	size  int64
 	isDev bool
+	// dir is the target's directory, held open so that publishing renames
+	// within the directory that was checked, whatever happens to the path
+	// meanwhile; tmp is the file's name in it until Close moves it to name.
+	// replace lets Close overwrite an existing name (Force).
+	dir       *os.File
+	tmp, name string
+	replace   bool
 	// fresh is set when the file was created or truncated to zero at open,
 	// so every byte not written since is a hole.
 	fresh bool
 	// written is set by the first WriteAt: until then a fresh file is all
 	// hole and Zero has nothing to do.
 	written atomic.Bool
+	closed  bool
 }
 
 var _ Target = (*FileTarget)(nil)
 
 // zeros is never written to, so concurrent Zero calls may share it.
 var zeros [1 << 20]byte
-
-// CreateFileTarget opens path for restoring a volume of size bytes.
-//
-// A missing path is created as a sparse file, so never-written bytes cost no
-// disk space. An existing regular file is refused unless opts.Force is set,
-// and is then truncated to zero first so that its old content cannot show
-// through the holes of the restored volume. A block device always needs
-// opts.Force, must hold at least size bytes, and is opened exclusively so
-// that a mounted device is refused; its holes must be cleared with Zero.
-func CreateFileTarget(path string, size int64, opts TargetOptions) (*FileTarget, error) {
-	if size < 0 {
-		return nil, fmt.Errorf("restore target %s: negative size %d", path, size)
-	}
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return createFile(path, size)
-	case err != nil:
-		return nil, fmt.Errorf("restore target: %w", err)
-	case fi.Mode().IsRegular():
-		if !opts.Force {
-			return nil, fmt.Errorf("restore target %s: %w (pass --force to overwrite it)", path, ErrTargetExists)
-		}
-		return truncateFile(path, size)
-	case isBlockDevice(fi.Mode()):
-		if !opts.Force {
-			return nil, fmt.Errorf("restore target %s is a block device: %w (pass --force to overwrite it)", path, ErrTargetExists)
-		}
-		return openDevice(path, size)
-	default:
-		return nil, fmt.Errorf("restore target %s (%s): %w", path, fi.Mode().Type(), ErrUnsupportedType)
-	}
-}
-
-func createFile(path string, size int64) (*FileTarget, error) {
-	// O_EXCL: another process creating the same path between Stat and here
-	// must not be overwritten. 0600 because a volume image holds everything
-	// the volume did.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("restore target %s: %w (pass --force to overwrite it)", path, ErrTargetExists)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create restore target: %w", err)
-	}
-	if err := f.Truncate(size); err != nil {
-		_ = f.Close()
-		_ = os.Remove(path)
-		return nil, fmt.Errorf("truncate %s to %d: %w", path, size, err)
-	}
-	return &FileTarget{f: f, path: path, size: size, fresh: true}, nil
-}
-
-func truncateFile(path string, size int64) (*FileTarget, error) {
-	// O_TRUNC drops every old block before the file is extended, so the
-	// extension is all hole and no old byte survives.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_TRUNC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open restore target: %w", err)
-	}
-	if err := f.Truncate(size); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("truncate %s to %d: %w", path, size, err)
-	}
-	return &FileTarget{f: f, path: path, size: size, fresh: true}, nil
-}
-
-func openDevice(path string, size int64) (*FileTarget, error) {
-	// O_EXCL on a block device fails with EBUSY while it is mounted or held
-	// by device mapper, md or another exclusive opener.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_EXCL, 0)
-	if errors.Is(err, unix.EBUSY) {
-		return nil, fmt.Errorf("open restore target %s: device in use (mounted?): %w", path, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open restore target: %w", err)
-	}
-	devSize, err := deviceSize(f)
-	if err != nil {
-		_ = f.Close()
-		return nil, err
-	}
-	if devSize < size {
-		_ = f.Close()
-		return nil, fmt.Errorf("restore target %s: %w: device has %d bytes, volume needs %d",
-			path, ErrTargetTooSmall, devSize, size)
-	}
-	return &FileTarget{f: f, path: path, size: size, isDev: true}, nil
-}
 
 // WriteAt writes with pwrite, so concurrent calls do not share a file
 // offset. Writes past the volume size are refused: on a larger device they
@@ -218,8 +134,11 @@ func (t *FileTarget) writeZeros(off, length int64) error {
 }
 
 // control runs fn on the descriptor while holding it open against Close.
-func (t *FileTarget) control(fn func(fd int) error) error {
-	rc, err := t.f.SyscallConn()
+func (t *FileTarget) control(fn func(fd int) error) error { return fdControl(t.f, fn) }
+
+// fdControl runs fn on f's descriptor while holding it open against Close.
+func fdControl(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
@@ -230,16 +149,42 @@ func (t *FileTarget) control(fn func(fd int) error) error {
 	return fnErr
 }
 
-// Close flushes the target to stable storage and closes it. A restore is not
-// done until Close returns nil.
+// Close flushes the target to stable storage and closes it; a file is then
+// moved to its path (see CreateFileTarget). A restore is not done until
+// Close returns nil; on an error nothing is left at the path that was not
+// there before. Call Abort instead to give the restore up.
 func (t *FileTarget) Close() error {
+	if t.closed {
+		return fmt.Errorf("close %s: %w", t.path, os.ErrClosed)
+	}
+	t.closed = true
 	syncErr := t.f.Sync()
 	closeErr := t.f.Close()
-	if syncErr != nil {
-		return fmt.Errorf("sync %s: %w", t.path, syncErr)
+	var err error
+	switch {
+	case syncErr != nil:
+		err = fmt.Errorf("sync %s: %w", t.path, syncErr)
+	case closeErr != nil:
+		err = fmt.Errorf("close %s: %w", t.path, closeErr)
+	case t.dir != nil:
+		err = t.publish()
 	}
-	if closeErr != nil {
-		return fmt.Errorf("close %s: %w", t.path, closeErr)
+	if err != nil {
+		t.discard()
 	}
-	return nil
+	t.closeDir()
+	return err
+}
+
+// Abort gives the restore up: a file target's temporary file is removed
+// and the path is left as it was; a block device keeps what was written.
+// It does nothing after Close.
+func (t *FileTarget) Abort() {
+	if t.closed {
+		return
+	}
+	t.closed = true
+	_ = t.f.Close()
+	t.discard()
+	t.closeDir()
 }

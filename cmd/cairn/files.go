@@ -77,7 +77,10 @@ system to stdout. Symbolic links are followed within that file system.`,
 }
 
 func newFilesRestoreCmd(a *app) *cobra.Command {
-	var to string
+	var (
+		to        string
+		keepSetid bool
+	)
 	cmd := &cobra.Command{
 		Use:   "restore CHECKPOINT[:PARTITION] PATH --to DEST",
 		Short: "Copy a file or directory tree out of a checkpoint",
@@ -86,14 +89,22 @@ the checkpoint's file system to DEST, keeping permissions, owners and
 modification times. When DEST is an existing directory, PATH is copied
 into it under its own name; otherwise DEST becomes the copy. Existing
 files are never overwritten; existing directories are merged into.
-Devices, FIFOs and sockets are skipped.`,
+Devices, FIFOs and sockets are skipped.
+
+The setuid and setgid bits of files are dropped (and the files listed)
+unless --keep-setid is given: a program restored for inspection must not
+become a way to gain its owner's rights. Directories keep theirs.
+
+Nothing is written outside DEST: symbolic links inside DEST, whether
+already there or restored, are never followed out of it, and an existing
+symlink is never merged into as a directory.`,
 		Example: `  cairn files restore 0197c2a4 /etc/nginx --to /tmp/
   cairn files restore 0197c2a4:1 /home/ann/report.odt --to ./report.odt`,
 		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			return a.withFiles(ctx, args[0], func(fsys *os.Root) error {
-				st, err := restoreFiles(ctx, fsys, args[1], to)
+				st, err := restoreFiles(ctx, fsys, args[1], to, keepSetid)
 				if err != nil {
 					return err
 				}
@@ -102,6 +113,7 @@ Devices, FIFOs and sockets are skipped.`,
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "where to copy PATH (required)")
+	cmd.Flags().BoolVar(&keepSetid, "keep-setid", false, "keep the setuid and setgid bits of restored files")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }

@@ -52,6 +52,8 @@ func TestLsMode(t *testing.T) {
 func TestCLIMountUsage(t *testing.T) {
 	c := &cli{t: t, env: map[string]string{"CAIRN_REPO": t.TempDir()}}
 	c.fail(exitUsage, "accepts 1 arg", "mount")
+	c.fail(exitUsage, "needs an argument", "mount", t.TempDir(), "--allow-other")
+	c.fail(exitUsage, "name an existing group", "mount", t.TempDir(), "--allow-other", "no-such-group-cairn")
 	c.fail(exitUsage, "bad partition", "files", "ls", "0197:x")
 	c.fail(exitUsage, "required flag", "files", "restore", "0197", "/etc")
 }

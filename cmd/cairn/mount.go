@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/user"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,7 +21,7 @@ func mountCommands(a *app) []*cobra.Command {
 
 func newMountCmd(a *app) *cobra.Command {
 	var (
-		allowOther bool
+		allowOther string
 		debug      bool
 	)
 	cmd := &cobra.Command{
@@ -43,7 +45,11 @@ partition are reached by loop-mounting it read-only, e.g.
   mount -o loop,ro,noload MOUNTPOINT/<source>/latest/part1.raw /mnt/x
 or with 'cairn files'. See docs/mount.md.
 
-Only the user who mounted sees the tree unless --allow-other is given.`,
+Files are 0400 and directories 0500, and only the user who mounted gets
+in. --allow-other GROUP lets the members of GROUP (a name or a number) read
+the tree too: files become 0440 and directories 0550, of group GROUP. A
+volume image holds everything the volume did, so access goes to one named
+group, never to every user.`,
 		Example: `  cairn mount /mnt/cairn &
   ls /mnt/cairn/var_lib_vm1.img/
   sha256sum /mnt/cairn/var_lib_vm1.img/latest/disk.raw
@@ -51,8 +57,16 @@ Only the user who mounted sees the tree unless --allow-other is given.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			o := fusefs.Options{Log: a.notef, Debug: debug}
+			if cmd.Flags().Changed("allow-other") {
+				gid, err := lookupGroup(allowOther)
+				if err != nil {
+					return err
+				}
+				o.AllowOther, o.GID = true, gid
+			}
 			return a.withRepo(ctx, readOnly, func(r *dedup.Repository) error {
-				srv, err := fusefs.Mount(ctx, r, args[0], fusefs.Options{AllowOther: allowOther, Log: a.notef, Debug: debug})
+				srv, err := fusefs.Mount(ctx, r, args[0], o)
 				if err != nil {
 					return err
 				}
@@ -71,10 +85,29 @@ Only the user who mounted sees the tree unless --allow-other is given.`,
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&allowOther, "allow-other", false, "let other users see the mount (FUSE allow_other)")
+	f.StringVar(&allowOther, "allow-other", "", "let the members of `GROUP` (name or number) read the mount: files 0440, directories 0550")
 	f.BoolVar(&debug, "debug", false, "log every FUSE request on stderr")
 	_ = f.MarkHidden("debug")
 	return cmd
+}
+
+// lookupGroup resolves --allow-other's GROUP, a group name or a number.
+func lookupGroup(s string) (uint32, error) {
+	if s == "" {
+		return 0, usagef("--allow-other needs a GROUP whose members may read the mount")
+	}
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	g, err := user.LookupGroup(s)
+	if err != nil {
+		return 0, usagef("--allow-other %s: %v (name an existing group, or give a number)", s, err)
+	}
+	n, err := strconv.ParseUint(g.Gid, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("group %s has a non-numeric ID %q", s, g.Gid)
+	}
+	return uint32(n), nil
 }
 
 // serveMount returns when srv has been unmounted: from outside

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -27,11 +24,16 @@ func newRestoreCmd(a *app) *cobra.Command {
 		Long: `Write the volume of CHECKPOINT (its ID or a unique prefix of it, see
 'cairn checkpoints') to PATH.
 
-A new PATH is created as a sparse file: the volume's holes take no space.
-An existing file, or a block device, is only overwritten with --force; a
-block device must be at least as large as the volume and not in use, and
-its holes are zeroed. The restore is complete when cairn exits 0; a failed
-restore removes a file it created.
+A file is restored as a sparse file (the volume's holes take no space)
+under a temporary name in PATH's directory, ".NAME.<random>.cairn-partial",
+and renamed to PATH once complete and synced: PATH never holds a partial
+volume. An existing PATH, or one that another restore creates meanwhile,
+is refused unless --force is given; with --force an existing file (or a
+symlink at PATH) is replaced when the restore completes, and of two forced
+restores to one path the last to finish wins. A block device is only
+written with --force, in place; it must be at least as large as the volume
+and not in use, and its holes are zeroed. The restore is complete when
+cairn exits 0; a failed restore leaves PATH as it was.
 
 The repository's index is not needed, so a restore may run while a backup
 is in progress.`,
@@ -55,8 +57,6 @@ is in progress.`,
 				if rbd.IsSpec(to) {
 					return a.restoreRBD(ctx, r, cp, to, force, &ceph)
 				}
-				_, statErr := os.Stat(to)
-				created := errors.Is(statErr, fs.ErrNotExist)
 				tgt, err := blockdev.CreateFileTarget(to, cp.Size, blockdev.TargetOptions{Force: force})
 				if err != nil {
 					return err
@@ -68,13 +68,11 @@ is in progress.`,
 				// holes of a block device.
 				_, err = r.Restore(ctx, cp.ID, w, dedup.RestoreOptions{Zero: tgt.Zero, Progress: line.bytes})
 				a.doneProgress(line)
-				if cerr := tgt.Close(); err == nil {
-					err = cerr
-				}
 				if err != nil {
-					if created {
-						_ = os.Remove(to)
-					}
+					tgt.Abort()
+					return err
+				}
+				if err := tgt.Close(); err != nil {
 					return err
 				}
 				return a.printRestore(cp, to, w.Written(), time.Since(start))

@@ -32,12 +32,12 @@ var (
 
 // checkpointInode returns the inode of e's directory and fills out.
 func (n *sourceNode) checkpointInode(ctx context.Context, e *entry, out *fuse.EntryOut) *fs.Inode {
-	dirAttr(&out.Attr, e.cp.CreatedAt)
+	n.f.dirAttr(&out.Attr, e.cp.CreatedAt)
 	return n.NewInode(ctx, &cpNode{f: n.f, e: e}, fs.StableAttr{Mode: fuse.S_IFDIR, Ino: ino("checkpoint", e.cp.ID)})
 }
 
 func (n *cpNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	dirAttr(&out.Attr, n.e.cp.CreatedAt)
+	n.f.dirAttr(&out.Attr, n.e.cp.CreatedAt)
 	return 0
 }
 
@@ -61,7 +61,7 @@ func (n *cpNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*
 	}
 	id := fs.StableAttr{Mode: fuse.S_IFREG, Ino: ino("file", n.e.cp.ID, name)}
 	if name == infoFile {
-		node := &infoNode{data: v.info, mtime: v.mtime}
+		node := &infoNode{f: n.f, data: v.info, mtime: v.mtime}
 		node.attr(&out.Attr)
 		return n.NewInode(ctx, node, id), 0
 	}

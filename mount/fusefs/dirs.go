@@ -42,7 +42,7 @@ var (
 )
 
 func (n *rootNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	dirAttr(&out.Attr, n.f.now)
+	n.f.dirAttr(&out.Attr, n.f.now)
 	return 0
 }
 
@@ -60,14 +60,14 @@ func (n *rootNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 
 func (n *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	if name == byIDDir {
-		dirAttr(&out.Attr, n.f.now)
+		n.f.dirAttr(&out.Attr, n.f.now)
 		return n.NewInode(ctx, &byIDNode{f: n.f}, fs.StableAttr{Mode: fuse.S_IFDIR, Ino: ino("by-id")}), 0
 	}
 	sd, errno := n.f.findSource(ctx, name)
 	if errno != 0 {
 		return nil, errno
 	}
-	dirAttr(&out.Attr, sd.latest().cp.CreatedAt)
+	n.f.dirAttr(&out.Attr, sd.latest().cp.CreatedAt)
 	return n.NewInode(ctx, &sourceNode{f: n.f, name: name}, fs.StableAttr{Mode: fuse.S_IFDIR, Ino: ino("source", name)}), 0
 }
 
@@ -76,7 +76,7 @@ func (n *sourceNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.Att
 	if cat, err := n.f.catalog(ctx, false); err == nil && cat.byName[n.name] != nil {
 		t = cat.byName[n.name].latest().cp.CreatedAt
 	}
-	dirAttr(&out.Attr, t)
+	n.f.dirAttr(&out.Attr, t)
 	return 0
 }
 
@@ -104,7 +104,7 @@ func (n *sourceNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 			return nil, errno
 		}
 		e := sd.latest()
-		linkAttr(&out.Attr, e.dir, e.cp.CreatedAt)
+		n.f.linkAttr(&out.Attr, e.dir, e.cp.CreatedAt)
 		out.SetEntryTimeout(latestTimeout)
 		out.SetAttrTimeout(latestTimeout)
 		return n.NewInode(ctx, &latestNode{f: n.f, source: n.name}, fs.StableAttr{Mode: fuse.S_IFLNK, Ino: ino("latest", n.name)}), 0
@@ -122,7 +122,7 @@ func (n *sourceNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 }
 
 func (n *byIDNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	dirAttr(&out.Attr, n.f.now)
+	n.f.dirAttr(&out.Attr, n.f.now)
 	return 0
 }
 
@@ -146,8 +146,8 @@ func (n *byIDNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 		return nil, errno
 	}
 	target := "../" + e.path()
-	linkAttr(&out.Attr, target, e.cp.CreatedAt)
-	return n.NewInode(ctx, &linkNode{target: target, mtime: e.cp.CreatedAt}, fs.StableAttr{Mode: fuse.S_IFLNK, Ino: ino("id", name)}), 0
+	n.f.linkAttr(&out.Attr, target, e.cp.CreatedAt)
+	return n.NewInode(ctx, &linkNode{f: n.f, target: target, mtime: e.cp.CreatedAt}, fs.StableAttr{Mode: fuse.S_IFLNK, Ino: ino("id", name)}), 0
 }
 
 // findSource finds a source directory, listing the checkpoints again if it
@@ -178,17 +178,27 @@ func (f *fsys) findEntry(ctx context.Context, find func(*catalog) *entry) (*entr
 	return nil, syscall.ENOENT
 }
 
-func dirAttr(a *fuse.Attr, t time.Time) {
-	a.Mode = fuse.S_IFDIR | 0o555
+func (f *fsys) dirAttr(a *fuse.Attr, t time.Time) {
+	a.Mode = fuse.S_IFDIR | f.dirMode
 	a.Nlink = 2
+	f.setOwner(a)
 	setTimes(a, t)
 }
 
-func linkAttr(a *fuse.Attr, target string, t time.Time) {
+// linkAttr: a symlink's own bits are never checked, so 0777 as everywhere.
+func (f *fsys) linkAttr(a *fuse.Attr, target string, t time.Time) {
 	a.Mode = fuse.S_IFLNK | 0o777
 	a.Size = uint64(len(target))
 	a.Nlink = 1
+	f.setOwner(a)
 	setTimes(a, t)
+}
+
+// setOwner sets the owner explicitly: go-fuse fills in fs.Options.GID only
+// for nodes whose UID it also fills in, which it skips when mounting as
+// root (UID 0), so a named group would be lost.
+func (f *fsys) setOwner(a *fuse.Attr) {
+	a.Uid, a.Gid = f.uid, f.gid
 }
 
 func setTimes(a *fuse.Attr, t time.Time) { a.SetTimes(&t, &t, &t) }

@@ -22,6 +22,7 @@ type fileNode struct {
 // infoNode is info.json, built when the volume was opened.
 type infoNode struct {
 	fs.Inode
+	f     *fsys
 	data  []byte
 	mtime time.Time
 }
@@ -37,7 +38,7 @@ var (
 )
 
 func (n *fileNode) attr(a *fuse.Attr) {
-	fileAttr(a, n.w.size, n.v.mtime)
+	n.f.fileAttr(a, n.w.size, n.v.mtime)
 	a.Blksize = uint32(min(n.v.bs, maxRead))
 }
 
@@ -55,7 +56,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	return newHandle(n.f, n.v, n.w), fuse.FOPEN_KEEP_CACHE, 0
 }
 
-func (n *infoNode) attr(a *fuse.Attr) { fileAttr(a, int64(len(n.data)), n.mtime) }
+func (n *infoNode) attr(a *fuse.Attr) { n.f.fileAttr(a, int64(len(n.data)), n.mtime) }
 
 func (n *infoNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.attr(&out.Attr)
@@ -76,10 +77,11 @@ func (n *infoNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 	return fuse.ReadResultData(n.data[off:min(int64(len(n.data)), off+int64(len(dest)))]), 0
 }
 
-func fileAttr(a *fuse.Attr, size int64, t time.Time) {
-	a.Mode = fuse.S_IFREG | 0o444
+func (f *fsys) fileAttr(a *fuse.Attr, size int64, t time.Time) {
+	a.Mode = fuse.S_IFREG | f.fileMode
 	a.Size = uint64(size)
 	a.Nlink = 1
+	f.setOwner(a)
 	setTimes(a, t)
 }
 

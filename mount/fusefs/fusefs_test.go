@@ -71,8 +71,8 @@ func TestTree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Size() != int64(len(want)) || !st.ModTime().Equal(cp2.CreatedAt) || st.Mode() != 0o444 {
-			t.Errorf("%s: size %d, mtime %v, mode %v; want %d, %v, -r--r--r--", name, st.Size(), st.ModTime(), st.Mode(), len(want), cp2.CreatedAt)
+		if st.Size() != int64(len(want)) || !st.ModTime().Equal(cp2.CreatedAt) || st.Mode() != 0o400 {
+			t.Errorf("%s: size %d, mtime %v, mode %v; want %d, %v, -r--------", name, st.Size(), st.ModTime(), st.Mode(), len(want), cp2.CreatedAt)
 		}
 		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%s: content differs (%v)", name, err)

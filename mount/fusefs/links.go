@@ -16,6 +16,7 @@ import (
 // linkNode is a fixed symlink: by-id/<ID> → ../<source>/<checkpoint dir>.
 type linkNode struct {
 	fs.Inode
+	f      *fsys
 	target string
 	mtime  time.Time
 }
@@ -40,7 +41,7 @@ func (n *linkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *linkNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	linkAttr(&out.Attr, n.target, n.mtime)
+	n.f.linkAttr(&out.Attr, n.target, n.mtime)
 	return 0
 }
 
@@ -71,7 +72,7 @@ func (n *latestNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.Att
 	if errno != 0 {
 		return errno
 	}
-	linkAttr(&out.Attr, e.dir, e.cp.CreatedAt)
+	n.f.linkAttr(&out.Attr, e.dir, e.cp.CreatedAt)
 	out.SetTimeout(latestTimeout)
 	return 0
 }

@@ -25,10 +25,16 @@ type Repository interface {
 
 // Options steer a mount. The zero value is a private, read-only mount.
 type Options struct {
-	// AllowOther lets users other than the one mounting see the tree
-	// (FUSE allow_other; for non-root users it needs user_allow_other in
-	// /etc/fuse.conf). Permissions are still checked (default_permissions).
+	// AllowOther lets the members of group GID read the tree: the mount
+	// admits other users (FUSE allow_other; for non-root users it needs
+	// user_allow_other in /etc/fuse.conf), files become 0440 and
+	// directories 0550, of group GID, and the kernel checks those bits
+	// (default_permissions). Without it files are 0400 and directories
+	// 0500, owned by the user who mounted, and no one else gets in: a
+	// volume image holds every secret of the volume, so reading it is
+	// granted to one named group, never to all users.
 	AllowOther bool
+	GID        uint32
 	// Refresh is how old the checkpoint list may be before listing a
 	// directory reads it again (default 5s).
 	Refresh time.Duration
@@ -60,6 +66,9 @@ type fsys struct {
 	uid  uint32
 	gid  uint32
 	now  time.Time // mount time: the root's timestamps
+	// fileMode and dirMode are the permission bits of every file and
+	// directory (see Options.AllowOther).
+	fileMode, dirMode uint32
 
 	catMu sync.Mutex
 	cat   *catalog
@@ -97,7 +106,11 @@ func Mount(ctx context.Context, repo Repository, dir string, o Options) (*Server
 	f := &fsys{
 		repo: repo, opts: o, logf: logf, life: life,
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), now: time.Now(),
+		fileMode: 0o400, dirMode: 0o500,
 		vols: make(map[string]*volumeSlot),
+	}
+	if o.AllowOther {
+		f.gid, f.fileMode, f.dirMode = o.GID, 0o440, 0o550
 	}
 	if _, err := f.catalog(ctx, true); err != nil {
 		cancel()

@@ -119,6 +119,17 @@ func (d *LiveDevice) resume(st *savedBitmap) error {
 // create makes a fresh sparse target, marks the checkpoint's holes
 // hydrated and saves the state.
 func (d *LiveDevice) create(ctx context.Context, force bool) error {
+	if force {
+		// A forced start replaces the target: not while a running live
+		// restore serves it, which would go on with a file no one sees.
+		f, err := d.lockTarget(os.O_RDONLY)
+		if errors.Is(err, ErrLiveBusy) {
+			return err
+		}
+		if err == nil {
+			f.Close()
+		}
+	}
 	tgt, err := blockdev.CreateFileTarget(d.path, d.Size(), blockdev.TargetOptions{Force: force})
 	if err != nil {
 		return err

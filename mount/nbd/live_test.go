@@ -145,6 +145,18 @@ func TestLiveResume(t *testing.T) {
 	if _, err := OpenLive(ctx, path, "cp1", vol, LiveOptions{}); !errors.Is(err, ErrLiveBusy) {
 		t.Fatalf("second live restore of one target: %v, want ErrLiveBusy", err)
 	}
+	// Forced, of another checkpoint: still refused, and the running one's
+	// file is left alone.
+	held, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenLive(ctx, path, "cp2", vol, LiveOptions{Force: true}); !errors.Is(err, ErrLiveBusy) {
+		t.Fatalf("forced live restore of a busy target: %v, want ErrLiveBusy", err)
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, held) {
+		t.Fatalf("a refused forced live restore changed the running one's target (%v)", err)
+	}
 	st := d.Stats()
 	if !st.Resumed || st.Hydrated != before.Hydrated || st.Writes != before.Writes {
 		t.Fatalf("resumed with %+v, stopped with %+v", st, before)

@@ -17,20 +17,30 @@ import (
 // Type is the protectable type this plugin serves.
 const Type = "OS::Cairn::File"
 
-// Plugin protects files and block devices inside its roots. A root or
-// the restore directory may contain plugins.ProjectPlaceholder; each
-// project then sees only its own directory.
+// Plugin protects files (and, if allowed, block devices) inside its
+// roots. A root or the restore directory may contain
+// plugins.ProjectPlaceholder; each project then sees only its own
+// directory.
 type Plugin struct {
 	roots      []string
 	restoreDir string
+	devices    bool
+}
+
+// Options steer the plugin.
+type Options struct {
+	// Devices makes block device nodes in the roots protectable, not
+	// only regular files. Off by default: a device node placed in a root
+	// would hand out a whole disk of the host.
+	Devices bool
 }
 
 var _ plugins.ProtectionPlugin = (*Plugin)(nil)
 
 // New returns a plugin for the files directly inside roots; restores
 // without a target go to restoreDir (which is also an allowed target).
-func New(roots []string, restoreDir string) (*Plugin, error) {
-	p := &Plugin{}
+func New(roots []string, restoreDir string, o Options) (*Plugin, error) {
+	p := &Plugin{devices: o.Devices}
 	for _, r := range append(append([]string(nil), roots...), restoreDir) {
 		abs, err := filepath.Abs(r)
 		if err != nil {
@@ -82,7 +92,11 @@ func (p *Plugin) Schemas() plugins.Schemas {
 // InstanceID is the stable ID of the file at abs.
 func InstanceID(abs string) string { return plugins.NameUUID("cairn-file:" + abs) }
 
-// Instances implements plugins.ProtectionPlugin.
+// Instances implements plugins.ProtectionPlugin: the regular files (and
+// block devices, if allowed) directly inside the project's roots. A symlink is never
+// listed, whatever it points to: anyone who can write into a root could
+// otherwise get any file the daemon can read (/etc/shadow, another
+// project's volume) backed up and restored to them.
 func (p *Plugin) Instances(ctx context.Context, project string) ([]plugins.Resource, error) {
 	roots, _, err := p.dirs(project)
 	if err != nil {
@@ -101,20 +115,41 @@ func (p *Plugin) Instances(ctx context.Context, project string) ([]plugins.Resou
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			// The entry's own type (lstat): a symlink stays a symlink.
+			if !protectable(e.Type(), p.devices) || strings.HasSuffix(e.Name(), partialSuffix) {
+				continue
+			}
 			abs := filepath.Join(root, e.Name())
-			fi, err := os.Stat(abs)
-			if err != nil || !(fi.Mode().IsRegular() || fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0) {
-				continue
+			src, err := openIn(root, e.Name())
+			if err != nil {
+				continue // gone, or replaced by something else meanwhile
 			}
-			if strings.HasSuffix(e.Name(), partialSuffix) {
-				continue
-			}
+			size := src.Size()
+			_ = src.Close()
 			out = append(out, plugins.Resource{ID: InstanceID(abs), Type: Type, Name: abs,
-				ExtraInfo: map[string]any{"path": abs, "size": fi.Size()}})
+				ExtraInfo: map[string]any{"path": abs, "size": size}})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// protectable reports whether a directory entry of type m may be
+// protected: a regular file, or a block device if devices, never a
+// symlink.
+func protectable(m os.FileMode, devices bool) bool {
+	return m.IsRegular() || devices && m&os.ModeDevice != 0 && m&os.ModeCharDevice == 0
+}
+
+// openIn opens the file name directly inside dir as a source, through an
+// os.Root and without following a symlink at name.
+func openIn(dir, name string) (*blockdev.File, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer root.Close()
+	return blockdev.OpenFileIn(root, name)
 }
 
 // Instance implements plugins.ProtectionPlugin.
@@ -141,7 +176,9 @@ func (p *Plugin) Protect(ctx context.Context, repo *dedup.Repository, req plugin
 	if err != nil {
 		return nil, err
 	}
-	src, err := blockdev.OpenFile(res.Name)
+	// Opened again without following symlinks: the file may have been
+	// replaced by one since it was listed.
+	src, err := openIn(filepath.Dir(res.Name), filepath.Base(res.Name))
 	if err != nil {
 		return nil, err
 	}

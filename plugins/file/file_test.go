@@ -22,7 +22,7 @@ func setup(t *testing.T) (*Plugin, *dedup.Repository, string, string) {
 			t.Fatal(err)
 		}
 	}
-	p, err := New([]string{root}, rdir)
+	p, err := New([]string{root}, rdir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestRegistry(t *testing.T) {
 func TestProjectDirectories(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	p, err := New([]string{filepath.Join(dir, "volumes", plugins.ProjectPlaceholder)}, filepath.Join(dir, "restores", plugins.ProjectPlaceholder))
+	p, err := New([]string{filepath.Join(dir, "volumes", plugins.ProjectPlaceholder)}, filepath.Join(dir, "restores", plugins.ProjectPlaceholder), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
