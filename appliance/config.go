@@ -63,6 +63,13 @@ type Config struct {
 	CephKeyring string `json:"ceph_keyring"`
 	// Workers bounds concurrent jobs (default 2).
 	Workers int `json:"workers"`
+	// ProjectMaxQueued bounds the jobs of one project waiting for a
+	// worker; more are refused with ErrBusy (default 64).
+	ProjectMaxQueued int `json:"project_max_queued"`
+	// ProjectMaxRunning bounds the jobs of one project running at once,
+	// so the other workers stay free for other projects (default
+	// max(1, workers/2)).
+	ProjectMaxRunning int `json:"project_max_running"`
 	// MinInterval is the shortest period a trigger may have (default 60s).
 	MinInterval Duration `json:"min_interval"`
 	// Tick is how often the operation engine looks for due triggers
@@ -110,6 +117,12 @@ func (c *Config) fill() {
 	if c.Workers <= 0 {
 		c.Workers = 2
 	}
+	if c.ProjectMaxQueued == 0 {
+		c.ProjectMaxQueued = 64
+	}
+	if c.ProjectMaxRunning == 0 {
+		c.ProjectMaxRunning = max(1, c.Workers/2)
+	}
 	if c.MinInterval == 0 {
 		c.MinInterval = Duration(time.Minute)
 	}
@@ -151,6 +164,10 @@ func LoadConfig(path string) (Config, error) {
 // Fill sets every unset key to its default.
 func (c *Config) Fill() error {
 	c.fill()
+	if c.ProjectMaxQueued < 0 || c.ProjectMaxRunning < 0 {
+		return fmt.Errorf("project_max_queued %d, project_max_running %d: want positive numbers (0 or absent for the default): %w",
+			c.ProjectMaxQueued, c.ProjectMaxRunning, ErrInvalid)
+	}
 	switch c.Auth {
 	case "noauth":
 	case "keystone":
