@@ -33,6 +33,7 @@ type conn struct {
 	inflight   int
 	lastActive time.Time
 	activity   uint64
+	served     bool // a request has arrived
 }
 
 // stream is what the connection reads and writes: the socket, or the TLS
@@ -148,6 +149,7 @@ func (c *conn) idleExpired() bool {
 func (c *conn) requestBegin() {
 	c.mu.Lock()
 	c.inflight++
+	c.served = true
 	c.touchLocked()
 	c.mu.Unlock()
 }
@@ -159,13 +161,24 @@ func (c *conn) requestEnd() {
 	c.mu.Unlock()
 }
 
-// evictable reports whether the connection may be drained for a new
-// client (no request in flight, not already ending) and its last
-// activity stamp.
-func (c *conn) evictable() (uint64, bool) {
+// evictRank orders the connections that may be drained for a new client
+// (ok: no request in flight, not already ending); the lowest goes first.
+// Connections still negotiating go before those in transmission that
+// never sent a request, and those before the rest, each group longest
+// idle first: a flood of connections that never read anything gives way
+// to itself before it cuts off a client that has used its export, such as
+// a VM's disk whose guest reads from its cache for a while.
+func (c *conn) evictRank() (rank [2]uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.activity, c.inflight == 0 && !c.draining && !c.closed
+	class := uint64(2)
+	switch {
+	case !c.transmitting:
+		class = 0
+	case !c.served:
+		class = 1
+	}
+	return [2]uint64{class, c.activity}, c.inflight == 0 && !c.draining && !c.closed
 }
 
 // drain asks the connection to end gracefully: one still haggling is

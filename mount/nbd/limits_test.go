@@ -20,7 +20,9 @@ func (c *testClient) readBlock(handle uint64, off int, img []byte) {
 	}
 }
 
-// waitQuiet waits until no connection of s has a request in flight.
+// waitQuiet waits until every connection of s is in transmission with no
+// request in flight: a client sees the end of the negotiation, or a
+// reply, a moment before the server records it.
 func waitQuiet(t *testing.T, s *Server) {
 	t.Helper()
 	deadline := time.Now().Add(testTimeout)
@@ -29,7 +31,7 @@ func waitQuiet(t *testing.T, s *Server) {
 		s.mu.Lock()
 		for c := range s.conns {
 			c.mu.Lock()
-			busy = busy || c.inflight > 0
+			busy = busy || c.inflight > 0 || !c.transmitting
 			c.mu.Unlock()
 		}
 		s.mu.Unlock()
@@ -48,14 +50,15 @@ func waitQuiet(t *testing.T, s *Server) {
 // the longest idle one, and the others keep working.
 func TestIdleFloodDoesNotLockOut(t *testing.T) {
 	img := testImage()
-	_, addr := startServer(t, testCatalog(&memVolume{data: img}), Options{})
+	s, addr := startServer(t, testCatalog(&memVolume{data: img}), Options{})
 	idle := make([]*testClient, defaultMaxConns)
 	for i := range idle {
 		idle[i] = dial(t, addr)
 		idle[i].handshake(clientFlagFixedNewstyle)
 		idle[i].goExport("disk", false)
 	}
-	idle[1].readBlock(1, 0, img) // no longer the longest idle after 0
+	idle[1].readBlock(1, 0, img) // used: it goes last
+	waitQuiet(t, s)
 
 	c := dial(t, addr)
 	c.handshake(clientFlagFixedNewstyle)
@@ -106,9 +109,7 @@ func TestBusyConnectionsRefuseNewClient(t *testing.T) {
 			t.Fatalf("busy client %d: errno %d", i, k.errno)
 		}
 	}
-	// A reply reaches the client a moment before its request stops
-	// counting as in flight: wait, so that busy[0] is the longest idle.
-	waitQuiet(t, s)
+	waitQuiet(t, s) // so that busy[0] is the longest idle
 	busy[1].readBlock(5, 0, img)
 	waitQuiet(t, s)
 	n := dial(t, addr)
@@ -188,14 +189,42 @@ func TestIdleTimeout(t *testing.T) {
 	s.expectClosed()
 }
 
-// TestIdleTimeoutNegativeKeepsIdleConnections: with IdleTimeout < 0 a
-// quiet client is still served after a pause.
-func TestIdleTimeoutNegativeKeepsIdleConnections(t *testing.T) {
+// TestNoIdleTimeoutByDefault: without IdleTimeout a quiet client is
+// still served after a pause.
+func TestNoIdleTimeoutByDefault(t *testing.T) {
 	img := testImage()
-	_, addr := startServer(t, testCatalog(&memVolume{data: img}), Options{IdleTimeout: -1})
+	_, addr := startServer(t, testCatalog(&memVolume{data: img}), Options{})
 	c := dial(t, addr)
 	c.handshake(clientFlagFixedNewstyle)
 	c.goExport("disk", false)
 	time.Sleep(300 * time.Millisecond)
 	c.readBlock(1, 0, img)
+}
+
+// TestEvictionSparesUsedConnections: at MaxConns, a connection that never
+// sent a request gives way before one that has used its export, however
+// long that one has been idle.
+func TestEvictionSparesUsedConnections(t *testing.T) {
+	img := testImage()
+	s, addr := startServer(t, testCatalog(&memVolume{data: img}), Options{MaxConns: 3})
+	used := dial(t, addr)
+	used.handshake(clientFlagFixedNewstyle)
+	used.goExport("disk", false)
+	used.readBlock(1, 0, img)
+	waitQuiet(t, s)
+	var unused []*testClient
+	for range 2 {
+		c := dial(t, addr)
+		c.handshake(clientFlagFixedNewstyle)
+		c.goExport("disk", false)
+		unused = append(unused, c)
+	}
+	waitQuiet(t, s)
+	n := dial(t, addr)
+	n.handshake(clientFlagFixedNewstyle)
+	n.goExport("disk", false)
+	n.readBlock(1, 4096, img)
+	unused[0].expectClosed()
+	used.readBlock(2, 8192, img)
+	unused[1].readBlock(1, 0, img)
 }

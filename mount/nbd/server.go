@@ -24,16 +24,18 @@ type Options struct {
 	// Workers bounds the requests in flight per connection (default 16).
 	Workers int
 	// MaxConns bounds open connections (default 256). A client beyond it
-	// takes the place of the connection idle longest (no request in
-	// flight; one still negotiating counts as idle since it connected),
-	// which is drained and closed. Only when all are busy is the new
-	// client refused, with NBD_REP_ERR_POLICY to its options.
+	// takes the place of an idle one (no request in flight), which is
+	// drained and closed: one still negotiating first, then one that
+	// never sent a request, then the one idle longest. Only when all are
+	// busy is the new client refused, with NBD_REP_ERR_POLICY to its
+	// options.
 	MaxConns int
 	// HandshakeTimeout bounds the whole negotiation, from accept to the
 	// start of transmission (default 10 s).
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection in transmission that has had no
-	// request in flight for that long (default 5 min; negative: never).
+	// request in flight for that long (default 0: never, since a VM's
+	// disk may rightly sit unused for hours).
 	IdleTimeout time.Duration
 	// Logf reports connection failures (nil: silent).
 	Logf func(format string, args ...any)
@@ -44,7 +46,6 @@ const (
 	defaultWorkers    = 16
 	defaultMaxConns   = 256
 	defaultHandshake  = 10 * time.Second
-	defaultIdle       = 5 * time.Minute
 	// maxRejecting bounds the connections being refused at once: past
 	// it, a client over MaxConns is closed without a word.
 	maxRejecting = 16
@@ -83,9 +84,6 @@ func NewServer(cat Catalog, o Options) *Server {
 	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = defaultHandshake
-	}
-	if o.IdleTimeout == 0 {
-		o.IdleTimeout = defaultIdle
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
@@ -196,17 +194,18 @@ func (s *Server) track(nc net.Conn) *conn {
 	return c
 }
 
-// idlestLocked returns the connection with no request in flight whose
-// last activity is oldest, or nil.
+// idlestLocked returns the connection to drain for a new client (see
+// conn.evictRank), or nil when every one is busy.
 func (s *Server) idlestLocked() *conn {
 	var best *conn
-	var bestAt uint64
+	var bestRank [2]uint64
 	for c := range s.conns {
 		if c.rejecting {
 			continue
 		}
-		if at, ok := c.evictable(); ok && (best == nil || at < bestAt) {
-			best, bestAt = c, at
+		r, ok := c.evictRank()
+		if ok && (best == nil || r[0] < bestRank[0] || r[0] == bestRank[0] && r[1] < bestRank[1]) {
+			best, bestRank = c, r
 		}
 	}
 	return best
