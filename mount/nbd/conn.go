@@ -73,7 +73,7 @@ func (c *conn) serve(ctx context.Context) {
 	evicted := c.evicted
 	c.mu.Unlock()
 	if evicted {
-		c.s.o.Logf("nbd: %s: closed, the longest idle of %d connections, to make room for a new client", c.nc.RemoteAddr(), c.s.o.MaxConns)
+		c.s.o.Logf("nbd: %s: closed while idle to make room for a new client (%d connections)", c.nc.RemoteAddr(), c.s.o.MaxConns)
 	}
 }
 
