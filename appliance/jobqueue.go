@@ -121,10 +121,3 @@ func (jq *jobQueue) wakeLocked() {
 	close(jq.changed)
 	jq.changed = make(chan struct{})
 }
-
-// waitingFor is how many of project's jobs wait for a worker.
-func (jq *jobQueue) waitingFor(project string) int {
-	jq.mu.Lock()
-	defer jq.mu.Unlock()
-	return len(jq.waiting[project])
-}
