@@ -770,3 +770,28 @@ func FuzzDecodeRequest(f *testing.F) {
 		_ = checkUUID("x", string(b))
 	})
 }
+
+// TestBusyIs429: a job refused because its project has too many waiting
+// is a 429 overLimit fault with Retry-After, saying which limit to raise.
+func TestBusyIs429(t *testing.T) {
+	w := httptest.NewRecorder()
+	err := fmt.Errorf("project p has 64 jobs waiting, its limit (config key project_max_queued): retry later: %w", appliance.ErrBusy)
+	writeError(w, err)
+	if w.Code != http.StatusTooManyRequests {
+		t.Fatalf("status %d, want 429", w.Code)
+	}
+	if ra := w.Header().Get("Retry-After"); ra != busyRetryAfter {
+		t.Fatalf("Retry-After %q, want %q", ra, busyRetryAfter)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	msg := fault(t, m, "overLimit", 429)
+	if !strings.Contains(msg, "project_max_queued") {
+		t.Fatalf("message %q does not name the limit", msg)
+	}
+	if f := m["overLimit"].(map[string]any); f["retryAfter"] != busyRetryAfter {
+		t.Fatalf("retryAfter %v", f["retryAfter"])
+	}
+}

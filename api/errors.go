@@ -8,6 +8,11 @@ import (
 	"cairn/appliance"
 )
 
+// busyRetryAfter is the Retry-After, in seconds, of a request refused
+// because its project has too many jobs waiting: about the time a small
+// protection takes.
+const busyRetryAfter = "30"
+
 var (
 	errBadBody  = errors.New("malformed request body")
 	errBadID    = errors.New("invalid UUID")
@@ -37,6 +42,13 @@ func writeError(w http.ResponseWriter, err error) {
 		code, name = http.StatusConflict, "conflictingRequest"
 	case errors.Is(err, appliance.ErrQuota):
 		code, name = http.StatusRequestEntityTooLarge, "overLimit"
+	case errors.Is(err, appliance.ErrBusy):
+		// As nova's rate limit fault: the same request may succeed once
+		// some of the project's queued jobs have started.
+		code, name = http.StatusTooManyRequests, "overLimit"
+		w.Header().Set("Retry-After", busyRetryAfter)
+		writeJSON(w, code, map[string]any{name: map[string]any{"message": err.Error(), "code": code, "retryAfter": busyRetryAfter}})
+		return
 	}
 	writeJSON(w, code, map[string]any{name: map[string]any{"message": err.Error(), "code": code}})
 }

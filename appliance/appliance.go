@@ -68,7 +68,7 @@ type Appliance struct {
 	pruning   atomic.Bool
 	pruneHook func(context.Context) // tests replace the prune
 
-	queue   chan queued
+	queue   *jobQueue
 	metrics metrics
 }
 
@@ -120,7 +120,7 @@ func newAppliance(cfg Config, o Options) (*Appliance, error) {
 		plans: map[string]*Plan{}, checkpoints: map[string]*Checkpoint{}, published: map[string]*Checkpoint{}, restores: map[string]*Restore{},
 		verifications: map[string]*Restore{}, triggers: map[string]*Trigger{}, ops: map[string]*ScheduledOperation{},
 		oplogs: map[string]*OperationLog{}, quotas: map[string]*Quota{}, jobs: map[string]*job{},
-		queue: make(chan queued, 4096)}
+		queue: newJobQueue(cfg.ProjectMaxQueued, cfg.ProjectMaxRunning)}
 	if a.log == nil {
 		a.log = slog.Default()
 	}

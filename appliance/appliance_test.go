@@ -744,8 +744,9 @@ func TestCloneIsolation(t *testing.T) {
 func TestConfigDefaultsAndLoad(t *testing.T) {
 	c := DefaultConfig("/d")
 	want := Config{Listen: "127.0.0.1:8799", DataDir: "/d", Repository: "/d/projects/{project_id}/repo", RepositoryNamespace: "cairn-{project_id}", Auth: "noauth",
-		FileRoots: []string{"/d/volumes"}, RestoreDir: "/d/restores", Workers: 2, MinInterval: Duration(time.Minute),
-		Tick: Duration(time.Second), PruneInterval: Duration(24 * time.Hour), PruneGrace: Duration(time.Hour), PlanQuota: 50,
+		FileRoots: []string{"/d/volumes"}, RestoreDir: "/d/restores", Workers: 2, ProjectMaxQueued: 64, ProjectMaxRunning: 1,
+		MinInterval: Duration(time.Minute),
+		Tick:        Duration(time.Second), PruneInterval: Duration(24 * time.Hour), PruneGrace: Duration(time.Hour), PlanQuota: 50,
 		DefaultProject: "local"}
 	gb, _ := json.Marshal(c)
 	wb, _ := json.Marshal(want)

@@ -83,6 +83,13 @@ type Config struct {
 	CephKeyring string `json:"ceph_keyring"`
 	// Workers bounds concurrent jobs (default 2).
 	Workers int `json:"workers"`
+	// ProjectMaxQueued bounds the jobs of one project waiting for a
+	// worker; more are refused with ErrBusy (default 64).
+	ProjectMaxQueued int `json:"project_max_queued"`
+	// ProjectMaxRunning bounds the jobs of one project running at once,
+	// so the other workers stay free for other projects (default
+	// max(1, workers/2)).
+	ProjectMaxRunning int `json:"project_max_running"`
 	// MinInterval is the shortest period a trigger may have (default 60s).
 	MinInterval Duration `json:"min_interval"`
 	// Tick is how often the operation engine looks for due triggers
@@ -132,6 +139,12 @@ func (c *Config) fill() {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 2
+	}
+	if c.ProjectMaxQueued == 0 {
+		c.ProjectMaxQueued = 64
+	}
+	if c.ProjectMaxRunning == 0 {
+		c.ProjectMaxRunning = max(1, c.Workers/2)
 	}
 	if c.MinInterval == 0 {
 		c.MinInterval = Duration(time.Minute)
@@ -184,6 +197,10 @@ func (c *Config) Fill() error {
 	}
 	if c.DataShards < 0 || c.ParityShards < 0 || c.ParityShards > 0 && c.DataShards == 0 {
 		return fmt.Errorf("data_shards %d, parity_shards %d: give data_shards ≥ 1 with parity_shards ≥ 0, or neither: %w", c.DataShards, c.ParityShards, ErrInvalid)
+	}
+	if c.ProjectMaxQueued < 0 || c.ProjectMaxRunning < 0 {
+		return fmt.Errorf("project_max_queued %d, project_max_running %d: want positive numbers (0 or absent for the default): %w",
+			c.ProjectMaxQueued, c.ProjectMaxRunning, ErrInvalid)
 	}
 	switch c.Auth {
 	case "noauth":

@@ -11,6 +11,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrQuota: the project's quota is exhausted.
 	ErrQuota = errors.New("quota exceeded")
+	// ErrBusy: the project (or the appliance) has as many jobs waiting as
+	// its limit allows; the same request may succeed later.
+	ErrBusy = errors.New("too many jobs waiting")
 	// ErrInterrupted is the reason recorded for jobs cut off by a crash or
 	// shutdown.
 	ErrInterrupted = errors.New("interrupted: the appliance stopped while the job ran")

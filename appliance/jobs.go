@@ -18,13 +18,12 @@ type recoverer interface {
 	Recover(ctx context.Context, project string, repo *dedup.Repository) error
 }
 
-// submit records j and queues fn; callers hold mu. The queue is bounded:
-// a full queue refuses the job.
+// submit records j and queues fn; callers hold mu. The queue is bounded
+// per project (project_max_queued) and in all: a full queue refuses the
+// job with ErrBusy.
 func (a *Appliance) submit(j *job, fn func(ctx context.Context) error) error {
-	select {
-	case a.queue <- queued{j: j, fn: fn}:
-	default:
-		return fmt.Errorf("too many queued jobs: %w", ErrConflict)
+	if err := a.queue.push(queued{j: j, fn: fn}); err != nil {
+		return err
 	}
 	a.jobs[j.ID] = j
 	a.save("jobs", j.ID, j)
@@ -32,17 +31,28 @@ func (a *Appliance) submit(j *job, fn func(ctx context.Context) error) error {
 	return nil
 }
 
+// refusedLogLocked settles the operation log of a job submit refused.
+// A request's caller sees the error, so its log goes; a scheduled run
+// has no caller, so its log stays as an error saying why it was skipped.
+func (a *Appliance) refusedLogLocked(l *OperationLog, opID string, err error) {
+	if opID == "" {
+		delete(a.oplogs, l.ID)
+		return
+	}
+	l.CheckpointID = "" // never created
+	a.finishLogLocked(l, fmt.Errorf("scheduled run skipped: %w", err))
+}
+
+// worker runs jobs until ctx is done. The queue hands it only jobs whose
+// project is below project_max_running.
 func (a *Appliance) worker(ctx context.Context) {
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case q := <-a.queue:
-			if ctx.Err() != nil {
-				return // the record stays: the next start marks it interrupted
-			}
-			a.runJob(ctx, q)
+		q, ok := a.queue.take(ctx)
+		if !ok {
+			return // the records stay: the next start marks them interrupted
 		}
+		a.runJob(ctx, q)
+		a.queue.done(q.j.ProjectID)
 	}
 }
 

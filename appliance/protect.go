@@ -42,6 +42,7 @@ func (a *Appliance) CreateCheckpoint(ctx context.Context, project, providerID, p
 	a.checkpoints[cp.ID] = cp
 	if err := a.submit(j, func(ctx context.Context) error { return a.runProtect(ctx, cp.ID, log.ID) }); err != nil {
 		a.dropCheckpointLocked(cp.ID)
+		a.refusedLogLocked(log, opID, err)
 		return nil, err
 	}
 	a.saveCheckpointLocked(cp)

@@ -66,6 +66,7 @@ func (a *Appliance) createRun(project, providerID, cpID, target string, params m
 	j := &job{ID: NewUUID(), Kind: kind, ObjectID: r.ID, ProjectID: project, StartedAt: a.now()}
 	res := append([]ResourceBackup(nil), cp.Resources...)
 	if err := a.submit(j, func(ctx context.Context) error { return a.runRestore(ctx, r, res, kind, log.ID) }); err != nil {
+		a.refusedLogLocked(log, "", err)
 		return nil, err
 	}
 	m[r.ID] = r

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ func TestApplianceLoad(t *testing.T) {
 		plans       map[string]planState // live plans → last written
 		deleted     []string
 		checkpoints []string
+		busy        int // checkpoint requests refused with 429
 		requests    int
 		errs        []string
 	}
@@ -174,6 +176,10 @@ func TestApplianceLoad(t *testing.T) {
 					if !ok {
 						continue
 					}
+					if r.code == 429 && r.header.Get("Retry-After") != "" {
+						st.busy++ // the project's queue is full: a valid answer under load
+						continue
+					}
 					var v struct{ Checkpoint struct{ ID string } }
 					if r.code != 202 || json.Unmarshal(r.body, &v) != nil || v.Checkpoint.ID == "" {
 						fail("create checkpoint: %s", r)
@@ -192,7 +198,7 @@ func TestApplianceLoad(t *testing.T) {
 		t.Fatalf("load clients still running 2 minutes after their deadline: deadlock?\ndaemon stderr: %s", clip(a.stderr.String()))
 	}
 
-	total, totalCPs := 0, 0
+	total, totalCPs, busy := 0, 0, 0
 	live := map[string]planState{}
 	var deleted, cps []string
 	for c, st := range states {
@@ -201,13 +207,15 @@ func TestApplianceLoad(t *testing.T) {
 		}
 		total += st.requests
 		totalCPs += len(st.checkpoints)
+		busy += st.busy
 		for id, ps := range st.plans {
 			live[id] = ps
 		}
 		deleted = append(deleted, st.deleted...)
 		cps = append(cps, st.checkpoints...)
 	}
-	t.Logf("%d clients made %d requests: %d plans left, %d deleted, %d checkpoints", clients, total, len(live), len(deleted), totalCPs)
+	t.Logf("%d clients made %d requests: %d plans left, %d deleted, %d checkpoints, %d refused as busy",
+		clients, total, len(live), len(deleted), totalCPs, busy)
 	if total < clients*10 {
 		t.Errorf("only %d requests in %v", total, duration)
 	}
@@ -272,6 +280,85 @@ func TestApplianceLoad(t *testing.T) {
 	}
 	if m["cairn_state_errors_total"] != 0 {
 		t.Errorf("cairn_state_errors_total = %v", m["cairn_state_errors_total"])
+	}
+	a.stop()
+}
+
+// TestApplianceProjectQueueLimit: a burst of checkpoint requests from one
+// project past project_max_queued gets 429 overLimit faults with
+// Retry-After naming the limit, leaves no operation log for the refused
+// ones, and every accepted checkpoint still ends available; another
+// project is not refused meanwhile.
+func TestApplianceProjectQueueLimit(t *testing.T) {
+	const burst = 24
+	dir := t.TempDir()
+	vols := filepath.Join(dir, "volumes")
+	if err := os.MkdirAll(vols, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Large enough that one protection outlasts the burst of requests.
+	big := filepath.Join(vols, "big.img")
+	writeRandomFile(t, big, 7, 64<<20)
+	small := filepath.Join(vols, "small.img")
+	writeRandomFile(t, small, 8, 64*kib)
+	a := startAppliance(t, dir, map[string]any{"workers": 2, "project_max_queued": 1})
+	flood, calm := a.createFilePlan("flood", "big", big), a.createFilePlan("calm", "small", small)
+
+	type result struct {
+		r   apiResp
+		err error
+	}
+	results := make(chan result, burst)
+	var wg sync.WaitGroup
+	body, _ := json.Marshal(map[string]any{"checkpoint": map[string]any{"plan_id": flood}})
+	for range burst {
+		wg.Go(func() {
+			r, err := a.try("POST", "/v1/flood/providers/"+karborProvider+"/checkpoints", body)
+			results <- result{r, err}
+		})
+	}
+	wg.Wait()
+	close(results)
+	var accepted []string
+	refused := 0
+	for res := range results {
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		switch res.r.code {
+		case 202:
+			accepted = append(accepted, res.r.obj(t, "checkpoint")["id"].(string))
+		case 429:
+			refused++
+			checkFault(t, res.r, 429)
+			if ra := res.r.header.Get("Retry-After"); ra == "" {
+				t.Errorf("429 without Retry-After: %s", res.r)
+			}
+			if !strings.Contains(string(res.r.body), "project_max_queued") || !strings.Contains(string(res.r.body), "overLimit") {
+				t.Errorf("429 does not name the limit: %s", res.r)
+			}
+		default:
+			t.Errorf("checkpoint request: %s", res.r)
+		}
+	}
+	// At most one running (project_max_running 1 of 2 workers) and one
+	// waiting at any moment, and the first protection takes far longer
+	// than the burst: most of the burst is refused.
+	if refused == 0 || len(accepted) == 0 {
+		t.Fatalf("%d accepted, %d refused of %d: want both", len(accepted), refused, burst)
+	}
+	t.Logf("%d of %d checkpoint requests accepted, %d refused", len(accepted), burst, refused)
+	cp := a.createCheckpoint("calm", calm)
+	if c := a.waitCheckpoint("calm", cp); c["status"] != "available" {
+		t.Errorf("other project's checkpoint ended %v", c["status"])
+	}
+	for _, id := range accepted {
+		if c := a.waitCheckpoint("flood", id); c["status"] != "available" {
+			t.Errorf("checkpoint %s ended %v", id, c["status"])
+		}
+	}
+	if logs := a.ok(200, "flood", "GET", "/operation_logs", nil).list(t, "operation_logs"); len(logs) != len(accepted) {
+		t.Errorf("%d operation logs, want one per accepted checkpoint (%d)", len(logs), len(accepted))
 	}
 	a.stop()
 }

@@ -1,12 +1,17 @@
 package e2e
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // nbdImage is the source the NBD tests back up: 8 MiB of random data with
@@ -219,5 +224,88 @@ func TestNBDTLS(t *testing.T) {
 		"-O", "raw", out)
 	if got := fileHash(t, out); got != hash {
 		t.Fatalf("qemu-img over TLS: sha256 %s, want %s", got, hash)
+	}
+}
+
+// nbdIdleClient connects to addr, negotiates (fixed newstyle, NBD_OPT_GO
+// for export) and returns the connection in transmission, sending
+// nothing more: what a flood of idle clients does.
+func nbdIdleClient(t *testing.T, addr, export string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	fail := func(what string, err error) {
+		t.Helper()
+		t.Fatalf("idle client %s: %s: %v", c.LocalAddr(), what, err)
+	}
+	greeting := make([]byte, 18)
+	if _, err := io.ReadFull(c, greeting); err != nil {
+		fail("greeting", err)
+	}
+	msg := binary.BigEndian.AppendUint32(nil, 1|2) // FIXED_NEWSTYLE, NO_ZEROES
+	msg = binary.BigEndian.AppendUint64(msg, 0x49484156454F5054)
+	msg = binary.BigEndian.AppendUint32(msg, 7) // NBD_OPT_GO
+	msg = binary.BigEndian.AppendUint32(msg, uint32(4+len(export)+2))
+	msg = binary.BigEndian.AppendUint32(msg, uint32(len(export)))
+	msg = append(msg, export...)
+	msg = binary.BigEndian.AppendUint16(msg, 0)
+	if _, err := c.Write(msg); err != nil {
+		fail("NBD_OPT_GO", err)
+	}
+	for {
+		hdr := make([]byte, 20)
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			fail("option reply", err)
+		}
+		typ, n := binary.BigEndian.Uint32(hdr[12:]), binary.BigEndian.Uint32(hdr[16:])
+		data := make([]byte, n)
+		if _, err := io.ReadFull(c, data); err != nil {
+			fail("option reply data", err)
+		}
+		switch {
+		case typ == 1: // NBD_REP_ACK: transmission starts
+			c.SetDeadline(time.Time{})
+			return c
+		case typ&(1<<31) != 0:
+			t.Fatalf("idle client: NBD_OPT_GO refused: %#x %q", typ, data)
+		}
+	}
+}
+
+// TestNBDIdleFlood: 256 clients that finish the handshake and sit idle do
+// not lock out a real client (nbdinfo, nbdcopy); with --idle-timeout an
+// idle client is closed.
+func TestNBDIdleFlood(t *testing.T) {
+	requireNBDTool(t, "nbdinfo", "libnbd-bin")
+	requireNBDTool(t, "nbdcopy", "libnbd-bin")
+	e, _, hash, cp := nbdSetup(t)
+	s := e.startNBD("")
+	idle := make([]net.Conn, 256)
+	for i := range idle {
+		idle[i] = nbdIdleClient(t, s.addr, cp.ID)
+	}
+	out := mustNBDTool(t, "nbdinfo", "--size", s.uri(cp.ID))
+	if strings.TrimSpace(out) != fmt.Sprint(nbdSize) {
+		t.Fatalf("nbdinfo --size behind 256 idle clients: %s", out)
+	}
+	copied := filepath.Join(e.scratch, "flood.raw")
+	writeFile(t, copied, nil)
+	mustNBDTool(t, "nbdcopy", s.uri(cp.ID), copied)
+	if got := fileHash(t, copied); got != hash {
+		t.Fatalf("nbdcopy behind 256 idle clients: sha256 %s, want %s", got, hash)
+	}
+	if !strings.Contains(s.stderrText(), "to make room for a new client") {
+		t.Errorf("no eviction logged:\n%s", clip(s.stderrText()))
+	}
+
+	q := e.startNBD("", "--idle-timeout", "1s")
+	c := nbdIdleClient(t, q.addr, cp.ID)
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	if n, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("idle client with --idle-timeout 1s: read %d bytes, %v; want the server to close it", n, err)
 	}
 }

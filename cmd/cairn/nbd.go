@@ -42,6 +42,7 @@ type nbdServeFlags struct {
 	tlsKey      string
 	tlsRequired bool
 	secretFile  string
+	idleTimeout time.Duration
 }
 
 func newNBDServeCmd(a *app) *cobra.Command {
@@ -60,6 +61,9 @@ repository; the overlay survives restarts until 'cairn nbd discard'.
 --listen takes HOST:PORT or unix:PATH. --tls-cert and --tls-key enable TLS
 (NBD_OPT_STARTTLS); --tls-required refuses clients that do not use it.
 --secret-file makes exports reachable only as SECRET/ID and hides the list.
+--idle-timeout closes a connection with no request for that long (default
+0: never, as a VM booted from an export may leave it unused for hours).
+At 256 connections a new client takes the place of an idle one.
 The repository's index is not needed, so a backup may run meanwhile.`,
 		Example: `  cairn nbd serve
   qemu-img convert -f raw nbd://127.0.0.1:10809/0197c2a4 /tmp/vm1.raw
@@ -78,11 +82,15 @@ The repository's index is not needed, so a backup may run meanwhile.`,
 	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key for TLS")
 	fl.BoolVar(&f.tlsRequired, "tls-required", false, "refuse clients that do not start TLS")
 	fl.StringVar(&f.secretFile, "secret-file", "", "file holding a secret: exports answer only to SECRET/ID")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", 0, "close a connection with no request for this long, e.g. 5m (0: never)")
 	cmd.MarkFlagsRequiredTogether("tls-cert", "tls-key")
 	return cmd
 }
 
 func (a *app) nbdServe(ctx context.Context, f nbdServeFlags) error {
+	if f.idleTimeout < 0 {
+		return usagef("--idle-timeout %v: want a duration of 0 or more", f.idleTimeout)
+	}
 	tlsCfg, err := loadTLS(f)
 	if err != nil {
 		return err
@@ -116,7 +124,7 @@ func (a *app) nbdServe(ctx context.Context, f nbdServeFlags) error {
 			return err
 		}
 		var logMu sync.Mutex
-		srv := nbd.NewServer(cat, nbd.Options{TLS: tlsCfg, TLSRequired: f.tlsRequired, Logf: func(format string, args ...any) {
+		srv := nbd.NewServer(cat, nbd.Options{TLS: tlsCfg, TLSRequired: f.tlsRequired, IdleTimeout: f.idleTimeout, Logf: func(format string, args ...any) {
 			logMu.Lock()
 			defer logMu.Unlock()
 			a.notef(format, args...)

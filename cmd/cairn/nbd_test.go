@@ -20,6 +20,7 @@ func TestCLINBDUsage(t *testing.T) {
 	c := &cli{t: t, env: map[string]string{}}
 	c.fail(exitUsage, "--tls-required needs --tls-cert", "--repo", dir, "nbd", "serve", "--tls-required")
 	c.fail(exitUsage, "tls-key", "--repo", dir, "nbd", "serve", "--tls-cert", "c.pem")
+	c.fail(exitUsage, "--idle-timeout -1s: want a duration of 0 or more", "--repo", dir, "nbd", "serve", "--idle-timeout", "-1s")
 	c.fail(exitUsage, "accepts 1 arg", "--repo", dir, "nbd", "discard")
 	c.fail(exitUsage, "unknown command", "nbd", "bogus")
 	c.fail(exitUsage, "--overlay-dir is required", "--repo", filepath.Join(dir, "missing"), "nbd", "discard", "x")

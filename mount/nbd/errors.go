@@ -24,8 +24,14 @@ var (
 	ErrNoOverlay = errors.New("no overlay")
 )
 
-// errAborted ends a connection whose client sent NBD_OPT_ABORT.
-var errAborted = errors.New("client aborted the negotiation")
+var (
+	// errAborted ends a connection whose client sent NBD_OPT_ABORT.
+	errAborted = errors.New("client aborted the negotiation")
+	// errIdle ends a connection that sent no request for IdleTimeout.
+	errIdle = errors.New("connection idle too long")
+	// errBusy ends a connection refused because all others are busy.
+	errBusy = errors.New("server busy: every connection is serving requests")
+)
 
 // errorf wraps err with a formatted context.
 func errorf(err error, format string, args ...any) error {

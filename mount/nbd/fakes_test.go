@@ -18,6 +18,10 @@ type memVolume struct {
 	data   []byte
 	failAt int64
 	delay  time.Duration
+	// gate, if set, holds every read until it is closed; each read first
+	// sends on entered when that has room.
+	gate    chan struct{}
+	entered chan struct{}
 }
 
 func (v *memVolume) Size() int64    { return int64(len(v.data)) }
@@ -29,6 +33,17 @@ func (v *memVolume) IsHole(off int64) bool {
 }
 
 func (v *memVolume) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
+	if v.gate != nil {
+		select {
+		case v.entered <- struct{}{}:
+		default: // nobody counts reads any more
+		}
+		select {
+		case <-v.gate:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
 	if v.delay > 0 {
 		select {
 		case <-time.After(v.delay):

@@ -73,6 +73,9 @@ func (s *session) negotiate(ctx context.Context) (*Export, error) {
 
 // option handles one option; a non-nil export starts transmission.
 func (s *session) option(ctx context.Context, id uint32, data []byte) (*Export, error) {
+	if s.c.rejecting {
+		return nil, s.refuse(id)
+	}
 	if s.c.s.o.TLSRequired && !s.tls && id != optStartTLS && id != optAbort {
 		if id == optExportName {
 			return nil, errorf(ErrProtocol, "NBD_OPT_EXPORT_NAME before the required TLS")
@@ -101,6 +104,22 @@ func (s *session) option(ctx context.Context, id uint32, data []byte) (*Export, 
 		return nil, s.metaContext(ctx, id, data)
 	}
 	return nil, s.replyErr(id, repErrUnsup, fmt.Sprintf("option %d is not supported", id))
+}
+
+// refuse answers an option of a client admitted over MaxConns while
+// every connection is busy: an error saying so, so that it tries later
+// instead of waiting. NBD_OPT_EXPORT_NAME has no error reply: the
+// connection just ends.
+func (s *session) refuse(id uint32) error {
+	switch id {
+	case optAbort:
+		_ = s.reply(id, repAck, nil)
+		return errAborted
+	case optExportName:
+		return errBusy
+	}
+	msg := fmt.Sprintf("server busy: all %d connections are serving requests; try again later", s.c.s.o.MaxConns)
+	return s.replyErr(id, repErrPolicy, msg)
 }
 
 // reply sends one option reply.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -22,12 +23,20 @@ type Options struct {
 	MaxRequest int
 	// Workers bounds the requests in flight per connection (default 16).
 	Workers int
-	// MaxConns bounds open connections; more are closed at once
-	// (default 256).
+	// MaxConns bounds open connections (default 256). A client beyond it
+	// takes the place of an idle one (no request in flight), which is
+	// drained and closed: one still negotiating first, then one that
+	// never sent a request, then the one idle longest. Only when all are
+	// busy is the new client refused, with NBD_REP_ERR_POLICY to its
+	// options.
 	MaxConns int
-	// HandshakeTimeout drops a connection idle that long during option
-	// haggling (default 30 s).
+	// HandshakeTimeout bounds the whole negotiation, from accept to the
+	// start of transmission (default 10 s).
 	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection in transmission that has had no
+	// request in flight for that long (default 0: never, since a VM's
+	// disk may rightly sit unused for hours).
+	IdleTimeout time.Duration
 	// Logf reports connection failures (nil: silent).
 	Logf func(format string, args ...any)
 }
@@ -36,7 +45,10 @@ const (
 	defaultMaxRequest = 32 << 20
 	defaultWorkers    = 16
 	defaultMaxConns   = 256
-	defaultHandshake  = 30 * time.Second
+	defaultHandshake  = 10 * time.Second
+	// maxRejecting bounds the connections being refused at once: past
+	// it, a client over MaxConns is closed without a word.
+	maxRejecting = 16
 )
 
 // Server serves a Catalog's exports over the NBD protocol (fixed newstyle
@@ -49,8 +61,14 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	// evicted and rejecting count the conns being drained for a new
+	// client and those being refused; neither counts against MaxConns.
+	evicted   int
+	rejecting int
 	closing   bool
 	wg        sync.WaitGroup // one per connection goroutine
+	// activity stamps connection activity in order (see conn.activity).
+	activity atomic.Uint64
 }
 
 // NewServer returns a server of cat's exports.
@@ -146,23 +164,68 @@ func (s *Server) isClosing() bool {
 }
 
 // track registers a new connection, or returns nil when the server is
-// closing or full. The caller owns one s.wg count for a non-nil result.
+// closing, or full of busy connections and of ones being refused. At
+// MaxConns it drains the connection idle longest to make room, or, when
+// every one is busy, admits the new one only to refuse it politely. The
+// caller owns one s.wg count for a non-nil result.
 func (s *Server) track(nc net.Conn) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || len(s.conns) >= s.o.MaxConns {
+	if s.closing {
 		return nil
 	}
 	c := &conn{s: s, nc: nc}
+	if len(s.conns)-s.evicted-s.rejecting >= s.o.MaxConns {
+		if v := s.idlestLocked(); v != nil {
+			v.evict()
+			s.evicted++
+		} else if s.rejecting < maxRejecting {
+			c.rejecting = true
+			s.rejecting++
+		} else {
+			return nil
+		}
+	}
+	c.mu.Lock()
+	c.touchLocked()
+	c.mu.Unlock()
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	return c
 }
 
+// idlestLocked returns the connection to drain for a new client (see
+// conn.evictRank), or nil when every one is busy.
+func (s *Server) idlestLocked() *conn {
+	var best *conn
+	var bestRank [2]uint64
+	for c := range s.conns {
+		if c.rejecting {
+			continue
+		}
+		r, ok := c.evictRank()
+		if ok && (best == nil || r[0] < bestRank[0] || r[0] == bestRank[0] && r[1] < bestRank[1]) {
+			best, bestRank = c, r
+		}
+	}
+	return best
+}
+
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
 	delete(s.conns, c)
-	s.mu.Unlock()
+	if c.rejecting {
+		s.rejecting--
+	}
+	c.mu.Lock()
+	if c.evicted {
+		s.evicted--
+	}
+	c.mu.Unlock()
 }
 
 // serveConn runs one connection to its end, for tests and fuzzing.

@@ -3,9 +3,11 @@ package nbd
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"math/bits"
 	"net"
+	"os"
 	"sync"
 
 	"github.com/pojntfx/go-nbd/pkg/protocol"
@@ -55,7 +57,7 @@ func (t *transmission) run(ctx context.Context) error {
 	defer t.wg.Wait()
 	hdr := make([]byte, requestHeaderLen)
 	for {
-		if _, err := io.ReadFull(t.br, hdr); err != nil {
+		if err := t.readHeader(hdr); err != nil {
 			if t.c.isDraining() {
 				return nil
 			}
@@ -105,15 +107,40 @@ func (t *transmission) run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		t.wg.Add(1)
+		t.c.requestBegin()
 		go func() {
 			defer func() {
 				putBuf(payload)
 				t.mem.Release(held)
 				<-t.slots
+				t.c.requestEnd()
 				t.wg.Done()
 			}()
 			t.handle(ctx, req, payload)
 		}()
+	}
+}
+
+// readHeader reads the next request header. A client with no request in
+// flight for IdleTimeout is cut off (errIdle); a deadline that passes
+// while requests are in flight only moves on. The payload that follows
+// gets a fresh IdleTimeout.
+func (t *transmission) readHeader(hdr []byte) error {
+	n := 0
+	for {
+		t.c.armIdle()
+		m, err := io.ReadFull(t.br, hdr[n:])
+		n += m
+		switch {
+		case err == nil:
+			t.c.touch()
+			t.c.armIdle()
+			return nil
+		case !errors.Is(err, os.ErrDeadlineExceeded) || t.c.isDraining():
+			return err
+		case t.c.idleExpired():
+			return errIdle
+		}
 	}
 }
 
