@@ -28,8 +28,18 @@ type KeystoneOptions struct {
 	ProjectName       string
 	UserDomainName    string
 	ProjectDomainName string
-	// AdminRoles may act on every project (default ["admin"]).
+	// AdminRoles may act on every project (default ["admin"]), but only
+	// when held in AdminProject or on a system-scoped token: the same
+	// role name in an ordinary project makes its holder a member there,
+	// as Keystone's own "admin project" policies do.
 	AdminRoles []string
+	// AdminProject is the project (ID, or name in AdminProjectDomain)
+	// whose admin-role holders administer cairn; empty: only
+	// system-scoped tokens ("system": {"all": true}) do.
+	AdminProject string
+	// AdminProjectDomain is the domain (name or ID) of AdminProject when
+	// it is given by name (default "Default").
+	AdminProjectDomain string
 	// CacheTTL bounds how long a validation result is reused (default 5m);
 	// a revoked token keeps working for at most this long.
 	CacheTTL time.Duration
@@ -74,6 +84,9 @@ func NewKeystone(ctx context.Context, o KeystoneOptions, log *slog.Logger) (*Key
 	}
 	if len(o.AdminRoles) == 0 {
 		o.AdminRoles = []string{"admin"}
+	}
+	if o.AdminProjectDomain == "" {
+		o.AdminProjectDomain = "Default"
 	}
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = 5 * time.Minute
@@ -165,6 +178,15 @@ func (k *Keystone) validate(ctx context.Context, token string) (*Identity, error
 	if err != nil {
 		return nil, fmt.Errorf("decode Keystone token roles: %v: %w", err, errAuthUnavailable)
 	}
+	// gophercloud has no accessor for a system-scoped token's scope.
+	var scope struct {
+		System struct {
+			All bool `json:"all"`
+		} `json:"system"`
+	}
+	if err := res.ExtractInto(&scope); err != nil {
+		return nil, fmt.Errorf("decode Keystone token scope: %v: %w", err, errAuthUnavailable)
+	}
 	id := &Identity{UserID: user.ID, ExpiresAt: tok.ExpiresAt}
 	if proj != nil {
 		id.ProjectID = proj.ID
@@ -172,7 +194,7 @@ func (k *Keystone) validate(ctx context.Context, token string) (*Identity, error
 	for _, r := range roles {
 		id.Roles = append(id.Roles, r.Name)
 	}
-	id.Admin = hasAnyRole(id.Roles, k.o.AdminRoles)
+	id.Admin = hasAnyRole(id.Roles, k.o.AdminRoles) && (scope.System.All || k.isAdminProject(proj))
 	if id.ProjectID == "" && !id.Admin {
 		return nil, fmt.Errorf("the token is not scoped to a project; ask Keystone for a project-scoped token: %w", errUnauthenticated)
 	}
@@ -180,6 +202,19 @@ func (k *Keystone) validate(ctx context.Context, token string) (*Identity, error
 		return nil, fmt.Errorf("the token expired at %s: %w", id.ExpiresAt.Format(time.RFC3339), errUnauthenticated)
 	}
 	return id, nil
+}
+
+// isAdminProject reports whether p is the configured admin project: by
+// ID (unique across domains), or by name within its domain.
+func (k *Keystone) isAdminProject(p *tokens.Project) bool {
+	if p == nil || k.o.AdminProject == "" {
+		return false
+	}
+	if p.ID == k.o.AdminProject {
+		return true
+	}
+	d := k.o.AdminProjectDomain
+	return p.Name == k.o.AdminProject && (p.Domain.Name == d || p.Domain.ID == d)
 }
 
 // store caches c, making room by dropping expired entries and, if the
