@@ -18,6 +18,10 @@ import (
 
 	"cairn/appliance"
 	"cairn/plugins/file"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 const prov = appliance.ProviderID
@@ -200,6 +204,43 @@ func TestHealthAndMetrics(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Fatalf("metrics lack %q:\n%s", want, b)
 		}
+	}
+	// Every metric the appliance had before client_golang keeps its name
+	// and type, and the standard process and Go runtime metrics come
+	// with them; the text must parse as the exposition format.
+	id, _ := e.volume("m.img", 4<<10)
+	e.waitCheckpoint("p", e.createCheckpoint("p", e.createPlan("p", id)))
+	resp, err = http.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	for name, typ := range map[string]dto.MetricType{
+		"cairn_jobs_running": dto.MetricType_GAUGE, "cairn_jobs_queued": dto.MetricType_GAUGE,
+		"cairn_jobs_interrupted_total": dto.MetricType_COUNTER, "cairn_state_errors_total": dto.MetricType_COUNTER,
+		"cairn_protected_bytes_total": dto.MetricType_COUNTER, "cairn_stored_bytes_total": dto.MetricType_COUNTER,
+		"cairn_restored_bytes_total": dto.MetricType_COUNTER,
+		"process_cpu_seconds_total":  dto.MetricType_COUNTER, "process_resident_memory_bytes": dto.MetricType_GAUGE,
+		"go_goroutines": dto.MetricType_GAUGE, "go_memstats_alloc_bytes": dto.MetricType_GAUGE,
+		"cairn_jobs_total": dto.MetricType_COUNTER, "cairn_job_duration_seconds": dto.MetricType_SUMMARY,
+		"cairn_checkpoints": dto.MetricType_GAUGE,
+	} {
+		mf := mfs[name]
+		if mf == nil || mf.GetType() != typ {
+			t.Errorf("metric %s: %v, want type %v", name, mf, typ)
+		}
+	}
+	if got := jobCount(mfs, "protect", "success"); got != 1 {
+		t.Errorf("cairn_jobs_total{kind=protect,status=success} after one protection: %v", got)
+	}
+	if mf := mfs["cairn_checkpoints"]; mf == nil || len(mf.Metric) != 1 || mf.Metric[0].GetGauge().GetValue() != 1 ||
+		mf.Metric[0].GetLabel()[0].GetValue() != appliance.CheckpointAvailable {
+		t.Errorf("cairn_checkpoints after one protection: %v", mf)
 	}
 	m := e.must(404, "GET", "/v2/x", nil)
 	fault(t, m, "itemNotFound", 404)
@@ -761,4 +802,18 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		_ = checkUUID("x", string(b))
 	})
+}
+
+// jobCount is the value of cairn_jobs_total{kind,status} (-1: absent).
+func jobCount(mfs map[string]*dto.MetricFamily, kind, status string) float64 {
+	for _, m := range mfs["cairn_jobs_total"].GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		if l["kind"] == kind && l["status"] == status {
+			return m.GetCounter().GetValue()
+		}
+	}
+	return -1
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -239,11 +239,14 @@ func (k *Keystone) store(key [32]byte, c cachedIdentity, now time.Time) {
 	k.cache[key] = c
 }
 
-// writeMetrics appends the token cache's counters to /metrics.
-func (k *Keystone) writeMetrics(w io.Writer) {
-	hits, misses := k.CacheStats()
-	fmt.Fprintf(w, "# HELP cairn_auth_token_cache_hits_total Token validations answered from the cache.\n# TYPE cairn_auth_token_cache_hits_total counter\ncairn_auth_token_cache_hits_total %d\n", hits)
-	fmt.Fprintf(w, "# HELP cairn_auth_token_cache_misses_total Token validations that asked Keystone.\n# TYPE cairn_auth_token_cache_misses_total counter\ncairn_auth_token_cache_misses_total %d\n", misses)
+// collectors are the token cache's counters for /metrics.
+func (k *Keystone) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_auth_token_cache_hits_total",
+			Help: "Token validations answered from the cache."}, func() float64 { h, _ := k.CacheStats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_auth_token_cache_misses_total",
+			Help: "Token validations that asked Keystone."}, func() float64 { _, m := k.CacheStats(); return float64(m) }),
+	}
 }
 
 // CacheStats returns how many validations were answered from the cache

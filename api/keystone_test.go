@@ -4,16 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // fakeKeystone answers the two Keystone v3 calls cairn makes: password
@@ -339,10 +339,12 @@ func TestKeystoneCache(t *testing.T) {
 	if hits == 0 || misses == 0 {
 		t.Fatalf("cache stats hits=%d misses=%d, want both > 0", hits, misses)
 	}
-	var m strings.Builder
-	k.writeMetrics(&m)
-	if want := fmt.Sprintf("cairn_auth_token_cache_hits_total %d\n", hits); !strings.Contains(m.String(), want) {
-		t.Fatalf("metrics lack %q:\n%s", want, m.String())
+	c := k.collectors()
+	if got := testutil.ToFloat64(c[0]); got != float64(hits) {
+		t.Fatalf("cairn_auth_token_cache_hits_total %v, want %d", got, hits)
+	}
+	if got := testutil.ToFloat64(c[1]); got != float64(misses) {
+		t.Fatalf("cairn_auth_token_cache_misses_total %v, want %d", got, misses)
 	}
 }
 

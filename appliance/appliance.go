@@ -88,6 +88,7 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 		verifications: map[string]*Restore{}, triggers: map[string]*Trigger{}, ops: map[string]*ScheduledOperation{},
 		oplogs: map[string]*OperationLog{}, quotas: map[string]*Quota{}, jobs: map[string]*job{},
 		queue: make(chan queued, 4096)}
+	a.metrics.init(a)
 	if a.log == nil {
 		a.log = slog.Default()
 	}
