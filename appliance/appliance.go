@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,7 +38,7 @@ type Appliance struct {
 	now  func() time.Time
 	repo *dedup.Repository
 	reg  *plugins.Registry
-	st   *store
+	st   stateStore
 	// closers are the plugins Open built that hold resources.
 	closers []io.Closer
 
@@ -109,21 +108,24 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 		}
 	}
 	var err error
-	if a.st, err = openStore(filepath.Join(cfg.DataDir, "state")); err != nil {
+	if a.st, err = openState(cfg.DataDir, a.log.Info); err != nil {
 		a.closePlugins()
 		return nil, err
 	}
 	if err := a.load(); err != nil {
 		a.closePlugins()
+		_ = a.st.close()
 		return nil, err
 	}
 	if a.repo, err = openRepo(ctx, cfg, a.now, a.log); err != nil {
 		a.closePlugins()
+		_ = a.st.close()
 		return nil, err
 	}
 	if err := a.recover(ctx); err != nil {
 		a.closePlugins()
 		_ = a.repo.Close()
+		_ = a.st.close()
 		return nil, err
 	}
 	return a, nil
@@ -200,10 +202,10 @@ func (a *Appliance) Config() Config { return a.cfg }
 func (a *Appliance) Close() error {
 	a.bg.Wait()
 	a.closePlugins()
-	return a.repo.Close()
+	return errors.Join(a.repo.Close(), a.st.close())
 }
 
-func loadKind[T any](s *store, kind string, m map[string]*T) error {
+func loadKind[T any](s stateStore, kind string, m map[string]*T) error {
 	return s.loadAll(kind, func(id string, b []byte) error {
 		v := new(T)
 		if err := json.Unmarshal(b, v); err != nil {
