@@ -659,7 +659,6 @@ func TestCrashRecovery(t *testing.T) {
 	e2.waitCheckpoint("proj", cp2.ID, CheckpointAvailable)
 }
 
-
 // TestInterruptedDeletionFinishes: a checkpoint left "deleting" by a
 // crash is deleted on the next start.
 func TestInterruptedDeletionFinishes(t *testing.T) {

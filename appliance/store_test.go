@@ -180,12 +180,10 @@ func TestStateMigration(t *testing.T) {
 	if _, err := e2.a.GetTrigger("proj", trig.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleted trigger after reopen: %v", err)
 	}
-	if n := storedCountOpen(t, e2.a.st, "quotas"); n != 1 {
+	if n := countKind(t, e2.a.st, "quotas"); n != 1 {
 		t.Fatalf("%d quotas, want 1", n)
 	}
 }
-
-func storedCountOpen(t *testing.T, s stateStore, kind string) int { t.Helper(); return countKind(t, s, kind) }
 
 // TestStateMigrationDamagedFile: a damaged JSON file stops the migration
 // with its name, and leaves the old layout in place for the operator.
