@@ -108,10 +108,12 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 		}
 	}
 	var err error
-	if a.st, err = openState(cfg.DataDir, a.log.Info); err != nil {
+	st, err := openState(cfg.DataDir, a.log.Info)
+	if err != nil {
 		a.closePlugins()
 		return nil, err
 	}
+	a.st = countingStore{st, &a.metrics.stateWrites}
 	if err := a.load(); err != nil {
 		a.closePlugins()
 		_ = a.st.close()

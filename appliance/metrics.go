@@ -26,6 +26,7 @@ type metrics struct {
 	queued      atomic.Int64
 	interrupted atomic.Int64
 	storeErrors atomic.Int64
+	stateWrites atomic.Int64 // committed puts and deletes
 	protBytes   atomic.Int64 // bytes read from sources
 	storedBytes atomic.Int64 // bytes added to the shard stores
 	restBytes   atomic.Int64
@@ -61,6 +62,7 @@ func (m *metrics) init(a *Appliance) {
 			fn("cairn_jobs_queued", "Jobs waiting for a worker.", &m.queued, false),
 			fn("cairn_jobs_interrupted_total", "Jobs found interrupted at start-up.", &m.interrupted, true),
 			fn("cairn_state_errors_total", "Failures to persist state.", &m.storeErrors, true),
+			fn("cairn_state_writes_total", "Objects written to or deleted from the state database.", &m.stateWrites, true),
 			fn("cairn_protected_bytes_total", "Bytes read from protected resources.", &m.protBytes, true),
 			fn("cairn_stored_bytes_total", "Bytes protections added to the repository.", &m.storedBytes, true),
 			fn("cairn_restored_bytes_total", "Bytes of resources restored.", &m.restBytes, true),

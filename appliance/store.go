@@ -1,5 +1,7 @@
 package appliance
 
+import "sync/atomic"
+
 // stateStore persists the appliance's objects (plans, checkpoints, jobs
 // …), each a JSON document under a kind and an ID.
 //
@@ -24,3 +26,26 @@ type stateStore interface {
 // buckets up front so that reads never need a write transaction.
 var stateKinds = []string{"plans", "checkpoints", "restores", "verifications", "triggers",
 	"scheduled_operations", "operation_logs", "quotas", "jobs"}
+
+// countingStore counts the committed changes of a store for
+// cairn_state_writes_total.
+type countingStore struct {
+	stateStore
+	n *atomic.Int64
+}
+
+func (c countingStore) put(kind, id string, v any) error {
+	err := c.stateStore.put(kind, id, v)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return err
+}
+
+func (c countingStore) delete(kind, id string) error {
+	err := c.stateStore.delete(kind, id)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return err
+}

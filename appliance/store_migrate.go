@@ -17,7 +17,7 @@ import (
 // into the database in one transaction, and only once that has committed
 // is the old directory renamed to DATA_DIR/state.json-migrated, so a
 // crash in between repeats the (idempotent) copy at the next start.
-func openState(dataDir string, log func(msg string, args ...any)) (stateStore, error) {
+func openState(dataDir string, log func(msg string, args ...any)) (*boltStore, error) {
 	s, err := openBoltStore(filepath.Join(dataDir, "state.db"))
 	if err != nil {
 		return nil, err
