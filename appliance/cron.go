@@ -134,7 +134,6 @@ var rruleUnits = map[string]time.Duration{"SECONDLY": time.Second, "MINUTELY": t
 // rruleSchedule is a calendar trigger: an RFC 5545 recurrence rule
 // anchored at the trigger's start.
 type rruleSchedule struct {
-	r   *rrule.RRule
 	opt rrule.ROption
 	// period is the rule's FREQ×INTERVAL when it is a fixed length of
 	// time (SECONDLY to WEEKLY in UTC, no COUNT); zero otherwise.
@@ -144,18 +143,22 @@ type rruleSchedule struct {
 // Next implements Schedule. rrule-go walks every occurrence from DTSTART,
 // which for a minutely rule started a year ago costs a quarter of a
 // second; a fixed-period rule is re-anchored a whole number of periods
-// later, which leaves its occurrences after t unchanged.
+// later, which leaves its occurrences after t unchanged. (A rule that
+// never matches, such as 30 February, is walked to the year 9999, about
+// half a second of CPU; ParseCalendar's caller refuses it as never
+// firing.)
 func (s rruleSchedule) Next(t time.Time) time.Time {
+	o := s.opt
 	if s.period > 0 {
-		if k := t.Sub(s.opt.Dtstart) / s.period; k > 1 {
-			o := s.opt
+		if k := t.Sub(o.Dtstart) / s.period; k > 1 {
 			o.Dtstart = o.Dtstart.Add((k - 1) * s.period)
-			if r, err := rrule.NewRRule(o); err == nil {
-				return r.After(t, false)
-			}
 		}
 	}
-	return s.r.After(t, false)
+	r, err := rrule.NewRRule(o)
+	if err != nil {
+		return time.Time{}
+	}
+	return r.After(t, false)
 }
 
 // ParseCalendar parses Karbor's "calendar" format: an iCal VEVENT (or a
@@ -210,11 +213,10 @@ func ParseCalendar(s string, start time.Time) (Schedule, error) {
 		return nil, fmt.Errorf("RRULE %q: %w: %w", rule, ErrInvalid, err)
 	}
 	opt.Dtstart = start
-	r, err := rrule.NewRRule(*opt)
-	if err != nil {
+	if _, err := rrule.NewRRule(*opt); err != nil {
 		return nil, fmt.Errorf("RRULE %q: %w: %w", rule, ErrInvalid, err)
 	}
-	sch := rruleSchedule{r: r, opt: *opt}
+	sch := rruleSchedule{opt: *opt}
 	if unit <= rruleUnits["WEEKLY"] && opt.Count == 0 && start.Location() == time.UTC {
 		sch.period = time.Duration(interval) * unit
 	}

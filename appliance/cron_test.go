@@ -200,3 +200,32 @@ func FuzzCronPattern(f *testing.F) {
 		}
 	})
 }
+
+func FuzzCalendarPattern(f *testing.F) {
+	for _, s := range []string{`BEGIN:VEVENT\nRRULE:FREQ=MINUTELY;INTERVAL=5\nEND:VEVENT`, "RRULE:FREQ=WEEKLY;BYDAY=MO,FR;",
+		"RRULE:FREQ=MONTHLY;BYMONTHDAY=-1;BYSETPOS=1", "RRULE:FREQ=YEARLY;BYWEEKNO=53;COUNT=3", "RRULE:FREQ=DAILY;UNTIL=20300102T000000Z",
+		"RRULE:FREQ=SECONDLY;INTERVAL=9223372036854775807", "RRULE:FREQ=HOURLY;BYEASTER=0"} {
+		f.Add(s)
+	}
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		sch, err := ParseCalendar(s, start)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		at := start.Add(-time.Second)
+		for range 3 {
+			n := sch.Next(at)
+			if n.IsZero() {
+				return
+			}
+			if !n.After(at) {
+				t.Fatalf("Next(%s) = %s, not after", at, n)
+			}
+			at = n
+		}
+	})
+}
