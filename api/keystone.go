@@ -111,6 +111,9 @@ func NewKeystone(ctx context.Context, o KeystoneOptions, log *slog.Logger) (*Key
 	if err != nil {
 		return nil, fmt.Errorf("keystone: %w", err)
 	}
+	if o.AdminProject == "" && log != nil {
+		log.Info("keystone.admin_project is not set: only system-scoped tokens with an admin role administer cairn")
+	}
 	return &Keystone{o: o, identity: ic, log: log, cache: map[[32]byte]cachedIdentity{}}, nil
 }
 
