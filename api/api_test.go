@@ -18,6 +18,10 @@ import (
 
 	"cairn/appliance"
 	"cairn/plugins/file"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 const prov = appliance.ProviderID
@@ -200,6 +204,43 @@ func TestHealthAndMetrics(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Fatalf("metrics lack %q:\n%s", want, b)
 		}
+	}
+	// Every metric the appliance had before client_golang keeps its name
+	// and type, and the standard process and Go runtime metrics come
+	// with them; the text must parse as the exposition format.
+	id, _ := e.volume("m.img", 4<<10)
+	e.waitCheckpoint("p", e.createCheckpoint("p", e.createPlan("p", id)))
+	resp, err = http.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	for name, typ := range map[string]dto.MetricType{
+		"cairn_jobs_running": dto.MetricType_GAUGE, "cairn_jobs_queued": dto.MetricType_GAUGE,
+		"cairn_jobs_interrupted_total": dto.MetricType_COUNTER, "cairn_state_errors_total": dto.MetricType_COUNTER,
+		"cairn_protected_bytes_total": dto.MetricType_COUNTER, "cairn_stored_bytes_total": dto.MetricType_COUNTER,
+		"cairn_restored_bytes_total": dto.MetricType_COUNTER, "cairn_state_writes_total": dto.MetricType_COUNTER,
+		"process_cpu_seconds_total": dto.MetricType_COUNTER, "process_resident_memory_bytes": dto.MetricType_GAUGE,
+		"go_goroutines": dto.MetricType_GAUGE, "go_memstats_alloc_bytes": dto.MetricType_GAUGE,
+		"cairn_jobs_total": dto.MetricType_COUNTER, "cairn_job_duration_seconds": dto.MetricType_SUMMARY,
+		"cairn_checkpoints": dto.MetricType_GAUGE,
+	} {
+		mf := mfs[name]
+		if mf == nil || mf.GetType() != typ {
+			t.Errorf("metric %s: %v, want type %v", name, mf, typ)
+		}
+	}
+	if got := jobCount(mfs, "protect", "success"); got != 1 {
+		t.Errorf("cairn_jobs_total{kind=protect,status=success} after one protection: %v", got)
+	}
+	if mf := mfs["cairn_checkpoints"]; mf == nil || len(mf.Metric) != 1 || mf.Metric[0].GetGauge().GetValue() != 1 ||
+		mf.Metric[0].GetLabel()[0].GetValue() != appliance.CheckpointAvailable {
+		t.Errorf("cairn_checkpoints after one protection: %v", mf)
 	}
 	m := e.must(404, "GET", "/v2/x", nil)
 	fault(t, m, "itemNotFound", 404)
@@ -659,7 +700,11 @@ func TestBadInput(t *testing.T) {
 		{"trigger bad format", "POST", "/v1/p/triggers", `{"trigger_info":{"name":"t","type":"time","properties":{"pattern":"0 * * * *","format":"quartz"}}}`, 400, "format"},
 		{"every minute is allowed", "POST", "/v1/p/triggers", `{"trigger_info":{"name":"t","type":"time","properties":{"pattern":"* * * * *","window":10}}}`, 200, ""},
 		{"calendar too often", "POST", "/v1/p/triggers", `{"trigger_info":{"name":"t","type":"time","properties":{"pattern":"RRULE:FREQ=SECONDLY;INTERVAL=10","format":"calendar"}}}`, 400, "more often than the minimum interval"},
-		{"calendar bad rule", "POST", "/v1/p/triggers", `{"trigger_info":{"name":"t","type":"time","properties":{"pattern":"RRULE:FREQ=YEARLY","format":"calendar"}}}`, 400, "unsupported"},
+		{"calendar bad rule", "POST", "/v1/p/triggers", `{"trigger_info":{"name":"t","type":"time","properties":{"pattern":"RRULE:FREQ=FORTNIGHTLY","format":"calendar"}}}`, 400, "unsupported"},
+		{"calendar interval overflows", "POST", "/v1/p/triggers", `{"trigger_info":{"name":"t","type":"time","properties":{"pattern":"RRULE:FREQ=WEEKLY;INTERVAL=99999999999","format":"calendar"}}}`, 400, "INTERVAL"},
+		{"calendar interval past int64", "POST", "/v1/p/triggers", `{"trigger_info":{"name":"t","type":"time","properties":{"pattern":"RRULE:FREQ=DAILY;INTERVAL=9223372036854775807","format":"calendar"}}}`, 400, "INTERVAL"},
+		{"window overflows", "POST", "/v1/p/triggers", `{"trigger_info":{"name":"t","type":"time","properties":{"pattern":"0 * * * *","window":"9300000000"}}}`, 400, "window"},
+		{"end before start", "POST", "/v1/p/triggers", `{"trigger_info":{"name":"t","type":"time","properties":{"pattern":"0 * * * *","start_time":"2030-01-02 00:00:00","end_time":"2030-01-01 00:00:00"}}}`, 400, "end_time"},
 		{"op bad trigger uuid", "POST", "/v1/p/scheduled_operations", `{"scheduled_operation":{"name":"o","operation_type":"protect","trigger_id":"t"}}`, 400, "invalid UUID"},
 		{"op numeric definition", "POST", "/v1/p/scheduled_operations", `{"scheduled_operation":{"operation_definition":{"max_backups":3}}}`, 400, "malformed"},
 		{"quota unknown field", "PUT", "/v1/p/quotas/p", `{"quota":{"plans":1,"volumes":2}}`, 400, "unknown field"},
@@ -794,4 +839,18 @@ func TestBusyIs429(t *testing.T) {
 	if f := m["overLimit"].(map[string]any); f["retryAfter"] != busyRetryAfter {
 		t.Fatalf("retryAfter %v", f["retryAfter"])
 	}
+}
+
+// jobCount is the value of cairn_jobs_total{kind,status} (-1: absent).
+func jobCount(mfs map[string]*dto.MetricFamily, kind, status string) float64 {
+	for _, m := range mfs["cairn_jobs_total"].GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		if l["kind"] == kind && l["status"] == status {
+			return m.GetCounter().GetValue()
+		}
+	}
+	return -1
 }

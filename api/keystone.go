@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -28,8 +28,18 @@ type KeystoneOptions struct {
 	ProjectName       string
 	UserDomainName    string
 	ProjectDomainName string
-	// AdminRoles may act on every project (default ["admin"]).
+	// AdminRoles may act on every project (default ["admin"]), but only
+	// when held in AdminProject or on a system-scoped token: the same
+	// role name in an ordinary project makes its holder a member there,
+	// as Keystone's own "admin project" policies do.
 	AdminRoles []string
+	// AdminProject is the project (ID, or name in AdminProjectDomain)
+	// whose admin-role holders administer cairn; empty: only
+	// system-scoped tokens ("system": {"all": true}) do.
+	AdminProject string
+	// AdminProjectDomain is the domain (name or ID) of AdminProject when
+	// it is given by name (default "Default").
+	AdminProjectDomain string
 	// CacheTTL bounds how long a validation result is reused (default 5m);
 	// a revoked token keeps working for at most this long.
 	CacheTTL time.Duration
@@ -75,6 +85,9 @@ func NewKeystone(ctx context.Context, o KeystoneOptions, log *slog.Logger) (*Key
 	if len(o.AdminRoles) == 0 {
 		o.AdminRoles = []string{"admin"}
 	}
+	if o.AdminProjectDomain == "" {
+		o.AdminProjectDomain = "Default"
+	}
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = 5 * time.Minute
 	}
@@ -97,6 +110,9 @@ func NewKeystone(ctx context.Context, o KeystoneOptions, log *slog.Logger) (*Key
 	ic, err := openstack.NewIdentityV3(pc, gophercloud.EndpointOpts{})
 	if err != nil {
 		return nil, fmt.Errorf("keystone: %w", err)
+	}
+	if o.AdminProject == "" && log != nil {
+		log.Info("keystone.admin_project is not set: only system-scoped tokens with an admin role administer cairn")
 	}
 	return &Keystone{o: o, identity: ic, log: log, cache: map[[32]byte]cachedIdentity{}}, nil
 }
@@ -165,6 +181,15 @@ func (k *Keystone) validate(ctx context.Context, token string) (*Identity, error
 	if err != nil {
 		return nil, fmt.Errorf("decode Keystone token roles: %v: %w", err, errAuthUnavailable)
 	}
+	// gophercloud has no accessor for a system-scoped token's scope.
+	var scope struct {
+		System struct {
+			All bool `json:"all"`
+		} `json:"system"`
+	}
+	if err := res.ExtractInto(&scope); err != nil {
+		return nil, fmt.Errorf("decode Keystone token scope: %v: %w", err, errAuthUnavailable)
+	}
 	id := &Identity{UserID: user.ID, ExpiresAt: tok.ExpiresAt}
 	if proj != nil {
 		id.ProjectID = proj.ID
@@ -172,7 +197,7 @@ func (k *Keystone) validate(ctx context.Context, token string) (*Identity, error
 	for _, r := range roles {
 		id.Roles = append(id.Roles, r.Name)
 	}
-	id.Admin = hasAnyRole(id.Roles, k.o.AdminRoles)
+	id.Admin = hasAnyRole(id.Roles, k.o.AdminRoles) && (scope.System.All || k.isAdminProject(proj))
 	if id.ProjectID == "" && !id.Admin {
 		return nil, fmt.Errorf("the token is not scoped to a project; ask Keystone for a project-scoped token: %w", errUnauthenticated)
 	}
@@ -180,6 +205,19 @@ func (k *Keystone) validate(ctx context.Context, token string) (*Identity, error
 		return nil, fmt.Errorf("the token expired at %s: %w", id.ExpiresAt.Format(time.RFC3339), errUnauthenticated)
 	}
 	return id, nil
+}
+
+// isAdminProject reports whether p is the configured admin project: by
+// ID (unique across domains), or by name within its domain.
+func (k *Keystone) isAdminProject(p *tokens.Project) bool {
+	if p == nil || k.o.AdminProject == "" {
+		return false
+	}
+	if p.ID == k.o.AdminProject {
+		return true
+	}
+	d := k.o.AdminProjectDomain
+	return p.Name == k.o.AdminProject && (p.Domain.Name == d || p.Domain.ID == d)
 }
 
 // store caches c, making room by dropping expired entries and, if the
@@ -204,11 +242,14 @@ func (k *Keystone) store(key [32]byte, c cachedIdentity, now time.Time) {
 	k.cache[key] = c
 }
 
-// writeMetrics appends the token cache's counters to /metrics.
-func (k *Keystone) writeMetrics(w io.Writer) {
-	hits, misses := k.CacheStats()
-	fmt.Fprintf(w, "# HELP cairn_auth_token_cache_hits_total Token validations answered from the cache.\n# TYPE cairn_auth_token_cache_hits_total counter\ncairn_auth_token_cache_hits_total %d\n", hits)
-	fmt.Fprintf(w, "# HELP cairn_auth_token_cache_misses_total Token validations that asked Keystone.\n# TYPE cairn_auth_token_cache_misses_total counter\ncairn_auth_token_cache_misses_total %d\n", misses)
+// collectors are the token cache's counters for /metrics.
+func (k *Keystone) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_auth_token_cache_hits_total",
+			Help: "Token validations answered from the cache."}, func() float64 { h, _ := k.CacheStats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_auth_token_cache_misses_total",
+			Help: "Token validations that asked Keystone."}, func() float64 { _, m := k.CacheStats(); return float64(m) }),
+	}
 }
 
 // CacheStats returns how many validations were answered from the cache

@@ -4,16 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // fakeKeystone answers the two Keystone v3 calls cairn makes: password
@@ -32,6 +32,10 @@ type fakeToken struct {
 	user, project string
 	roles         []string
 	expires       time.Time
+	// system makes a system-scoped token (no project); domain is the
+	// project's domain ID (default "default").
+	system bool
+	domain string
 }
 
 const serviceToken = "service-token"
@@ -60,12 +64,22 @@ func (f *fakeKeystone) serve(w http.ResponseWriter, r *http.Request) {
 		for _, r := range t.roles {
 			roles = append(roles, map[string]any{"id": "id-" + r, "name": r})
 		}
-		return map[string]any{"token": map[string]any{
+		dom := map[string]any{"id": "default", "name": "Default"}
+		if t.domain != "" {
+			dom = map[string]any{"id": t.domain, "name": "Name-" + t.domain}
+		}
+		body := map[string]any{
 			"expires_at": t.expires.UTC().Format(time.RFC3339),
 			"user":       map[string]any{"id": t.user, "name": t.user, "domain": map[string]any{"id": "default"}},
-			"project":    map[string]any{"id": t.project, "name": t.project, "domain": map[string]any{"id": "default"}},
 			"roles":      roles,
-		}}
+		}
+		if t.system {
+			body["system"] = map[string]any{"all": true}
+		} else {
+			// A name unlike the ID, to tell the two apart.
+			body["project"] = map[string]any{"id": t.project, "name": "Name-" + t.project, "domain": dom}
+		}
+		return map[string]any{"token": body}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	switch r.Method {
@@ -114,8 +128,13 @@ func (f *fakeKeystone) serve(w http.ResponseWriter, r *http.Request) {
 
 func newTestKeystone(t *testing.T, f *fakeKeystone, now func() time.Time) *Keystone {
 	t.Helper()
-	k, err := NewKeystone(context.Background(), KeystoneOptions{AuthURL: f.URL + "/v3", Username: "cairn", Password: "secret",
-		ProjectName: "service", CacheTTL: time.Minute, Now: now}, slog.New(slog.DiscardHandler))
+	return newTestKeystoneOpts(t, f, KeystoneOptions{AdminProject: "admin", Now: now})
+}
+
+func newTestKeystoneOpts(t *testing.T, f *fakeKeystone, o KeystoneOptions) *Keystone {
+	t.Helper()
+	o.AuthURL, o.Username, o.Password, o.ProjectName, o.CacheTTL = f.URL+"/v3", "cairn", "secret", "service", time.Minute
+	k, err := NewKeystone(context.Background(), o, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +189,84 @@ func TestKeystoneScoping(t *testing.T) {
 			}
 			if c.fault != "" {
 				fault(t, m, c.fault, c.code)
+			}
+		})
+	}
+}
+
+// TestKeystoneAdminScope: the admin role makes an administrator only in
+// the configured admin project (by ID, or by name in its domain) or on a
+// system-scoped token; elsewhere its holder is a member of its project.
+func TestKeystoneAdminScope(t *testing.T) {
+	later := time.Now().Add(time.Hour)
+	tokens := map[string]fakeToken{
+		"tok-ops":          {user: "root", project: "ops", roles: []string{"admin"}, expires: later},
+		"tok-ops-member":   {user: "eve", project: "ops", roles: []string{"member"}, expires: later},
+		"tok-tenant-admin": {user: "mallory", project: "projB", roles: []string{"admin", "member"}, expires: later},
+		"tok-other-domain": {user: "trudy", project: "ops2", roles: []string{"admin"}, expires: later, domain: "d2"},
+		"tok-system":       {user: "sys", roles: []string{"admin"}, expires: later, system: true},
+		"tok-system-rdr":   {user: "sys2", roles: []string{"reader"}, expires: later, system: true},
+	}
+	quota := map[string]any{"quota": map[string]any{"plans": 3}}
+	type call struct {
+		token, method, path string
+		code                int
+	}
+	tenantAdmin := []call{ // an "admin" role in an ordinary project is a member there
+		{"tok-tenant-admin", "GET", "/v1/projB/plans", 200},
+		{"tok-tenant-admin", "GET", "/v1/projA/plans", 403},
+		{"tok-tenant-admin", "GET", "/v1/projB/plans?all_tenants=1", 403},
+		{"tok-tenant-admin", "PUT", "/v1/projB/quotas/projB", 403},
+		{"tok-ops-member", "GET", "/v1/projA/plans", 403},
+		{"tok-system-rdr", "GET", "/v1/projA/plans", 401},
+	}
+	for _, tc := range []struct {
+		name  string
+		o     KeystoneOptions
+		calls []call
+	}{
+		{"admin project by ID", KeystoneOptions{AdminProject: "ops"}, append([]call{
+			{"tok-ops", "GET", "/v1/projA/plans", 200},
+			{"tok-ops", "PUT", "/v1/projA/quotas/projA", 200},
+			{"tok-system", "GET", "/v1/projA/plans?all_tenants=1", 200},
+			{"tok-other-domain", "GET", "/v1/projA/plans", 403},
+		}, tenantAdmin...)},
+		{"admin project by name", KeystoneOptions{AdminProject: "Name-ops"}, append([]call{
+			{"tok-ops", "PUT", "/v1/projA/quotas/projA", 200},
+			{"tok-other-domain", "GET", "/v1/projA/plans", 403},
+		}, tenantAdmin...)},
+		{"admin project by name in another domain", KeystoneOptions{AdminProject: "Name-ops2", AdminProjectDomain: "Name-d2"}, []call{
+			{"tok-other-domain", "GET", "/v1/projA/plans", 200},
+			{"tok-ops", "GET", "/v1/projA/plans", 403},
+		}},
+		{"same name, wrong domain", KeystoneOptions{AdminProject: "Name-ops2"}, []call{
+			{"tok-other-domain", "GET", "/v1/projA/plans", 403},
+		}},
+		{"no admin project: system scope only", KeystoneOptions{}, append([]call{
+			{"tok-ops", "GET", "/v1/projA/plans", 403},
+			{"tok-ops", "PUT", "/v1/ops/quotas/ops", 403},
+			{"tok-system", "GET", "/v1/projA/plans", 200},
+			{"tok-system", "PUT", "/v1/projA/quotas/projA", 200},
+		}, tenantAdmin...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeKeystone(t)
+			for k, v := range tokens {
+				f.mu.Lock()
+				f.tokens[k] = v
+				f.mu.Unlock()
+			}
+			tc.o.Now = time.Now
+			e := newEnvAuth(t, newTestKeystoneOpts(t, f, tc.o))
+			for _, c := range tc.calls {
+				var body any
+				if c.method == "PUT" {
+					body = quota
+				}
+				code, m := e.with(t).asToken(c.token).do(c.method, c.path, body)
+				if code != c.code {
+					t.Errorf("%s %s %s: status %d, want %d: %v", c.token, c.method, c.path, code, c.code, m)
+				}
 			}
 		})
 	}
@@ -242,10 +339,12 @@ func TestKeystoneCache(t *testing.T) {
 	if hits == 0 || misses == 0 {
 		t.Fatalf("cache stats hits=%d misses=%d, want both > 0", hits, misses)
 	}
-	var m strings.Builder
-	k.writeMetrics(&m)
-	if want := fmt.Sprintf("cairn_auth_token_cache_hits_total %d\n", hits); !strings.Contains(m.String(), want) {
-		t.Fatalf("metrics lack %q:\n%s", want, m.String())
+	c := k.collectors()
+	if got := testutil.ToFloat64(c[0]); got != float64(hits) {
+		t.Fatalf("cairn_auth_token_cache_hits_total %v, want %d", got, hits)
+	}
+	if got := testutil.ToFloat64(c[1]); got != float64(misses) {
+		t.Fatalf("cairn_auth_token_cache_misses_total %v, want %d", got, misses)
 	}
 }
 

@@ -30,13 +30,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	m.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		s.a.WriteMetrics(w)
-		if k, ok := s.auth.(*Keystone); ok {
-			k.writeMetrics(w)
-		}
-	})
+	m.Handle("GET /metrics", s.metricsHandler())
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { writeError(w, errNoRoute(r)) })
 	p := "/v1/{project}"
 	// Every project route passes the project check first, so a handler

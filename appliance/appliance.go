@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +39,7 @@ type Appliance struct {
 	// repos holds one repository per project.
 	repos *repoSet
 	reg   *plugins.Registry
-	st    *store
+	st    stateStore
 	// closers are the plugins Open built that hold resources.
 	closers []io.Closer
 
@@ -94,17 +93,21 @@ func Open(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 			return nil, err
 		}
 	}
-	if a.st, err = openStore(filepath.Join(a.cfg.DataDir, "state")); err != nil {
+	st, err := openState(a.cfg.DataDir, a.log.Info)
+	if err != nil {
 		a.closePlugins()
 		return nil, err
 	}
+	a.st = countingStore{st, &a.metrics.stateWrites}
 	if err := a.load(); err != nil {
 		a.closePlugins()
+		_ = a.st.close()
 		return nil, err
 	}
 	if err := a.recover(ctx); err != nil {
 		a.closePlugins()
 		_ = a.repos.close()
+		_ = a.st.close()
 		return nil, err
 	}
 	return a, nil
@@ -121,6 +124,7 @@ func newAppliance(cfg Config, o Options) (*Appliance, error) {
 		verifications: map[string]*Restore{}, triggers: map[string]*Trigger{}, ops: map[string]*ScheduledOperation{},
 		oplogs: map[string]*OperationLog{}, quotas: map[string]*Quota{}, jobs: map[string]*job{},
 		queue: newJobQueue(cfg.ProjectMaxQueued, cfg.ProjectMaxRunning)}
+	a.metrics.init(a)
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -199,10 +203,10 @@ func (a *Appliance) Config() Config { return a.cfg }
 func (a *Appliance) Close() error {
 	a.bg.Wait()
 	a.closePlugins()
-	return a.repos.close()
+	return errors.Join(a.repos.close(), a.st.close())
 }
 
-func loadKind[T any](s *store, kind string, m map[string]*T) error {
+func loadKind[T any](s stateStore, kind string, m map[string]*T) error {
 	return s.loadAll(kind, func(id string, b []byte) error {
 		v := new(T)
 		if err := json.Unmarshal(b, v); err != nil {

@@ -241,8 +241,11 @@ func TestProtectRestoreVerifyDelete(t *testing.T) {
 		t.Fatalf("verification %+v", v)
 	}
 	// The verification's progress is stored under its own kind.
-	if _, err := os.Stat(filepath.Join(e.cfg.DataDir, "state", "verifys")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("stray state directory: %v", err)
+	if n := countKind(t, e.a.st, "verifys"); n != 0 {
+		t.Fatalf("%d objects of a stray kind", n)
+	}
+	if n := countKind(t, e.a.st, "verifications"); n != 1 {
+		t.Fatalf("%d stored verifications, want 1", n)
 	}
 
 	if err := e.a.DeleteCheckpoint(context.Background(), "proj", ProviderID, cp.ID); err != nil {
@@ -615,7 +618,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.stop()
-	if n, _ := e.a.checkpointsFile(); n == 0 {
+	if n := storedCount(t, cfg.DataDir, "jobs"); n == 0 {
 		t.Fatal("the interrupted job's record is gone before restart")
 	}
 
@@ -654,12 +657,6 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	e2.waitCheckpoint("proj", cp2.ID, CheckpointAvailable)
-}
-
-// checkpointsFile counts the persisted job records.
-func (a *Appliance) checkpointsFile() (int, error) {
-	ents, err := os.ReadDir(filepath.Join(a.cfg.DataDir, "state", "jobs"))
-	return len(ents), err
 }
 
 // TestInterruptedDeletionFinishes: a checkpoint left "deleting" by a

@@ -230,8 +230,14 @@ type KeystoneConfig struct {
 	UserDomainName    string `json:"user_domain_name"`
 	ProjectDomainName string `json:"project_domain_name"`
 	// AdminRoles may act on every project and set quotas (default
-	// ["admin"]).
+	// ["admin"]), when held in AdminProject or on a system-scoped token.
 	AdminRoles []string `json:"admin_roles"`
+	// AdminProject is the project, by ID or by name, in which AdminRoles
+	// count; empty: only system-scoped tokens are administrators.
+	AdminProject string `json:"admin_project"`
+	// AdminProjectDomain is AdminProject's domain, by name or ID, when it
+	// is named (default "Default").
+	AdminProjectDomain string `json:"admin_project_domain"`
 	// CacheTTL is how long a validated (or refused) token is remembered
 	// (default 5m): a revoked token works at most this long.
 	CacheTTL Duration `json:"cache_ttl"`

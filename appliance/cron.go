@@ -5,20 +5,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	robfig "github.com/robfig/cron/v3"
+	"github.com/teambition/rrule-go"
 )
 
 // Schedule says when a trigger fires.
 type Schedule interface {
-	// Next returns the first fire time strictly after t.
+	// Next returns the first fire time strictly after t, or the zero
+	// time when there is none.
 	Next(t time.Time) time.Time
-}
-
-// cron is a parsed 5-field crontab pattern: minute hour day-of-month
-// month day-of-week (0 or 7 is Sunday). Like cron, when both day fields
-// are restricted a day matches if either does.
-type cron struct {
-	min, hour, dom, month, dow uint64
-	domStar, dowStar           bool
 }
 
 var cronFields = []struct {
@@ -26,29 +22,42 @@ var cronFields = []struct {
 	lo, hi int
 }{{"minute", 0, 59}, {"hour", 0, 23}, {"day of month", 1, 31}, {"month", 1, 12}, {"day of week", 0, 7}}
 
-// ParseCron parses a crontab pattern strictly: exactly five fields of
-// numbers, *, ranges a-b, steps /n and lists; anything else is ErrInvalid.
+// cronParser is robfig/cron's standard five-field parser without its
+// descriptors (@daily, @every): Karbor's crontab format has none.
+var cronParser = robfig.NewParser(robfig.Minute | robfig.Hour | robfig.Dom | robfig.Month | robfig.Dow)
+
+// ParseCron parses a crontab pattern: minute hour day-of-month month
+// day-of-week (0 or 7 is Sunday); when both day fields are restricted a day
+// matches if either does. robfig/cron computes the fire times; the fields
+// are first checked here, more strictly than robfig does (no names, no
+// "?", no step larger than the field), so that a pattern another cron
+// would read differently is refused with ErrInvalid rather than guessed.
 func ParseCron(s string) (Schedule, error) {
 	f := strings.Fields(s)
 	if len(f) != 5 {
 		return nil, fmt.Errorf("crontab pattern %q: want 5 fields (minute hour day month weekday), got %d: %w", s, len(f), ErrInvalid)
 	}
-	var sets [5]uint64
 	for i, field := range f {
-		set, err := parseCronField(field, cronFields[i].lo, cronFields[i].hi)
-		if err != nil {
+		if _, err := checkCronField(field, cronFields[i].lo, cronFields[i].hi); err != nil {
 			return nil, fmt.Errorf("crontab pattern %q, %s field: %w: %w", s, cronFields[i].name, ErrInvalid, err)
 		}
-		sets[i] = set
 	}
-	if sets[4]&(1<<7) != 0 {
-		sets[4] |= 1
+	f[4] = sundayAsZero(f[4])
+	sch, err := cronParser.Parse(strings.Join(f, " "))
+	if err != nil {
+		return nil, fmt.Errorf("crontab pattern %q: %w: %w", s, ErrInvalid, err)
 	}
-	return &cron{min: sets[0], hour: sets[1], dom: sets[2], month: sets[3], dow: sets[4],
-		domStar: f[2] == "*", dowStar: f[4] == "*"}, nil
+	return cronSchedule{sch}, nil
 }
 
-func parseCronField(field string, lo, hi int) (uint64, error) {
+// cronSchedule adapts robfig's schedule: its Next works in t's zone.
+type cronSchedule struct{ s robfig.Schedule }
+
+func (c cronSchedule) Next(t time.Time) time.Time { return c.s.Next(t) }
+
+// checkCronField validates one field (numbers, *, a-b ranges, /n steps,
+// lists) and returns the set of values it names.
+func checkCronField(field string, lo, hi int) (uint64, error) {
 	var set uint64
 	for _, part := range strings.Split(field, ",") {
 		rng, stepS, hasStep := strings.Cut(part, "/")
@@ -91,94 +100,125 @@ func parseCronField(field string, lo, hi int) (uint64, error) {
 	return set, nil
 }
 
-func (c *cron) dayMatches(t time.Time) bool {
-	d := c.dom&(1<<uint(t.Day())) != 0
-	w := c.dow&(1<<uint(t.Weekday())) != 0
-	switch {
-	case c.domStar && c.dowStar:
-		return true
-	case c.domStar:
-		return w
-	case c.dowStar:
-		return d
-	}
-	return d || w
-}
-
-// Next implements Schedule. A pattern that never matches (30 February)
-// returns the zero time.
-func (c *cron) Next(t time.Time) time.Time {
-	t = t.Truncate(time.Minute).Add(time.Minute)
-	end := t.AddDate(5, 0, 0)
-	for t.Before(end) {
-		switch {
-		case c.month&(1<<uint(t.Month())) == 0:
-			t = time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, t.Location())
-		case !c.dayMatches(t):
-			t = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, t.Location())
-		case c.hour&(1<<uint(t.Hour())) == 0:
-			// Not Truncate: it works in absolute time and would land on
-			// :30 in zones with half-hour offsets.
-			t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour()+1, 0, 0, 0, t.Location())
-		case c.min&(1<<uint(t.Minute())) == 0:
-			t = t.Add(time.Minute)
-		default:
-			return t
+// sundayAsZero rewrites the parts of a checked day-of-week field that
+// name 7 as lists of 0-6, since robfig knows Sunday only as 0. Parts
+// starting with "*" stay as they are: robfig reads a bare "*" as "any
+// day", which decides how the two day fields combine.
+func sundayAsZero(field string) string {
+	parts := strings.Split(field, ",")
+	for i, p := range parts {
+		set, _ := checkCronField(p, 0, 7)
+		if strings.HasPrefix(p, "*") || set&(1<<7) == 0 {
+			continue
 		}
+		set |= 1
+		var days []string
+		for d := 0; d < 7; d++ {
+			if set&(1<<d) != 0 {
+				days = append(days, strconv.Itoa(d))
+			}
+		}
+		parts[i] = strings.Join(days, ",")
 	}
-	return time.Time{}
+	return strings.Join(parts, ",")
 }
 
-// every is a calendar RRULE schedule: start + k*period.
-type every struct {
-	start  time.Time
+// maxPeriod bounds a calendar rule's FREQ×INTERVAL: beyond it the
+// arithmetic of fire times (and of any Duration) would overflow, and a
+// trigger that fires once a century protects nothing.
+const maxPeriod = 100 * 365 * 24 * time.Hour
+
+var rruleUnits = map[string]time.Duration{"SECONDLY": time.Second, "MINUTELY": time.Minute, "HOURLY": time.Hour,
+	"DAILY": 24 * time.Hour, "WEEKLY": 7 * 24 * time.Hour, "MONTHLY": 31 * 24 * time.Hour, "YEARLY": 366 * 24 * time.Hour}
+
+// rruleSchedule is a calendar trigger: an RFC 5545 recurrence rule
+// anchored at the trigger's start.
+type rruleSchedule struct {
+	opt rrule.ROption
+	// period is the rule's FREQ×INTERVAL when it is a fixed length of
+	// time (SECONDLY to WEEKLY in UTC, no COUNT); zero otherwise.
 	period time.Duration
 }
 
-func (e every) Next(t time.Time) time.Time {
-	if t.Before(e.start) {
-		return e.start
+// Next implements Schedule. rrule-go walks every occurrence from DTSTART,
+// which for a minutely rule started a year ago costs a quarter of a
+// second; a fixed-period rule is re-anchored a whole number of periods
+// later, which leaves its occurrences after t unchanged. (A rule that
+// never matches, such as 30 February, is walked to the year 9999, about
+// half a second of CPU; ParseCalendar's caller refuses it as never
+// firing.)
+func (s rruleSchedule) Next(t time.Time) time.Time {
+	o := s.opt
+	if s.period > 0 {
+		if k := t.Sub(o.Dtstart) / s.period; k > 1 {
+			o.Dtstart = o.Dtstart.Add((k - 1) * s.period)
+		}
 	}
-	k := t.Sub(e.start)/e.period + 1
-	return e.start.Add(k * e.period)
+	r, err := rrule.NewRRule(o)
+	if err != nil {
+		return time.Time{}
+	}
+	return r.After(t, false)
 }
 
 // ParseCalendar parses Karbor's "calendar" format: an iCal VEVENT (or a
-// bare RRULE line) with FREQ=SECONDLY|MINUTELY|HOURLY|DAILY|WEEKLY and an
-// optional INTERVAL. Literal "\n" separates lines as well as newlines.
+// bare RRULE line) whose RRULE the rrule-go library evaluates from start
+// (FREQ, INTERVAL, COUNT, UNTIL and the BY* parts). Literal "\n"
+// separates lines as well as newlines, and a trailing ";" (as Karbor's
+// examples write it) is allowed.
 func ParseCalendar(s string, start time.Time) (Schedule, error) {
 	s = strings.ReplaceAll(s, `\n`, "\n")
 	var rule string
 	for _, l := range strings.Split(s, "\n") {
 		l = strings.TrimSpace(l)
 		if r, ok := strings.CutPrefix(l, "RRULE:"); ok {
-			rule = r
+			if rule != "" {
+				return nil, fmt.Errorf("calendar pattern has more than one RRULE line: %w", ErrInvalid)
+			}
+			rule = strings.TrimSuffix(r, ";")
 		}
 	}
 	if rule == "" {
 		return nil, fmt.Errorf("calendar pattern has no RRULE line: %w", ErrInvalid)
 	}
-	units := map[string]time.Duration{"SECONDLY": time.Second, "MINUTELY": time.Minute, "HOURLY": time.Hour, "DAILY": 24 * time.Hour, "WEEKLY": 7 * 24 * time.Hour}
+	// rrule-go quietly reads a zero or negative INTERVAL as 1, and a
+	// DTSTART inside the rule would move the trigger's start_time.
 	var unit time.Duration
-	n := 1
+	interval := 1
 	for _, kv := range strings.Split(rule, ";") {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {
 		case "FREQ":
-			if unit = units[v]; unit == 0 {
-				return nil, fmt.Errorf("RRULE FREQ %q unsupported: %w", v, ErrInvalid)
+			if unit = rruleUnits[v]; unit == 0 {
+				return nil, fmt.Errorf("RRULE FREQ %q unsupported: want one of SECONDLY … YEARLY: %w", v, ErrInvalid)
 			}
 		case "INTERVAL":
-			var err error
-			if n, err = strconv.Atoi(v); err != nil || n <= 0 {
-				return nil, fmt.Errorf("RRULE INTERVAL %q: %w", v, ErrInvalid)
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return nil, fmt.Errorf("RRULE INTERVAL %q: want a positive number: %w", v, ErrInvalid)
 			}
-		default:
-			return nil, fmt.Errorf("RRULE part %q unsupported: %w", kv, ErrInvalid)
+			interval = n
+		case "DTSTART":
+			return nil, fmt.Errorf("RRULE part %q unsupported: set the trigger's start_time instead: %w", kv, ErrInvalid)
 		}
 	}
 	if unit == 0 {
 		return nil, fmt.Errorf("RRULE has no FREQ: %w", ErrInvalid)
 	}
-	return every{start: start, period: time.Duration(n) * unit}, nil
+	if int64(interval) > int64(maxPeriod/unit) {
+		return nil, fmt.Errorf("RRULE INTERVAL %d: a period longer than %d years is not supported: %w", interval, maxPeriod/(365*24*time.Hour), ErrInvalid)
+	}
+	opt, err := rrule.StrToROptionInLocation(rule, start.Location())
+	if err != nil {
+		return nil, fmt.Errorf("RRULE %q: %w: %w", rule, ErrInvalid, err)
+	}
+	opt.Dtstart = start
+	if _, err := rrule.NewRRule(*opt); err != nil {
+		return nil, fmt.Errorf("RRULE %q: %w: %w", rule, ErrInvalid, err)
+	}
+	sch := rruleSchedule{opt: *opt}
+	if unit <= rruleUnits["WEEKLY"] && opt.Count == 0 && start.Location() == time.UTC {
+		sch.period = time.Duration(interval) * unit
+	}
+	return sch, nil
 }

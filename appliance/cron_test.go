@@ -113,9 +113,67 @@ func TestCalendar(t *testing.T) {
 	if got := s.Next(start.Add(7 * time.Minute)); !got.Equal(start.Add(10 * time.Minute)) {
 		t.Fatalf("got %s", got)
 	}
-	for _, bad := range []string{"", "RRULE:FREQ=YEARLY", "RRULE:INTERVAL=2", "RRULE:FREQ=DAILY;INTERVAL=0", "RRULE:FREQ=DAILY;BYDAY=MO"} {
+	for _, bad := range []string{"", "RRULE:FREQ=FORTNIGHTLY", "RRULE:INTERVAL=2", "RRULE:FREQ=DAILY;INTERVAL=0", "RRULE:FREQ=DAILY;INTERVAL=-3",
+		"RRULE:FREQ=DAILY;BYDAY=XX", "RRULE:FREQ=DAILY;COLOUR=red", "RRULE:FREQ=DAILY;DTSTART=20300101T000000Z", "RRULE:FREQ=DAILY\nRRULE:FREQ=HOURLY"} {
 		if _, err := ParseCalendar(bad, start); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// TestCalendarRules: the RRULE parts beyond FREQ and INTERVAL that
+// Karbor's calendar triggers may use, evaluated by the library.
+func TestCalendarRules(t *testing.T) {
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) // a Tuesday
+	d := func(mo time.Month, day, h int) time.Time { return time.Date(2030, mo, day, h, 0, 0, 0, time.UTC) }
+	for _, tc := range []struct {
+		rule string
+		want []time.Time
+	}{
+		{`BEGIN:VEVENT\nRRULE:FREQ=HOURLY;INTERVAL=1;\nEND:VEVENT`, []time.Time{d(1, 1, 1), d(1, 1, 2)}}, // Karbor's trailing ";"
+		{"RRULE:FREQ=WEEKLY;BYDAY=MO,FR", []time.Time{d(1, 4, 0), d(1, 7, 0), d(1, 11, 0)}},
+		{"RRULE:FREQ=MONTHLY;BYMONTHDAY=15;BYHOUR=3", []time.Time{d(1, 15, 3), d(2, 15, 3)}},
+		{"RRULE:FREQ=YEARLY", []time.Time{time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{"RRULE:FREQ=DAILY;COUNT=2", []time.Time{d(1, 2, 0), {}}},
+		{"RRULE:FREQ=DAILY;UNTIL=20300102T000000Z", []time.Time{d(1, 2, 0), {}}},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			s, err := ParseCalendar(tc.rule, start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := start
+			for i, w := range tc.want {
+				got := s.Next(at)
+				if !got.Equal(w) {
+					t.Fatalf("fire %d: got %s, want %s", i, got, w)
+				}
+				at = got
+			}
+		})
+	}
+}
+
+// TestCalendarReanchor: the shortcut for fixed-period rules a long time
+// after their start gives what the library gives from the start.
+func TestCalendarReanchor(t *testing.T) {
+	start := time.Date(2029, 3, 7, 11, 13, 17, 0, time.UTC)
+	for _, rule := range []string{"RRULE:FREQ=MINUTELY;INTERVAL=7", "RRULE:FREQ=HOURLY;INTERVAL=5;BYMINUTE=0,30",
+		"RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,FR", "RRULE:FREQ=DAILY;BYHOUR=1,13", "RRULE:FREQ=SECONDLY;INTERVAL=3600;UNTIL=20290601T000000Z"} {
+		s, err := ParseCalendar(rule, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow := s.(rruleSchedule)
+		if slow.period == 0 {
+			t.Fatalf("%s: no fixed period", rule)
+		}
+		slow.period = 0
+		for _, after := range []time.Duration{0, time.Minute, 3 * time.Hour, 20 * 24 * time.Hour, 100*24*time.Hour + 17*time.Second} {
+			at := start.Add(after)
+			if got, want := s.Next(at), slow.Next(at); !got.Equal(want) {
+				t.Errorf("%s after %s: got %s, want %s", rule, at, got, want)
+			}
 		}
 	}
 }
@@ -139,6 +197,35 @@ func FuzzCronPattern(f *testing.F) {
 		}
 		if !n.IsZero() && c.Next(n).Equal(n) {
 			t.Fatal("Next is not strictly after")
+		}
+	})
+}
+
+func FuzzCalendarPattern(f *testing.F) {
+	for _, s := range []string{`BEGIN:VEVENT\nRRULE:FREQ=MINUTELY;INTERVAL=5\nEND:VEVENT`, "RRULE:FREQ=WEEKLY;BYDAY=MO,FR;",
+		"RRULE:FREQ=MONTHLY;BYMONTHDAY=-1;BYSETPOS=1", "RRULE:FREQ=YEARLY;BYWEEKNO=53;COUNT=3", "RRULE:FREQ=DAILY;UNTIL=20300102T000000Z",
+		"RRULE:FREQ=SECONDLY;INTERVAL=9223372036854775807", "RRULE:FREQ=HOURLY;BYEASTER=0"} {
+		f.Add(s)
+	}
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		sch, err := ParseCalendar(s, start)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		at := start.Add(-time.Second)
+		for range 3 {
+			n := sch.Next(at)
+			if n.IsZero() {
+				return
+			}
+			if !n.After(at) {
+				t.Fatalf("Next(%s) = %s, not after", at, n)
+			}
+			at = n
 		}
 	})
 }

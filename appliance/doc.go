@@ -12,6 +12,10 @@
 //     checkpoint per resource (linked by the tag cairn.checkpoint).
 //   - Job: a protect, restore or verify run by the bounded worker pool; its
 //     record survives crashes so a restart can mark it failed and clean up.
-//   - Trigger / scheduled operation: Karbor's time trigger (crontab or
-//     calendar RRULE pattern) and the protect-with-retention it fires.
+//   - Trigger / scheduled operation: Karbor's time trigger (crontab
+//     pattern, evaluated by robfig/cron, or calendar RRULE, by rrule-go,
+//     between its start_time and end_time) and the protect-with-retention
+//     it fires.
+//   - State store: the bbolt database DATA_DIR/state.db (stateStore), a
+//     bucket per kind of object, one fsynced transaction per change.
 package appliance

@@ -17,6 +17,10 @@ var (
 	// ErrInterrupted is the reason recorded for jobs cut off by a crash or
 	// shutdown.
 	ErrInterrupted = errors.New("interrupted: the appliance stopped while the job ran")
+	// ErrStateDamaged: the state database cannot be read.
+	ErrStateDamaged = errors.New("state database damaged")
+	// ErrStateLocked: another process has the state database open.
+	ErrStateLocked = errors.New("state database in use")
 )
 
 // AllProjects, passed as the project of a list, lists every project's

@@ -3,26 +3,73 @@ package appliance
 import (
 	"fmt"
 	"io"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
 )
 
-// metrics are the appliance's Prometheus counters, written by hand in the
-// text exposition format by WriteMetrics.
+// metrics are the appliance's Prometheus metrics, in a registry of its
+// own (not the process-wide default one, so that two appliances in one
+// process, as in tests, keep separate counts). The byte and job gauges
+// stay plain atomics that the jobs bump; the registry reads them at
+// scrape time.
 type metrics struct {
-	mu          sync.Mutex
-	jobs        map[[2]string]int64 // kind, status → count
-	durSum      map[string]float64
-	durCount    map[string]int64
+	once        sync.Once
+	reg         *prometheus.Registry
+	jobs        *prometheus.CounterVec // kind, status
+	dur         *prometheus.SummaryVec // kind
 	running     atomic.Int64
 	queued      atomic.Int64
 	interrupted atomic.Int64
 	storeErrors atomic.Int64
+	stateWrites atomic.Int64 // committed puts and deletes
 	protBytes   atomic.Int64 // bytes read from sources
 	storedBytes atomic.Int64 // bytes added to the shard stores
 	restBytes   atomic.Int64
+}
+
+// init builds the registry: the appliance's metrics, the checkpoint
+// counts read from a under its lock, and the standard process and Go
+// runtime collectors.
+func (m *metrics) init(a *Appliance) {
+	m.once.Do(func() {
+		m.reg = prometheus.NewRegistry()
+		m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_jobs_total",
+			Help: "Jobs finished, by kind and result."}, []string{"kind", "status"})
+		m.dur = prometheus.NewSummaryVec(prometheus.SummaryOpts{Name: "cairn_job_duration_seconds",
+			Help: "Time jobs took, by kind."}, []string{"kind"})
+		// Every series a scrape may later see starts at zero, so that
+		// rate() counts the first job too.
+		for _, k := range []string{"protect", "restore", "verify"} {
+			for _, st := range []string{"success", "error"} {
+				m.jobs.WithLabelValues(k, st)
+			}
+			m.dur.WithLabelValues(k)
+		}
+		fn := func(name, help string, v *atomic.Int64, counter bool) prometheus.Collector {
+			f := func() float64 { return float64(v.Load()) }
+			if counter {
+				return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+			}
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+		}
+		m.reg.MustRegister(m.jobs, m.dur,
+			fn("cairn_jobs_running", "Jobs running now.", &m.running, false),
+			fn("cairn_jobs_queued", "Jobs waiting for a worker.", &m.queued, false),
+			fn("cairn_jobs_interrupted_total", "Jobs found interrupted at start-up.", &m.interrupted, true),
+			fn("cairn_state_errors_total", "Failures to persist state.", &m.storeErrors, true),
+			fn("cairn_state_writes_total", "Objects written to or deleted from the state database.", &m.stateWrites, true),
+			fn("cairn_protected_bytes_total", "Bytes read from protected resources.", &m.protBytes, true),
+			fn("cairn_stored_bytes_total", "Bytes protections added to the repository.", &m.storedBytes, true),
+			fn("cairn_restored_bytes_total", "Bytes of resources restored.", &m.restBytes, true),
+			checkpointCollector{a},
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			collectors.NewGoCollector())
+	})
 }
 
 func (m *metrics) jobQueued(kind string) { m.queued.Add(1) }
@@ -38,69 +85,47 @@ func (m *metrics) jobDone(kind string, err error, d time.Duration) {
 	if err != nil {
 		st = "error"
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.jobs == nil {
-		m.jobs, m.durSum, m.durCount = map[[2]string]int64{}, map[string]float64{}, map[string]int64{}
+	m.jobs.WithLabelValues(kind, st).Inc()
+	m.dur.WithLabelValues(kind).Observe(d.Seconds())
+}
+
+var checkpointsDesc = prometheus.NewDesc("cairn_checkpoints", "Checkpoints by status.", []string{"status"}, nil)
+
+// checkpointCollector counts the checkpoints by status at scrape time.
+type checkpointCollector struct{ a *Appliance }
+
+func (c checkpointCollector) Describe(ch chan<- *prometheus.Desc) { ch <- checkpointsDesc }
+
+func (c checkpointCollector) Collect(ch chan<- prometheus.Metric) {
+	c.a.mu.Lock()
+	byStatus := map[string]int{}
+	for _, cp := range c.a.checkpoints {
+		byStatus[cp.Status]++
 	}
-	m.jobs[[2]string{kind, st}]++
-	m.durSum[kind] += d.Seconds()
-	m.durCount[kind]++
+	c.a.mu.Unlock()
+	for s, n := range byStatus {
+		ch <- prometheus.MustNewConstMetric(checkpointsDesc, prometheus.GaugeValue, float64(n), s)
+	}
+}
+
+// Metrics returns the appliance's metrics registry, for /metrics and for
+// the API to add its own collectors to.
+func (a *Appliance) Metrics() *prometheus.Registry {
+	a.metrics.init(a)
+	return a.metrics.reg
 }
 
 // WriteMetrics writes the metrics in Prometheus text format.
-func (a *Appliance) WriteMetrics(w io.Writer) {
-	m := &a.metrics
-	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	m.mu.Lock()
-	p("# HELP cairn_jobs_total Jobs finished, by kind and result.")
-	p("# TYPE cairn_jobs_total counter")
-	keys := make([][2]string, 0, len(m.jobs))
-	for k := range m.jobs {
-		keys = append(keys, k)
+func (a *Appliance) WriteMetrics(w io.Writer) error {
+	mfs, err := a.Metrics().Gather()
+	if err != nil {
+		return fmt.Errorf("gather metrics: %w", err)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
-	for _, k := range keys {
-		p("cairn_jobs_total{kind=%q,status=%q} %d", k[0], k[1], m.jobs[k])
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return fmt.Errorf("write metrics: %w", err)
+		}
 	}
-	p("# HELP cairn_job_duration_seconds Time jobs took, by kind.")
-	p("# TYPE cairn_job_duration_seconds summary")
-	kinds := make([]string, 0, len(m.durSum))
-	for k := range m.durSum {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
-		p("cairn_job_duration_seconds_sum{kind=%q} %g", k, m.durSum[k])
-		p("cairn_job_duration_seconds_count{kind=%q} %d", k, m.durCount[k])
-	}
-	m.mu.Unlock()
-	gauge := func(name, help string, v int64, typ string) {
-		p("# HELP %s %s", name, help)
-		p("# TYPE %s %s", name, typ)
-		p("%s %d", name, v)
-	}
-	gauge("cairn_jobs_running", "Jobs running now.", m.running.Load(), "gauge")
-	gauge("cairn_jobs_queued", "Jobs waiting for a worker.", m.queued.Load(), "gauge")
-	gauge("cairn_jobs_interrupted_total", "Jobs found interrupted at start-up.", m.interrupted.Load(), "counter")
-	gauge("cairn_state_errors_total", "Failures to persist state.", m.storeErrors.Load(), "counter")
-	gauge("cairn_protected_bytes_total", "Bytes read from protected resources.", m.protBytes.Load(), "counter")
-	gauge("cairn_stored_bytes_total", "Bytes protections added to the repository.", m.storedBytes.Load(), "counter")
-	gauge("cairn_restored_bytes_total", "Bytes of resources restored.", m.restBytes.Load(), "counter")
-	a.mu.Lock()
-	byStatus := map[string]int{}
-	for _, c := range a.checkpoints {
-		byStatus[c.Status]++
-	}
-	a.mu.Unlock()
-	p("# HELP cairn_checkpoints Checkpoints by status.")
-	p("# TYPE cairn_checkpoints gauge")
-	sts := make([]string, 0, len(byStatus))
-	for s := range byStatus {
-		sts = append(sts, s)
-	}
-	sort.Strings(sts)
-	for _, s := range sts {
-		p("cairn_checkpoints{status=%q} %d", s, byStatus[s])
-	}
+	return nil
 }

@@ -65,9 +65,10 @@ func Migrate(ctx context.Context, cfg Config, o Options, progress func(done, tot
 	if _, err := os.Stat(filepath.Join(from, "cairn.json")); err != nil {
 		return nil, fmt.Errorf("nothing to migrate: %s holds no repository: %w", from, dedup.ErrNoRepository)
 	}
-	if a.st, err = openStore(filepath.Join(a.cfg.DataDir, "state")); err != nil {
+	if a.st, err = openState(a.cfg.DataDir, a.log.Info); err != nil {
 		return nil, err
 	}
+	defer a.st.close()
 	if err := a.load(); err != nil {
 		return nil, err
 	}

@@ -148,7 +148,7 @@ func TestMigrateSharedRepository(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := openStore(filepath.Join(cfg.DataDir, "state"))
+	st, err := openState(cfg.DataDir, func(string, ...any) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +171,9 @@ func TestMigrateSharedRepository(t *testing.T) {
 		_ = own.Close()
 	}
 	_ = shared.Close()
+	if err := st.close(); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.RemoveAll(filepath.Join(cfg.DataDir, "projects")); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +215,7 @@ func TestMigrateSharedRepository(t *testing.T) {
 	}
 }
 
-func loadOne(t *testing.T, st *store, kind, id string, v any) {
+func loadOne(t *testing.T, st stateStore, kind, id string, v any) {
 	t.Helper()
 	found := false
 	if err := st.loadAll(kind, func(got string, b []byte) error {

@@ -11,6 +11,9 @@ import (
 	"cairn/dedup"
 )
 
+// maxRetentionDays bounds retention_duration (100 years).
+const maxRetentionDays = 36500
+
 var opDefKeys = map[string]bool{"plan_id": true, "provider_id": true, "max_backups": true, "keep_last": true,
 	"keep_daily": true, "keep_weekly": true, "keep_monthly": true, "retention_duration": true}
 
@@ -27,8 +30,13 @@ func (a *Appliance) CreateScheduledOperation(project, name, desc, opType, trigge
 			return nil, fmt.Errorf("unknown operation_definition key %q: %w", k, ErrInvalid)
 		}
 		if k != "plan_id" && k != "provider_id" {
-			if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
 				return nil, fmt.Errorf("operation_definition %s=%q: want a non-negative integer: %w", k, v, ErrInvalid)
+			}
+			// Days become a Duration in retention: beyond this it overflows.
+			if k == "retention_duration" && n > maxRetentionDays {
+				return nil, fmt.Errorf("operation_definition %s=%q: at most %d days: %w", k, v, maxRetentionDays, ErrInvalid)
 			}
 		}
 	}
@@ -110,7 +118,11 @@ func (a *Appliance) Tick(ctx context.Context) {
 			continue
 		}
 		if op.NextRun.IsZero() {
-			op.NextRun = sch.Next(now)
+			n := sch.Next(now)
+			if n.IsZero() {
+				continue // past the trigger's end_time: nothing to save
+			}
+			op.NextRun = n
 			a.save("scheduled_operations", op.ID, op)
 			continue
 		}

@@ -10,6 +10,11 @@ import (
 // karborTime is the layout of Karbor's start_time/end_time properties.
 const karborTime = "2006-01-02 15:04:05"
 
+// maxWindow bounds a trigger's window in seconds: a late fire older than
+// a week is no longer the protection the schedule asked for, and the
+// bound keeps the window's Duration far from overflowing.
+const maxWindow = 7 * 24 * 3600
+
 var triggerProps = map[string]bool{"pattern": true, "format": true, "start_time": true, "end_time": true, "window": true}
 
 // schedule validates a time trigger's properties and returns its schedule
@@ -31,16 +36,25 @@ func (a *Appliance) schedule(t *Trigger) (Schedule, time.Duration, error) {
 		}
 		start = v
 	}
+	var end time.Time
 	if s := t.Properties["end_time"]; s != "" {
-		if _, err := time.Parse(karborTime, s); err != nil {
+		v, err := time.Parse(karborTime, s)
+		if err != nil {
 			return nil, 0, fmt.Errorf("end_time %q: want %q: %w", s, karborTime, ErrInvalid)
 		}
+		if !v.After(start) {
+			return nil, 0, fmt.Errorf("end_time %q is not after the start %s: %w", s, start.Format(karborTime), ErrInvalid)
+		}
+		end = v
 	}
 	window := 60 * time.Second
 	if s := t.Properties["window"]; s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n <= 0 {
 			return nil, 0, fmt.Errorf("window %q: want a positive number of seconds: %w", s, ErrInvalid)
+		}
+		if n > maxWindow {
+			return nil, 0, fmt.Errorf("window %q: at most %d seconds (a week): %w", s, maxWindow, ErrInvalid)
 		}
 		window = time.Duration(n) * time.Second
 	}
@@ -61,7 +75,8 @@ func (a *Appliance) schedule(t *Trigger) (Schedule, time.Duration, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	prev := sch.Next(start)
+	sch = bounded{s: sch, start: start, end: end}
+	prev := sch.Next(start.Add(-time.Nanosecond))
 	if prev.IsZero() {
 		return nil, 0, fmt.Errorf("pattern %q never fires: %w", pat, ErrInvalid)
 	}
@@ -76,6 +91,26 @@ func (a *Appliance) schedule(t *Trigger) (Schedule, time.Duration, error) {
 		prev = n
 	}
 	return sch, window, nil
+}
+
+// bounded limits a schedule to [start, end]: nothing fires before the
+// trigger's start_time or after its end_time (zero: no end).
+type bounded struct {
+	s          Schedule
+	start, end time.Time
+}
+
+func (b bounded) Next(t time.Time) time.Time {
+	if t.Before(b.start) {
+		// Next is strictly after its argument; this lets a fire exactly
+		// at start count.
+		t = b.start.Add(-time.Nanosecond)
+	}
+	n := b.s.Next(t)
+	if !b.end.IsZero() && n.After(b.end) {
+		return time.Time{}
+	}
+	return n
 }
 
 // CreateTrigger creates a time trigger.

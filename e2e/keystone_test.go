@@ -155,6 +155,25 @@ func (k *keystoneAdmin) token(user, password, project string) string {
 	return tok
 }
 
+// systemToken logs in as user with a system-scoped token.
+func (k *keystoneAdmin) systemToken(user, password string) string {
+	k.t.Helper()
+	pc, err := openstack.NewClient(k.url)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	ic, err := openstack.NewIdentityV3(pc, gophercloud.EndpointOpts{})
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	tok, err := tokens.Create(k.ctx, ic, &tokens.AuthOptions{Username: user, Password: password, DomainName: "Default",
+		Scope: tokens.Scope{System: true}}).ExtractTokenID()
+	if err != nil {
+		k.t.Fatalf("system-scoped token for %s: %v", user, err)
+	}
+	return tok
+}
+
 // get sends GET (or method with body) to the appliance with token and
 // returns the status and body.
 func authCall(t *testing.T, a *appliance, token, method, path string, body string) (int, string) {
@@ -203,6 +222,8 @@ func TestKeystone(t *testing.T) {
 	ks.user("alice-"+sfx, pw, projA, "member")
 	ks.user("bob-"+sfx, pw, projB, "member")
 	ks.user("cairn-"+sfx, pw, adminProject, "admin") // the service user; also our admin
+	// An "admin" role in an ordinary project: a member there, no more.
+	ks.user("mallory-"+sfx, pw, projB, "admin")
 
 	dir := t.TempDir()
 	for _, p := range []string{projA, projB} {
@@ -219,7 +240,7 @@ func TestKeystone(t *testing.T) {
 	a := startAppliance(t, dir, map[string]any{
 		"auth": "keystone",
 		"keystone": map[string]any{"auth_url": env["OS_AUTH_URL"], "username": "cairn-" + sfx, "password_file": pwFile,
-			"project_name": "cairn-svc-" + sfx, "cache_ttl": "30s"},
+			"project_name": "cairn-svc-" + sfx, "cache_ttl": "30s", "admin_project": "cairn-svc-" + sfx},
 		"file_roots":  []string{filepath.Join(dir, "volumes", "{project_id}")},
 		"restore_dir": filepath.Join(dir, "restores", "{project_id}"),
 	})
@@ -288,6 +309,9 @@ func TestKeystone(t *testing.T) {
 	// The raw API: scoping, refusals and the admin role.
 	tokA := ks.token("alice-"+sfx, pw, projA)
 	tokAdmin := ks.token("cairn-"+sfx, pw, adminProject)
+	tokTenantAdmin := ks.token("mallory-"+sfx, pw, projB)
+	// keystone-manage bootstrap gives its admin the admin role on the system.
+	tokSystem := ks.systemToken(env["OS_USERNAME"], env["OS_PASSWORD"])
 	quota := `{"quota": {"plans": 7}}`
 	cases := []struct {
 		name, token, method, path, body string
@@ -304,6 +328,11 @@ func TestKeystone(t *testing.T) {
 		{"alice, every project's plans", tokA, "GET", "/v1/" + projA + "/plans?all_tenants=1", "", 403, ""},
 		{"alice sets her quota", tokA, "PUT", "/v1/" + projA + "/quotas/" + projA, quota, 403, ""},
 		{"admin sets alice's quota", tokAdmin, "PUT", "/v1/" + projA + "/quotas/" + projA, quota, 200, ""},
+		{"system admin, alice's plans", tokSystem, "GET", "/v1/" + projA + "/plans", "", 200, plan["id"]},
+		{"tenant admin, own plans", tokTenantAdmin, "GET", "/v1/" + projB + "/plans", "", 200, ""},
+		{"tenant admin, alice's plans", tokTenantAdmin, "GET", "/v1/" + projA + "/plans", "", 403, ""},
+		{"tenant admin, every project's plans", tokTenantAdmin, "GET", "/v1/" + projB + "/plans?all_tenants=1", "", 403, ""},
+		{"tenant admin sets its quota", tokTenantAdmin, "PUT", "/v1/" + projB + "/quotas/" + projB, quota, 403, ""},
 	}
 	for _, c := range cases {
 		code, body := authCall(t, a, c.token, c.method, c.path, c.body)

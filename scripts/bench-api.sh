@@ -12,7 +12,12 @@
 #     same way. The API cannot write checkpoint records without running
 #     jobs, so seeding protects a plan of one 4 KiB file, 8 clients each
 #     waiting for its checkpoint, until SEED_TARGET or SEED_SECONDS; the
-#     count reached is in the figure's name;
+#     count reached is in the figure's name. Printed beside them: the
+#     figure of the JSON-file state store the bbolt database replaced
+#     (p50 24 ms / p99 34 ms at 10,000 checkpoints, limit=1000), and the
+#     seeding rate in checkpoints/s and in state objects written/s
+#     (cairn_state_writes_total: every put and delete, each its own
+#     fsynced transaction);
 #   - protection throughput (MB of file data per second of wall time) of
 #     JOBS_K random files of JOBS_MIB MiB protected one job at a time, and
 #     JOBS_K others all at once, with their ratio; the ceiling is `cairn
@@ -85,7 +90,7 @@ COMMON=(-url "$URL" -project "$PROJECT")
 
 log "seeding $SEED_TARGET checkpoints (at most ${SEED_SECONDS}s)"
 t0=$(date +%s.%N)
-read -r _ count < <("${AB[@]}" seed "${COMMON[@]}" -volumes "$DATA/volumes" -seed-seconds "$SEED_SECONDS" -target "$SEED_TARGET")
+read -r _ count _ seed_cps _ seed_wps < <("${AB[@]}" seed "${COMMON[@]}" -volumes "$DATA/volumes" -seed-seconds "$SEED_SECONDS" -target "$SEED_TARGET")
 t1=$(date +%s.%N)
 log "seeded $count checkpoints in $(python3 -c "print('%.0f' % ($t1 - $t0))")s"
 read -r _ lp50 _ lp99 < <("${AB[@]}" list "${COMMON[@]}" -n "$LIST_N")
@@ -95,6 +100,9 @@ fig "checkpoint list p50 ($count checkpoints, limit=1000)" "$lp50" ms "$hp50"
 fig "checkpoint list p99 ($count checkpoints, limit=1000)" "$lp99" ms "$hp99"
 fig "checkpoint list p50 ($count checkpoints, limit=10)" "$sp50" ms "$hp50"
 fig "checkpoint list p99 ($count checkpoints, limit=10)" "$sp99" ms "$hp99"
+# Measured on this script before the state store became a bbolt database.
+printf 'checkpoint list p50/p99 (10000 checkpoints, limit=1000), JSON-file state store before: 24 / 34 ms; bbolt state store now (%s checkpoints): %s / %s ms\n' "$count" "$lp50" "$lp99"
+printf 'seeding rate: %s checkpoints/s, %s state objects written/s\n' "$seed_cps" "$seed_wps"
 
 log "protecting $JOBS_K x $JOBS_MIB MiB, one at a time then all at once"
 read -r _ seq_mbs _ par_mbs < <("${AB[@]}" jobs "${COMMON[@]}" -volumes "$DATA/volumes" -k "$JOBS_K" -size-mib "$JOBS_MIB")

@@ -167,5 +167,5 @@ func newAuthenticator(ctx context.Context, cfg appliance.Config, log *slog.Logge
 	return api.NewKeystone(ctx, api.KeystoneOptions{AuthURL: k.AuthURL, Username: k.Username,
 		Password: strings.TrimRight(string(pw), "\r\n"), ProjectName: k.ProjectName,
 		UserDomainName: k.UserDomainName, ProjectDomainName: k.ProjectDomainName,
-		AdminRoles: k.AdminRoles, CacheTTL: time.Duration(k.CacheTTL)}, log)
+		AdminRoles: k.AdminRoles, AdminProject: k.AdminProject, AdminProjectDomain: k.AdminProjectDomain, CacheTTL: time.Duration(k.CacheTTL)}, log)
 }

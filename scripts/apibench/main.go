@@ -9,7 +9,9 @@
 // (the API cannot write checkpoint records without running jobs): -c
 // clients each start a checkpoint and wait for it, for -seed-seconds or
 // until -target checkpoints were protected, then
-// it prints "checkpoints N". list times -n sequential GETs of -path (default the
+// it prints "checkpoints N checkpoints_per_s X state_writes_per_s Y"
+// (the seeding rate, in checkpoints and in objects the appliance committed
+// to its state database, from cairn_state_writes_total). list times -n sequential GETs of -path (default the
 // checkpoint list, limit=1000) and prints "p50_ms X p99_ms Y". jobs writes
 // 2*K random files of -size-mib each under -volumes (apibench-seq-*.img,
 // apibench-par-*.img), protects the first K one job at a time and the other
@@ -29,6 +31,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -280,6 +284,10 @@ func seed(volumes string, budget time.Duration, conc, target int) error {
 	var started, done, refused atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
+	writes0, err := stateWrites()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	stop := start.Add(budget)
 	var wg sync.WaitGroup
@@ -309,17 +317,42 @@ func seed(volumes string, budget time.Duration, conc, target int) error {
 		})
 	}
 	wg.Wait()
+	elapsed := time.Since(start)
 	if firstErr != nil {
 		return firstErr
+	}
+	writes1, err := stateWrites()
+	if err != nil {
+		return err
 	}
 	total, protecting, err := countCheckpoints()
 	if err != nil {
 		return err
 	}
-	logf("seed: %d checkpoints protected in %v by %d clients (%d refused: queue full); list holds %d (%d protecting)",
-		done.Load(), time.Since(start).Round(time.Second), conc, refused.Load(), total, protecting)
-	fmt.Printf("checkpoints %d\n", total)
+	logf("seed: %d checkpoints protected in %v by %d clients (%d refused: queue full); list holds %d (%d protecting); %d state objects written",
+		done.Load(), elapsed.Round(time.Second), conc, refused.Load(), total, protecting, writes1-writes0)
+	fmt.Printf("checkpoints %d checkpoints_per_s %.1f state_writes_per_s %.1f\n", total,
+		float64(done.Load())/elapsed.Seconds(), float64(writes1-writes0)/elapsed.Seconds())
 	return nil
+}
+
+// stateWrites reads cairn_state_writes_total, the objects the appliance
+// has committed to its state database.
+func stateWrites() (int64, error) {
+	code, b, err := call("GET", "/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	if code != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %d", code)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "cairn_state_writes_total "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return int64(f), err
+		}
+	}
+	return 0, errors.New("/metrics has no cairn_state_writes_total: is the daemon older than the bbolt state store?")
 }
 
 func list(path string, n int) error {
