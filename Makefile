@@ -29,6 +29,13 @@ CEPH_DIR ?= /tmp/cairn-ceph
 # of a running one already.
 KEYSTONE_DIR ?= /tmp/cairn-keystone
 
+# The throwaway OpenStack cloud (scripts/openstack.sh) of make
+# openstack-up/openstack-down, on the Ceph cluster CEPH_CONF names (make
+# openstack-up starts one in OPENSTACK_DIR/ceph when CEPH_CONF is unset). make test
+# starts its own after its Ceph cluster, unless OPENSTACK_ENV names the
+# openstack.env of a running one already.
+OPENSTACK_DIR ?= /tmp/cairn-openstack
+
 # Project-local tools, outside the module's dependencies.
 TOOLS_BIN := $(CURDIR)/bin/tools
 # staticcheck 2026.2.2 is module version v0.8.2 (works with Go 1.26).
@@ -41,7 +48,9 @@ PKGS = $(shell $(GO) list -e ./... | grep -v '^cairn/tmp/')
 # The e2e package (crash loop, Ceph and RBD tests, under -race) runs over 10m.
 GO_TEST_TIMEOUT ?= 25m
 FUZZTIME ?= 20s
-FUZZ_PKGS ?= ./dedup/ ./mount/nbd/ ./blockdev/partition/ ./api/ ./appliance/ ./plugins/
+# Where go test -artifacts keeps the e2e tests' artefacts (screenshots).
+ARTIFACTS ?= $(CURDIR)/.artifacts
+FUZZ_PKGS ?= ./dedup/ ./mount/nbd/ ./blockdev/partition/ ./api/ ./appliance/ ./plugins/ ./internal/fspath/ ./plugins/glance/ ./plugins/neutron/
 
 # Tests that need root, loop devices, FUSE or mkfs skip when those are
 # missing, unless CAIRN_REQUIRE_ALL=1: then they fail. In CI (CI=true) it is
@@ -55,12 +64,14 @@ endif
 export CAIRN_REQUIRE_ALL
 
 .PHONY: all build test test-go deps lint vet fmt-check staticcheck tidy-check \
-	layering bench fuzz demo clean help ceph-up ceph-down keystone-up keystone-down
+	layering bench fuzz demo clean help ceph-up ceph-down keystone-up keystone-down \
+	openstack-up openstack-down image
 
 all: build
 
 help:
 	@echo "make build       build bin/cairn"
+	@echo "make image       build the appliance's Glance image $(IMAGE) (root; docs/appliance.md)"
 	@echo "make demo        build, then back up, restore and verify a demo disk image in ./.demo"
 	@echo "make test        install test deps, lint, layering check, go test -race ./..."
 	@echo "make lint        go vet, gofmt check, staticcheck, go mod tidy check, layering check"
@@ -68,13 +79,23 @@ help:
 	@echo "make ceph-down   stop it and remove CEPH_DIR"
 	@echo "make keystone-up   start a throwaway Keystone in KEYSTONE_DIR=$(KEYSTONE_DIR) (prints its keystone.env)"
 	@echo "make keystone-down stop it and remove KEYSTONE_DIR"
+	@echo "make openstack-up   start a throwaway OpenStack in OPENSTACK_DIR=$(OPENSTACK_DIR) on CEPH_CONF (prints its openstack.env)"
+	@echo "make openstack-down stop it and remove OPENSTACK_DIR (and the Ceph cluster openstack-up started)"
 	@echo "make bench       run scripts/bench.sh"
 	@echo "make fuzz        run each Fuzz* test in $(FUZZ_PKGS) for FUZZTIME=$(FUZZTIME)"
-	@echo "make clean       remove bin/, .demo/ and .bench/"
+	@echo "make clean       remove bin/, .demo/, .bench/ and .artifacts/"
 
 ## build: the one binary.
 build:
 	$(GO) build $(TAGS_FLAG) -o bin/cairn ./cmd/cairn
+
+## image: the appliance as a bootable qcow2 for Glance (docs/appliance.md).
+# Needs root and the deps; the rootfs and the image are cached in
+# CAIRN_IMAGE_CACHE (default ~/.cache/cairn-image), keyed by the package
+# list, the binary and image/rootfs.
+IMAGE ?= cairn-appliance.qcow2
+image: deps build
+	./image/build.sh bin/cairn $(IMAGE)
 
 ## demo: the quick start (local-directory repository, no Ceph/OpenStack).
 demo: build
@@ -92,11 +113,18 @@ test: deps lint test-go
 # whatever the outcome. Likewise Keystone: test-go starts a throwaway one
 # (unless KEYSTONE_ENV is set; without keystone-manage it is skipped, or fails
 # under CAIRN_REQUIRE_ALL=1) and exports the path of its keystone.env to go
-# test as CAIRN_TEST_KEYSTONE_ENV. One EXIT trap stops both.
+# test as CAIRN_TEST_KEYSTONE_ENV. And OpenStack, on that Ceph cluster:
+# test-go starts a throwaway cloud (unless OPENSTACK_ENV is set; without
+# the packages it is skipped, and so are the OpenStack tests, or it fails
+# under CAIRN_REQUIRE_ALL=1) and exports OPENSTACK_ENV to go test. One EXIT
+# trap stops all three.
+# The e2e tests' artefacts (the console tests' screenshots) are kept under
+# ARTIFACTS/_artifacts/, one directory per test.
 # Unit tests run under the race detector; the end-to-end tests drive the real
 # binary and real clients, where -race would only multiply their run time.
 RUN_GO_TESTS = CGO_ENABLED=1 $(GO) test $(TAGS_FLAG) -race -count=1 -timeout $(GO_TEST_TIMEOUT) $(filter-out cairn/e2e,$(PKGS)) \
-	&& CGO_ENABLED=1 $(GO) test $(TAGS_FLAG) -count=1 -timeout $(GO_TEST_TIMEOUT) cairn/e2e
+	&& mkdir -p $(ARTIFACTS) \
+	&& CGO_ENABLED=1 $(GO) test $(TAGS_FLAG) -count=1 -timeout $(GO_TEST_TIMEOUT) -artifacts -outputdir $(ARTIFACTS) cairn/e2e
 
 test-go:
 	@echo "==> go test -race (unit) and go test (e2e), CAIRN_REQUIRE_ALL=$(CAIRN_REQUIRE_ALL), tags: $(or $(strip $(GO_TAGS)),none)"
@@ -108,8 +136,13 @@ test-go:
 		echo "keystone-manage not found (Debian package python3-keystone): Keystone tests would not run"; \
 		exit 1; \
 	fi
-	@ceph_dir= ks_dir=; \
-	trap '[[ -z $$ceph_dir ]] || ./scripts/ceph-cluster.sh stop "$$ceph_dir"; \
+	@if [[ $(CAIRN_REQUIRE_ALL) == 1 && -z "$${OPENSTACK_ENV-}" ]] && ! $(OPENSTACK_PRESENT); then \
+		echo "python3-cinder, python3-nova, python3-neutron, mariadb-server or rabbitmq-server missing (make deps): OpenStack tests would not run"; \
+		exit 1; \
+	fi
+	@ceph_dir= ks_dir= os_dir=; \
+	trap '[[ -z $$os_dir ]] || ./scripts/openstack.sh stop "$$os_dir"; \
+		[[ -z $$ceph_dir ]] || ./scripts/ceph-cluster.sh stop "$$ceph_dir"; \
 		[[ -z $$ks_dir ]] || ./scripts/keystone.sh stop "$$ks_dir"' EXIT; \
 	if [[ -z "$${CEPH_CONF-}" && " $(GO_TAGS) " == *" ceph "* ]]; then \
 		ceph_dir=$$(mktemp -d "$${TMPDIR:-/tmp}/cairn-ceph-test.XXXXXX"); \
@@ -117,6 +150,15 @@ test-go:
 		CEPH_CONF=$$(CEPH_MON_PORT=auto ./scripts/ceph-cluster.sh start "$$ceph_dir"); \
 		export CEPH_CONF; \
 		echo "==> CEPH_CONF=$$CEPH_CONF"; \
+	fi; \
+	if [[ -z "$${OPENSTACK_ENV-}" && -n "$${CEPH_CONF-}" ]] && $(OPENSTACK_PRESENT); then \
+		os_dir=$$(mktemp -d "$${TMPDIR:-/tmp}/cairn-openstack-test.XXXXXX"); \
+		echo "==> starting a throwaway OpenStack in $$os_dir"; \
+		OPENSTACK_ENV=$$(./scripts/openstack.sh start "$$os_dir"); \
+	fi; \
+	if [[ -n "$${OPENSTACK_ENV-}" ]]; then \
+		export OPENSTACK_ENV; \
+		echo "==> OPENSTACK_ENV=$$OPENSTACK_ENV"; \
 	fi; \
 	if [[ -z "$${KEYSTONE_ENV-}" ]] && command -v keystone-manage >/dev/null; then \
 		ks_dir=$$(mktemp -d "$${TMPDIR:-/tmp}/cairn-keystone-test.XXXXXX"); \
@@ -128,6 +170,10 @@ test-go:
 		echo "==> CAIRN_TEST_KEYSTONE_ENV=$$CAIRN_TEST_KEYSTONE_ENV"; \
 	fi; \
 	$(RUN_GO_TESTS)
+
+# Whether the test cloud's packages are installed (make deps installs them).
+OPENSTACK_PRESENT = { /usr/bin/python3 -c 'import cinder, nova, glance, placement, neutron' 2>/dev/null \
+	&& PATH="$$PATH:/usr/sbin" command -v mariadbd rabbitmq-server >/dev/null; }
 
 ## ceph-up / ceph-down: a throwaway single-node Ceph cluster on loopback.
 ceph-up:
@@ -142,6 +188,21 @@ keystone-up:
 
 keystone-down:
 	./scripts/keystone.sh stop $(KEYSTONE_DIR)
+
+## openstack-up / openstack-down: a throwaway OpenStack cloud on loopback,
+## on CEPH_CONF's cluster or on one of its own in OPENSTACK_DIR/ceph.
+openstack-up:
+	@if [[ -z "$${CEPH_CONF-}" ]]; then \
+		mkdir -p $(OPENSTACK_DIR); \
+		CEPH_CONF=$$(CEPH_MON_PORT=auto ./scripts/ceph-cluster.sh start $(OPENSTACK_DIR)/ceph); \
+		export CEPH_CONF; \
+	fi; \
+	./scripts/openstack.sh start $(OPENSTACK_DIR)/cloud
+
+openstack-down:
+	./scripts/openstack.sh stop $(OPENSTACK_DIR)/cloud
+	./scripts/ceph-cluster.sh stop $(OPENSTACK_DIR)/ceph
+	rm -rf $(OPENSTACK_DIR)
 
 ## lint: static checks only; no test binaries except the layering check.
 lint: vet fmt-check staticcheck tidy-check layering
@@ -208,4 +269,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin .demo .bench
+	rm -rf bin .demo .bench .artifacts $(IMAGE)

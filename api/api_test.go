@@ -39,8 +39,12 @@ func newEnv(t *testing.T) *env { t.Helper(); return newEnvAuth(t, NoAuth{}) }
 
 func newEnvAuth(t *testing.T, auth Authenticator) *env {
 	t.Helper()
+	return newEnvOpts(t, auth, slog.New(slog.DiscardHandler), Options{})
+}
+
+func newEnvOpts(t *testing.T, auth Authenticator, log *slog.Logger, o Options) *env {
+	t.Helper()
 	cfg := appliance.Config{DataDir: t.TempDir(), PruneInterval: appliance.Duration(-1), Tick: appliance.Duration(time.Hour)}
-	log := slog.New(slog.DiscardHandler)
 	a, err := appliance.Open(context.Background(), cfg, appliance.Options{Log: log})
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +52,7 @@ func newEnvAuth(t *testing.T, auth Authenticator) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = a.Run(ctx); close(done) }()
-	srv := httptest.NewServer(New(a, auth, log))
+	srv := httptest.NewServer(NewWithOptions(a, auth, log, o))
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
@@ -210,16 +214,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	// with them; the text must parse as the exposition format.
 	id, _ := e.volume("m.img", 4<<10)
 	e.waitCheckpoint("p", e.createCheckpoint("p", e.createPlan("p", id)))
-	resp, err = http.Get(e.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	mfs, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("/metrics does not parse: %v", err)
-	}
+	mfs := scrapeIdle(t, e.srv.URL+"/metrics")
 	for name, typ := range map[string]dto.MetricType{
 		"cairn_jobs_running": dto.MetricType_GAUGE, "cairn_jobs_queued": dto.MetricType_GAUGE,
 		"cairn_jobs_interrupted_total": dto.MetricType_COUNTER, "cairn_state_errors_total": dto.MetricType_COUNTER,
@@ -228,7 +223,8 @@ func TestHealthAndMetrics(t *testing.T) {
 		"process_cpu_seconds_total": dto.MetricType_COUNTER, "process_resident_memory_bytes": dto.MetricType_GAUGE,
 		"go_goroutines": dto.MetricType_GAUGE, "go_memstats_alloc_bytes": dto.MetricType_GAUGE,
 		"cairn_jobs_total": dto.MetricType_COUNTER, "cairn_job_duration_seconds": dto.MetricType_SUMMARY,
-		"cairn_checkpoints": dto.MetricType_GAUGE,
+		"cairn_checkpoints": dto.MetricType_GAUGE, "cairn_cloud_request_seconds_total": dto.MetricType_COUNTER,
+		"cairn_cloud_sleep_seconds_total": dto.MetricType_COUNTER,
 	} {
 		mf := mfs[name]
 		if mf == nil || mf.GetType() != typ {
@@ -841,6 +837,40 @@ func TestBusyIs429(t *testing.T) {
 	}
 }
 
+// scrapeIdle parses /metrics once no job is running or queued: a
+// checkpoint is available a moment before its job is counted done.
+func scrapeIdle(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.LegacyValidation)
+		mfs, err := parser.TextToMetricFamilies(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("/metrics does not parse: %v", err)
+		}
+		if gaugeSum(mfs, "cairn_jobs_running")+gaugeSum(mfs, "cairn_jobs_queued") == 0 {
+			return mfs
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("jobs still running or queued")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func gaugeSum(mfs map[string]*dto.MetricFamily, name string) float64 {
+	var n float64
+	for _, m := range mfs[name].GetMetric() {
+		n += m.GetGauge().GetValue()
+	}
+	return n
+}
+
 // jobCount is the value of cairn_jobs_total{kind,status} (-1: absent).
 func jobCount(mfs map[string]*dto.MetricFamily, kind, status string) float64 {
 	for _, m := range mfs["cairn_jobs_total"].GetMetric() {
@@ -853,4 +883,37 @@ func jobCount(mfs map[string]*dto.MetricFamily, kind, status string) float64 {
 		}
 	}
 	return -1
+}
+
+// TestScheduledOperationWire: the wire form of a scheduled operation
+// keeps its trust inside the appliance (Karbor's view has no trust_id),
+// and Keystone refusing or missing a trust is 403 or 503.
+func TestScheduledOperationWire(t *testing.T) {
+	o := appliance.ScheduledOperation{ID: "op1", ProjectID: "p", Name: "n", OperationType: "protect", TriggerID: "t1",
+		OperationDefinition: map[string]string{"plan_id": "pl"}, Enabled: true, TrustID: "trust-secret"}
+	b, err := json.Marshal(opView(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "trust") || m["id"] != "op1" || m["trigger_id"] != "t1" || m["enabled"] != true ||
+		m["operation_definition"].(map[string]any)["plan_id"] != "pl" {
+		t.Fatalf("wire form %s: want Karbor's fields and no trust", b)
+	}
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{fmt.Errorf("keystone answered 403: Trustor does not have role admin: %w", appliance.ErrDenied), http.StatusForbidden},
+		{fmt.Errorf("connection refused: %w", appliance.ErrUnavailable), http.StatusServiceUnavailable},
+	} {
+		w := httptest.NewRecorder()
+		writeError(w, tc.err)
+		if w.Code != tc.code || !strings.Contains(w.Body.String(), "Trustor does not have role") && tc.code == http.StatusForbidden {
+			t.Errorf("%v: %d %s, want %d with Keystone's reason", tc.err, w.Code, w.Body, tc.code)
+		}
+	}
 }

@@ -27,11 +27,13 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, errUnauthenticated):
 		code, name = http.StatusUnauthorized, "unauthorized"
 		w.Header().Set("WWW-Authenticate", "Keystone")
-	case errors.Is(err, errForbidden):
+	case errors.Is(err, errForbidden), errors.Is(err, appliance.ErrDenied):
 		code, name = http.StatusForbidden, "forbidden"
-	case errors.Is(err, errAuthUnavailable):
+	case errors.Is(err, errAuthUnavailable), errors.Is(err, appliance.ErrUnavailable):
 		code, name = http.StatusServiceUnavailable, "serviceUnavailable"
 		w.Header().Set("Retry-After", "5")
+	case errors.Is(err, errNoFiles), errors.Is(err, errNoExports):
+		code, name = http.StatusNotImplemented, "notImplemented"
 	case errors.Is(err, errTooLarge):
 		code, name = http.StatusRequestEntityTooLarge, "overLimit"
 	case errors.Is(err, errBadBody), errors.Is(err, errBadID), errors.Is(err, appliance.ErrInvalid):

@@ -26,6 +26,9 @@ type fakeKeystone struct {
 	tokens    map[string]fakeToken // subject token -> what it is
 	down      atomic.Bool          // answer 500 to validations
 	validates atomic.Int64
+	// logins maps user names to their password and the token a password
+	// login gets.
+	logins map[string][2]string
 }
 
 type fakeToken struct {
@@ -42,7 +45,7 @@ const serviceToken = "service-token"
 
 func newFakeKeystone(t *testing.T) *fakeKeystone {
 	t.Helper()
-	f := &fakeKeystone{tokens: map[string]fakeToken{}}
+	f := &fakeKeystone{tokens: map[string]fakeToken{}, logins: map[string][2]string{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.Close)
 	return f
@@ -94,6 +97,15 @@ func (f *fakeKeystone) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		_ = json.NewDecoder(r.Body).Decode(&body)
+		f.mu.Lock()
+		l, user := f.logins[body.Auth.Identity.Password.User.Name]
+		f.mu.Unlock()
+		if u := body.Auth.Identity.Password.User; user && u.Password == l[0] && r.Header.Get("X-Auth-Token") == "" {
+			w.Header().Set("X-Subject-Token", l[1])
+			w.WriteHeader(http.StatusCreated)
+			_ = json.NewEncoder(w).Encode(tokenBody(f.tokens[l[1]]))
+			return
+		}
 		if u := body.Auth.Identity.Password.User; u.Name != "cairn" || u.Password != "secret" {
 			w.WriteHeader(http.StatusUnauthorized)
 			_, _ = w.Write([]byte(`{"error":{"code":401,"message":"The request you have made requires authentication."}}`))

@@ -39,17 +39,17 @@ type Appliance struct {
 	// repos holds one repository per project.
 	repos *repoSet
 	reg   *plugins.Registry
-	st    stateStore
+	// trusts makes the Keystone trusts scheduled operations act through;
+	// nil without a cloud section.
+	trusts Trusts
+	st     stateStore
 	// closers are the plugins Open built that hold resources.
 	closers []io.Closer
 
-	mu          sync.Mutex
-	plans       map[string]*Plan
-	checkpoints map[string]*Checkpoint
-	// published holds, per checkpoint, an immutable copy of its last
-	// saved state: lists hand these out without copying every
-	// checkpoint, while jobs keep changing the originals under mu.
-	published     map[string]*Checkpoint
+	mu            sync.Mutex
+	plans         map[string]*Plan
+	checkpoints   map[string]*Checkpoint
+	published     publishedSet
 	restores      map[string]*Restore
 	verifications map[string]*Restore
 	triggers      map[string]*Trigger
@@ -120,7 +120,7 @@ func newAppliance(cfg Config, o Options) (*Appliance, error) {
 		return nil, err
 	}
 	a := &Appliance{cfg: cfg, log: o.Log, now: o.Now, reg: o.Plugins,
-		plans: map[string]*Plan{}, checkpoints: map[string]*Checkpoint{}, published: map[string]*Checkpoint{}, restores: map[string]*Restore{},
+		plans: map[string]*Plan{}, checkpoints: map[string]*Checkpoint{}, restores: map[string]*Restore{},
 		verifications: map[string]*Restore{}, triggers: map[string]*Trigger{}, ops: map[string]*ScheduledOperation{},
 		oplogs: map[string]*OperationLog{}, quotas: map[string]*Quota{}, jobs: map[string]*job{},
 		queue: newJobQueue(cfg.ProjectMaxQueued, cfg.ProjectMaxRunning)}
@@ -150,8 +150,9 @@ func newAppliance(cfg Config, o Options) (*Appliance, error) {
 	return a, nil
 }
 
-// builtinPlugins builds the registry from the configuration: files, and
-// RBD images when rbd_pools is set.
+// builtinPlugins builds the registry from the configuration: files, RBD
+// images when rbd_pools is set, Cinder volumes, Glance images and
+// Neutron networks when cloud is.
 func (a *Appliance) builtinPlugins(cfg Config) error {
 	if cfg.Auth != "noauth" {
 		// With real tenants, shared directories or pools would let every
@@ -174,6 +175,12 @@ func (a *Appliance) builtinPlugins(cfg Config) error {
 	if rp != nil {
 		ps = append(ps, rp)
 	}
+	cps, trusts, err := cloudPlugins(cfg, &cloudJournal{a: a}, &glanceJournal{a: a}, &a.metrics.cloud, a.log)
+	if err != nil {
+		return err
+	}
+	a.trusts = trusts
+	ps = append(ps, cps...)
 	for _, p := range ps {
 		if c, ok := p.(io.Closer); ok {
 			a.closers = append(a.closers, c)
@@ -224,8 +231,8 @@ func (a *Appliance) load() error {
 		loadKind(a.st, "triggers", a.triggers), loadKind(a.st, "scheduled_operations", a.ops),
 		loadKind(a.st, "operation_logs", a.oplogs), loadKind(a.st, "quotas", a.quotas),
 		loadKind(a.st, "jobs", a.jobs))
-	for id, cp := range a.checkpoints {
-		a.published[id] = cloneCheckpoint(cp)
+	for _, cp := range a.checkpoints {
+		a.published.put(cloneCheckpoint(cp))
 	}
 	return err
 }
@@ -233,13 +240,13 @@ func (a *Appliance) load() error {
 // saveCheckpointLocked persists cp and publishes a copy for readers.
 func (a *Appliance) saveCheckpointLocked(cp *Checkpoint) {
 	a.save("checkpoints", cp.ID, cp)
-	a.published[cp.ID] = cloneCheckpoint(cp)
+	a.published.put(cloneCheckpoint(cp))
 }
 
 // dropCheckpointLocked forgets a deleted checkpoint.
 func (a *Appliance) dropCheckpointLocked(id string) {
 	delete(a.checkpoints, id)
-	delete(a.published, id)
+	a.published.drop(id)
 }
 
 // save persists one object; callers hold mu.

@@ -52,6 +52,15 @@ type hookPlugin struct {
 	options map[string]any
 	protect func(ctx context.Context, b *plugins.Backup, err error) (*plugins.Backup, error)
 	del     func(ctx context.Context, id string) error
+	// restore, if set, sees each RestoreRequest first.
+	restore func(req plugins.RestoreRequest)
+}
+
+func (h *hookPlugin) Restore(ctx context.Context, repo *dedup.Repository, req plugins.RestoreRequest) (string, error) {
+	if h.restore != nil {
+		h.restore(req)
+	}
+	return h.Plugin.Restore(ctx, repo, req)
 }
 
 func (h *hookPlugin) Protect(ctx context.Context, repo *dedup.Repository, req plugins.ProtectRequest) (*plugins.Backup, error) {
@@ -435,8 +444,8 @@ func TestScheduleAndRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op, err := e.a.CreateScheduledOperation("proj", "op", "", "protect", tr.ID,
-		map[string]string{"plan_id": p.ID, "provider_id": ProviderID, "max_backups": "2"})
+	op, err := e.a.CreateScheduledOperation(context.Background(), "proj", "op", "", "protect", tr.ID,
+		map[string]string{"plan_id": p.ID, "provider_id": ProviderID, "max_backups": "2"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,7 +557,7 @@ func TestRetentionRules(t *testing.T) {
 			}
 			def := map[string]string{"plan_id": p.ID, "provider_id": ProviderID}
 			maps.Copy(def, c.def)
-			op, err := e.a.CreateScheduledOperation("proj", "op", "", "retention_protect", tr.ID, def)
+			op, err := e.a.CreateScheduledOperation(context.Background(), "proj", "op", "", "retention_protect", tr.ID, def, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -559,7 +568,7 @@ func TestRetentionRules(t *testing.T) {
 					c := &Checkpoint{ID: NewUUID(), ProjectID: "proj", ProviderID: ProviderID, Status: CheckpointAvailable,
 						Plan: PlanRef{ID: p.ID}, CreatedAt: time.Date(2030, 1, d, h, 0, 0, 0, time.Local), ExtraInfo: map[string]any{}}
 					e.a.checkpoints[c.ID] = c
-					e.a.published[c.ID] = cloneCheckpoint(c)
+					e.a.published.put(cloneCheckpoint(c))
 					all = append(all, fmt.Sprintf("%02d %02d", d, h))
 				}
 			}

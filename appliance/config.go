@@ -81,6 +81,10 @@ type Config struct {
 	CephConf    string `json:"ceph_conf"`
 	CephID      string `json:"ceph_id"`
 	CephKeyring string `json:"ceph_keyring"`
+	// Cloud, when set, turns on the OpenStack plugins (OS::Cinder::Volume,
+	// OS::Glance::Image, OS::Neutron::Network)
+	// with these credentials and the Ceph cluster of ceph_conf.
+	Cloud *CloudConfig `json:"cloud"`
 	// Workers bounds concurrent jobs (default 2).
 	Workers int `json:"workers"`
 	// ProjectMaxQueued bounds the jobs of one project waiting for a
@@ -106,6 +110,16 @@ type Config struct {
 	// uses when --project is not given (default "local"). In noauth the
 	// daemon itself serves whatever project the URL names.
 	DefaultProject string `json:"default_project"`
+	// ServerID is the Nova server UUID of the appliance VM, which the
+	// image's first-boot step reads from the config drive or metadata
+	// service; plugins that attach volumes to the appliance name it.
+	// /healthz reports it. Empty outside a cloud.
+	ServerID string `json:"server_id,omitempty"`
+	// ConfigError, if set, says why the appliance has no usable
+	// configuration (written by `cairn appliance configure` when the
+	// cloud gave none): cairn serve then does not start the appliance,
+	// and with --stay-up answers /healthz with this reason.
+	ConfigError string `json:"config_error,omitempty"`
 }
 
 // DefaultConfig returns the embedded default configuration for dataDir.
@@ -171,21 +185,33 @@ func (c *Config) fill() {
 // LoadConfig reads a JSON config file; unknown keys are an error. Flags
 // given on the command line override the file (apply them, then Fill).
 func LoadConfig(path string) (Config, error) {
-	var c Config
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("read config: %w", err)
+		return Config{}, fmt.Errorf("read config: %w", err)
 	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes a JSON config; unknown keys are an error.
+func ParseConfig(b []byte) (Config, error) {
+	var c Config
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("config %s: %w", path, err)
+		return c, err
 	}
 	return c, nil
 }
 
 // Fill sets every unset key to its default.
 func (c *Config) Fill() error {
+	if c.ConfigError != "" {
+		return fmt.Errorf("no usable configuration: %s: %w", c.ConfigError, ErrInvalid)
+	}
 	c.fill()
 	if !strings.Contains(c.Repository, "{project_id}") {
 		return fmt.Errorf("repository %q must contain {project_id}: each project has a repository of its own (for example %q): %w",
@@ -201,6 +227,14 @@ func (c *Config) Fill() error {
 	if c.ProjectMaxQueued < 0 || c.ProjectMaxRunning < 0 {
 		return fmt.Errorf("project_max_queued %d, project_max_running %d: want positive numbers (0 or absent for the default): %w",
 			c.ProjectMaxQueued, c.ProjectMaxRunning, ErrInvalid)
+	}
+	if c.Cloud != nil {
+		if c.Cloud.ServerID == "" {
+			c.Cloud.ServerID = c.ServerID
+		}
+		if err := c.Cloud.check(); err != nil {
+			return err
+		}
 	}
 	switch c.Auth {
 	case "noauth":
@@ -241,4 +275,67 @@ type KeystoneConfig struct {
 	// CacheTTL is how long a validated (or refused) token is remembered
 	// (default 5m): a revoked token works at most this long.
 	CacheTTL Duration `json:"cache_ttl"`
+}
+
+// CloudConfig is the OpenStack user cairn acts as. It must hold a role
+// (member is enough) in every project whose volumes cairn protects:
+// cairn asks Keystone for a token scoped to the project of each job, so
+// Cinder shows and lets it change that project's volumes only. The runs
+// of a scheduled operation a Keystone user created act through that
+// user's trust instead (trusts.go) and need no role of their own.
+type CloudConfig struct {
+	// Cloud names an entry of clouds.yaml; then the keys below are not
+	// used.
+	Cloud   string `json:"cloud"`
+	AuthURL string `json:"auth_url"`
+	// Username and PasswordFile (trailing newline ignored) of the user.
+	Username     string `json:"username"`
+	PasswordFile string `json:"password_file"`
+	// UserDomainName defaults to "Default".
+	UserDomainName string `json:"user_domain_name"`
+	// Region of the endpoints (default: the first).
+	Region string `json:"region"`
+	// WaitTimeout bounds each wait for a Cinder or Nova status (default 5m).
+	WaitTimeout Duration `json:"wait_timeout"`
+	// ImageSpoolDir holds a Glance image while it is streamed through
+	// the Glance API into the repository (default the system's temporary
+	// directory); it needs room for the largest such image.
+	ImageSpoolDir string `json:"image_spool_dir"`
+	// NovaEphemeralPool is Nova's images_rbd_pool, where it keeps
+	// RBD-backed ephemeral disks (default "vms").
+	NovaEphemeralPool string `json:"nova_ephemeral_pool"`
+	// ServerID is the appliance's own Nova server, to which the attach
+	// read path attaches volumes (default: the top-level server_id, which
+	// the image's first-boot step takes from the config drive or metadata
+	// service). Empty: no attach path.
+	ServerID string `json:"server_id"`
+	// DeviceDir is where the devices of attached volumes appear, named by
+	// serial (default /dev/disk/by-id).
+	DeviceDir string `json:"device_dir"`
+	// DeviceWait bounds the wait for an attached volume's device
+	// (default 2m).
+	DeviceWait Duration `json:"device_wait"`
+	// ReadPath is the Cinder plugin's read path when a protection or
+	// restore names none: "direct" or "attach"; empty (the default):
+	// direct for RBD volumes, attach for others.
+	ReadPath string `json:"read_path"`
+}
+
+func (c *CloudConfig) check() error {
+	if c.Cloud == "" && (c.AuthURL == "" || c.Username == "" || c.PasswordFile == "") {
+		return fmt.Errorf("cloud needs cloud (a clouds.yaml entry) or auth_url, username and password_file: %w", ErrInvalid)
+	}
+	switch c.ReadPath {
+	case "", "direct":
+	case "attach":
+		if c.ServerID == "" {
+			return fmt.Errorf("cloud.read_path \"attach\" needs the appliance's own Nova server: cloud.server_id (or server_id): %w", ErrInvalid)
+		}
+	default:
+		return fmt.Errorf("cloud.read_path %q: want \"direct\" or \"attach\": %w", c.ReadPath, ErrInvalid)
+	}
+	if c.DeviceWait < 0 {
+		return fmt.Errorf("cloud.device_wait %s: want a positive duration: %w", time.Duration(c.DeviceWait), ErrInvalid)
+	}
+	return nil
 }

@@ -16,6 +16,9 @@
 //     pattern, evaluated by robfig/cron, or calendar RRULE, by rrule-go,
 //     between its start_time and end_time) and the protect-with-retention
 //     it fires.
+//   - Trust: the Keystone trust a Keystone user's scheduled operation is
+//     created with, from that user to the cloud user in the operation's
+//     project; the operation's runs act through it (Trusts, trusts.go).
 //   - State store: the bbolt database DATA_DIR/state.db (stateStore), a
 //     bucket per kind of object, one fsynced transaction per change.
 package appliance

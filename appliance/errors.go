@@ -14,6 +14,12 @@ var (
 	// ErrBusy: the project (or the appliance) has as many jobs waiting as
 	// its limit allows; the same request may succeed later.
 	ErrBusy = errors.New("too many jobs waiting")
+	// ErrDenied: a service the request needs refused it on the caller's
+	// behalf (Keystone refusing the caller's token a trust).
+	ErrDenied = errors.New("refused")
+	// ErrUnavailable: a service the request needs could not be asked; the
+	// same request may succeed later.
+	ErrUnavailable = errors.New("service unavailable")
 	// ErrInterrupted is the reason recorded for jobs cut off by a crash or
 	// shutdown.
 	ErrInterrupted = errors.New("interrupted: the appliance stopped while the job ran")

@@ -149,8 +149,8 @@ func TestProjectQueueLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op, err := e.a.CreateScheduledOperation("busy", "op", "", "protect", tr.ID,
-		map[string]string{"plan_id": p.ID, "provider_id": ProviderID})
+	op, err := e.a.CreateScheduledOperation(context.Background(), "busy", "op", "", "protect", tr.ID,
+		map[string]string{"plan_id": p.ID, "provider_id": ProviderID}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

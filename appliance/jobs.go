@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"cairn/dedup"
 )
@@ -84,12 +85,19 @@ func (a *Appliance) runJob(ctx context.Context, q queued) {
 // recover marks the jobs a crash or shutdown interrupted as failed and
 // removes what they created.
 func (a *Appliance) recover(ctx context.Context) error {
-	if err := a.recoverJobs(ctx); err != nil {
+	projects, err := a.recoverJobs(ctx)
+	if err != nil {
 		return err
 	}
-	// A project without a repository has nothing to recover: its jobs
-	// never committed anything.
-	return a.repos.each(ctx, func(project string, repo *dedup.Repository) error {
+	// Only a project whose job was cut off can have leftovers (every job
+	// is recorded before it starts), so a start opens those projects'
+	// repositories only, not every project's. A project without a
+	// repository has nothing to recover: its jobs never committed
+	// anything.
+	if len(projects) == 0 {
+		return nil
+	}
+	return a.repos.each(ctx, projects, false, func(project string, repo *dedup.Repository) error {
 		for _, t := range a.reg.Types() {
 			p, _ := a.reg.Get(t)
 			if r, ok := p.(recoverer); ok {
@@ -103,11 +111,16 @@ func (a *Appliance) recover(ctx context.Context) error {
 }
 
 // recoverJobs fails the interrupted jobs, deletes what they committed and
-// finishes interrupted checkpoint deletions.
-func (a *Appliance) recoverJobs(ctx context.Context) error {
+// finishes interrupted checkpoint deletions. It returns the projects of
+// the interrupted jobs.
+func (a *Appliance) recoverJobs(ctx context.Context) ([]string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	var projects []string
 	for id, j := range a.jobs {
+		if !slices.Contains(projects, j.ProjectID) {
+			projects = append(projects, j.ProjectID)
+		}
 		reason := ErrInterrupted.Error()
 		a.log.Warn("marking interrupted job failed", "job", id, "kind", j.Kind, "object", j.ObjectID)
 		switch j.Kind {
@@ -131,7 +144,7 @@ func (a *Appliance) recoverJobs(ctx context.Context) error {
 				m = a.verifications
 			}
 			if r := m[j.ObjectID]; r != nil {
-				r.Status = RestoreFail
+				r.Status, r.Transfer = RestoreFail, Transfer{}
 				for k, s := range r.ResourcesStatus {
 					if s != RestoreSuccess && s != ResourceAvailable {
 						r.ResourcesStatus[k], r.ResourcesReason[k] = ResourceError, reason
@@ -151,7 +164,7 @@ func (a *Appliance) recoverJobs(ctx context.Context) error {
 		}
 		delete(a.jobs, id)
 		if err := a.st.delete("jobs", id); err != nil {
-			return err
+			return nil, err
 		}
 		a.metrics.interrupted.Add(1)
 	}
@@ -170,7 +183,7 @@ func (a *Appliance) recoverJobs(ctx context.Context) error {
 		}
 		a.dropCheckpointLocked(cp.ID)
 		if err := a.st.delete("checkpoints", cp.ID); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, l := range a.oplogs {
@@ -183,7 +196,7 @@ func (a *Appliance) recoverJobs(ctx context.Context) error {
 			a.save("operation_logs", l.ID, l)
 		}
 	}
-	return nil
+	return projects, nil
 }
 
 // runKind is the state-store kind of restore-like jobs.

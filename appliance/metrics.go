@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cairn/internal/openstack"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
@@ -30,6 +32,7 @@ type metrics struct {
 	protBytes   atomic.Int64 // bytes read from sources
 	storedBytes atomic.Int64 // bytes added to the shard stores
 	restBytes   atomic.Int64
+	cloud       openstack.Timing // waiting for OpenStack, by the cloud plugins
 }
 
 // init builds the registry: the appliance's metrics, the checkpoint
@@ -66,6 +69,11 @@ func (m *metrics) init(a *Appliance) {
 			fn("cairn_protected_bytes_total", "Bytes read from protected resources.", &m.protBytes, true),
 			fn("cairn_stored_bytes_total", "Bytes protections added to the repository.", &m.storedBytes, true),
 			fn("cairn_restored_bytes_total", "Bytes of resources restored.", &m.restBytes, true),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_cloud_request_seconds_total",
+				Help: "Time spent in HTTP requests to OpenStack."}, func() float64 { return m.cloud.Requests().Seconds() }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_cloud_sleep_seconds_total",
+				Help: "Time spent waiting between polls of OpenStack status changes and before retries."},
+				func() float64 { return m.cloud.Sleeps().Seconds() }),
 			checkpointCollector{a},
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			collectors.NewGoCollector())
@@ -80,13 +88,14 @@ func (m *metrics) jobStarted(kind string) {
 }
 
 func (m *metrics) jobDone(kind string, err error, d time.Duration) {
-	m.running.Add(-1)
 	st := "success"
 	if err != nil {
 		st = "error"
 	}
 	m.jobs.WithLabelValues(kind, st).Inc()
 	m.dur.WithLabelValues(kind).Observe(d.Seconds())
+	// Last, so that a scrape that sees no job running sees it counted.
+	m.running.Add(-1)
 }
 
 var checkpointsDesc = prometheus.NewDesc("cairn_checkpoints", "Checkpoints by status.", []string{"status"}, nil)

@@ -61,7 +61,10 @@ type ResourceBackup struct {
 	Status   string           `json:"status"`
 	Reason   string           `json:"reason,omitempty"`
 	BackupID string           `json:"backup_id,omitempty"`
-	Size     int64            `json:"size"`
+	// DependsOn are the keys (plugins.Key) of the checkpoint's resources
+	// this one depends on: the edges of checkpoint-show's resource_graph.
+	DependsOn []string `json:"depends_on,omitempty"`
+	Size      int64    `json:"size"`
 	// Allocated, Read, New and Stored bytes come from the repository.
 	AllocatedBytes int64 `json:"allocated_bytes"`
 	ReadBytes      int64 `json:"read_bytes"`
@@ -71,18 +74,47 @@ type ResourceBackup struct {
 
 // Checkpoint is a Karbor checkpoint.
 type Checkpoint struct {
-	ID            string            `json:"id"`
-	ProjectID     string            `json:"project_id"`
-	ProviderID    string            `json:"provider_id"`
-	Status        string            `json:"status"`
-	Progress      int               `json:"progress"`
-	Plan          PlanRef           `json:"protection_plan"`
-	Resources     []ResourceBackup  `json:"resources"`
-	ExtraInfo     map[string]any    `json:"extra_info"`
-	CreatedAt     time.Time         `json:"created_at"`
-	ErrorReason   string            `json:"error_reason,omitempty"`
-	ScheduledOpID string            `json:"scheduled_operation_id,omitempty"`
-	Tags          map[string]string `json:"-"`
+	ID            string           `json:"id"`
+	ProjectID     string           `json:"project_id"`
+	ProviderID    string           `json:"provider_id"`
+	Status        string           `json:"status"`
+	Progress      int              `json:"progress"`
+	Plan          PlanRef          `json:"protection_plan"`
+	Resources     []ResourceBackup `json:"resources"`
+	ExtraInfo     map[string]any   `json:"extra_info"`
+	CreatedAt     time.Time        `json:"created_at"`
+	ErrorReason   string           `json:"error_reason,omitempty"`
+	ScheduledOpID string           `json:"scheduled_operation_id,omitempty"`
+	// Transfer is how far a running protection has read; zero (and not
+	// shown) once the checkpoint is no longer protecting.
+	Transfer Transfer          `json:"transfer,omitzero"`
+	Tags     map[string]string `json:"-"`
+}
+
+// Transfer is the byte progress of a running job, for progress bars: the
+// bytes read so far and the bytes the job will read, both over all of its
+// resources (resources not yet started count once they start), the mean
+// rate since the job started and the time left at that rate.
+type Transfer struct {
+	DoneBytes   int64 `json:"done_bytes"`
+	TotalBytes  int64 `json:"total_bytes"`
+	BytesPerSec int64 `json:"bytes_per_second"`
+	// ETASeconds is -1 while the rate is not known yet.
+	ETASeconds int64     `json:"eta_seconds"`
+	StartedAt  time.Time `json:"started_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// update sets the byte counts at now and derives the rate and ETA.
+func (t *Transfer) update(done, total int64, now time.Time) {
+	t.DoneBytes, t.TotalBytes, t.UpdatedAt = done, max(total, done), now
+	t.ETASeconds = -1
+	if secs := now.Sub(t.StartedAt).Seconds(); secs > 0 && done > 0 {
+		t.BytesPerSec = int64(float64(done) / secs)
+		if t.BytesPerSec > 0 {
+			t.ETASeconds = (t.TotalBytes - done) / t.BytesPerSec
+		}
+	}
 }
 
 // Restore is a Karbor restore (also used for verifications).
@@ -100,6 +132,9 @@ type Restore struct {
 	// Restored maps "type#id" to where the resource was written.
 	Restored  map[string]string `json:"restored,omitempty"`
 	CreatedAt time.Time         `json:"created_at"`
+	// Transfer is how far a running restore has written (as a
+	// checkpoint's); zero once it ended, and for verifications.
+	Transfer Transfer `json:"transfer,omitzero"`
 }
 
 // Trigger is a Karbor trigger.
@@ -122,9 +157,13 @@ type ScheduledOperation struct {
 	TriggerID           string            `json:"trigger_id"`
 	OperationDefinition map[string]string `json:"operation_definition"`
 	Enabled             bool              `json:"enabled"`
-	LastRun             time.Time         `json:"last_run,omitzero"`
-	NextRun             time.Time         `json:"next_run,omitzero"`
-	CreatedAt           time.Time         `json:"created_at"`
+	// TrustID is the Keystone trust from the operation's creator to the
+	// cloud user that its runs act through ("" in noauth or without a
+	// cloud section: they act as the cloud user itself).
+	TrustID   string    `json:"trust_id,omitempty"`
+	LastRun   time.Time `json:"last_run,omitzero"`
+	NextRun   time.Time `json:"next_run,omitzero"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // OperationLog is a Karbor operation log entry.

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"cairn/internal/openstack"
 	"cairn/plugins"
 )
 
@@ -39,8 +40,12 @@ func (a *Appliance) CreateCheckpoint(ctx context.Context, project, providerID, p
 	log := a.newLogLocked(project, "protect")
 	log.CheckpointID, log.PlanID, log.ProviderID, log.ScheduledOperationID = cp.ID, p.ID, providerID, opID
 	j := &job{ID: NewUUID(), Kind: "protect", ObjectID: cp.ID, ProjectID: project, StartedAt: a.now()}
+	var trust string
+	if op := a.ops[opID]; op != nil {
+		trust = op.TrustID
+	}
 	a.checkpoints[cp.ID] = cp
-	if err := a.submit(j, func(ctx context.Context) error { return a.runProtect(ctx, cp.ID, log.ID) }); err != nil {
+	if err := a.submit(j, func(ctx context.Context) error { return a.runProtect(ctx, cp.ID, log.ID, trust) }); err != nil {
 		a.dropCheckpointLocked(cp.ID)
 		a.refusedLogLocked(log, opID, err)
 		return nil, err
@@ -97,7 +102,12 @@ func cloneCheckpoint(c *Checkpoint) *Checkpoint {
 
 // runProtect protects each resource of the checkpoint in turn. When one
 // fails, the backups of the others are deleted and the checkpoint fails.
-func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
+// With a trust (a scheduled operation's), every cloud request of the job
+// acts through it.
+func (a *Appliance) runProtect(ctx context.Context, cpID, logID, trust string) error {
+	if trust != "" {
+		ctx = openstack.WithTrust(ctx, trust)
+	}
 	a.mu.Lock()
 	cp := a.checkpoints[cpID]
 	if cp == nil {
@@ -107,7 +117,18 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 	res := append([]ResourceBackup(nil), cp.Resources...)
 	tags := map[string]string{tagCheckpoint: cp.ID, "cairn.project": cp.ProjectID, "cairn.plan": cp.Plan.ID}
 	params := cp.Plan.Parameters // never modified: see PlanRef
+	opID := cp.ScheduledOpID
 	a.mu.Unlock()
+	depErr := a.checkTrust(ctx, opID, trust)
+	if depErr == nil {
+		res, depErr = a.withDependencies(ctx, cp.ProjectID, res)
+	}
+	if depErr == nil {
+		a.mu.Lock()
+		cp.Resources = append([]ResourceBackup(nil), res...)
+		a.saveCheckpointLocked(cp)
+		a.mu.Unlock()
+	}
 
 	// Two protections of one resource never overlap: an RBD image's base
 	// snapshot and the incremental chain assume one backup at a time.
@@ -123,7 +144,12 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 	}
 	var failed error
 	repo, release, err := a.repos.get(ctx, cp.ProjectID)
-	if err != nil {
+	if depErr != nil {
+		failed, res = depErr, nil
+		if err == nil {
+			release()
+		}
+	} else if err != nil {
 		failed = fmt.Errorf("the project's repository: %w", err)
 		res = nil // nothing to protect into; the checkpoint fails below
 	} else {
@@ -134,17 +160,27 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 	for i, rb := range res {
 		previous[i] = a.previousBackupLocked(cp.ProjectID, rb.Resource)
 	}
+	cp.Transfer = Transfer{StartedAt: a.now().UTC(), ETASeconds: -1}
 	a.mu.Unlock()
 
+	var base int64 // bytes of the resources already done
 	for i := range res {
 		rb := res[i]
 		p, err := a.reg.Get(rb.Resource.Type)
 		var b *plugins.Backup
+		var last int64
+		progress := func(done, total int64) {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			last = total
+			a.progressLocked(cp, i, len(res), base+done, base+total, done, total)
+		}
 		if err == nil {
 			b, err = p.Protect(ctx, repo, plugins.ProtectRequest{Project: cp.ProjectID, Resource: rb.Resource, Tags: tags, Previous: previous[i],
-				Options: resourceParams(params, rb.Resource)})
+				Options: resourceParams(params, rb.Resource), Progress: progress})
 		}
 		a.mu.Lock()
+		base += last // under mu: the callback may run on another goroutine
 		cur := &cp.Resources[i]
 		if err != nil {
 			cur.Status, cur.Reason = ResourceError, err.Error()
@@ -184,6 +220,7 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 
 	a.mu.Lock()
 	log := a.oplogs[logID]
+	cp.Transfer = Transfer{}
 	if failed != nil {
 		for i := range cp.Resources {
 			if cp.Resources[i].Status == ResourceProtecting {
@@ -225,6 +262,19 @@ func (a *Appliance) runProtect(ctx context.Context, cpID, logID string) error {
 		}
 	}
 	return failed
+}
+
+// progressLocked records a running protection's byte progress in memory
+// and publishes it to lists; it is not persisted (a restart fails the job
+// anyway). Resource i of n is at done of total bytes.
+func (a *Appliance) progressLocked(cp *Checkpoint, i, n int, allDone, allTotal, done, total int64) {
+	cp.Transfer.update(allDone, allTotal, a.now().UTC())
+	pct := i * 100 / n
+	if total > 0 {
+		pct += int(done * 100 / total / int64(n))
+	}
+	cp.Progress = min(pct, 99) // 100 only once the checkpoint is available
+	a.published.put(cloneCheckpoint(cp))
 }
 
 // DeleteCheckpoint deletes a checkpoint and its backups. The checkpoint
@@ -360,7 +410,8 @@ func (a *Appliance) finishDelete(ctx context.Context, d *deletion) error {
 	return nil
 }
 
-// Checkpoints lists a project's checkpoints of a provider as last saved.
+// Checkpoints lists a project's checkpoints of a provider as last saved,
+// newest first.
 // The checkpoints are shared: callers MUST NOT modify them.
 func (a *Appliance) Checkpoints(project, providerID string) ([]*Checkpoint, error) {
 	if providerID != ProviderID {
@@ -368,8 +419,8 @@ func (a *Appliance) Checkpoints(project, providerID string) ([]*Checkpoint, erro
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]*Checkpoint, 0, len(a.published))
-	for _, c := range a.published {
+	out := make([]*Checkpoint, 0, len(a.published.all()))
+	for _, c := range a.published.all() {
 		if inProject(c.ProjectID, project) {
 			out = append(out, c)
 		}

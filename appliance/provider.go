@@ -84,5 +84,11 @@ func (a *Appliance) Instance(ctx context.Context, project, typ, id string) (*Ins
 	if err != nil {
 		return nil, err
 	}
-	return &Instance{Resource: r, DependentResources: []plugins.Resource{}}, nil
+	deps := []plugins.Resource{}
+	if dr, ok := p.(plugins.DependencyResolver); ok {
+		if deps, err = dr.DependentResources(ctx, project, r); err != nil {
+			return nil, fmt.Errorf("%s %s: what it depends on: %w", typ, id, err)
+		}
+	}
+	return &Instance{Resource: r, DependentResources: deps}, nil
 }

@@ -45,6 +45,12 @@ type projectRepo struct {
 	err     error
 	users   int
 	lastUse uint64
+	// freeing marks a handle opened for prune (dedup.Options.FreesSpace):
+	// it may write into the space reserved for freeing space, so no job
+	// shares it; jobs wait for closed, which release closes once the
+	// prune is done with it.
+	freeing bool
+	closed  chan struct{}
 }
 
 // maxIdleRepos bounds the repositories kept open with no job using them.
@@ -71,17 +77,51 @@ func (s *repoSet) dir(project string) (string, error) {
 // get returns project's repository, opening or creating it, and a release
 // function the caller calls when done with it.
 func (s *repoSet) get(ctx context.Context, project string) (*dedup.Repository, func(), error) {
+	return s.acquire(ctx, project, false)
+}
+
+// acquire is get for a job (freeing false) or a prune (freeing true). A
+// prune shares a handle a job has open; when it opens one itself, it
+// opens it as freeing space, so that it works on a full disk, and jobs
+// wait until it is closed rather than write through it.
+func (s *repoSet) acquire(ctx context.Context, project string, freeing bool) (*dedup.Repository, func(), error) {
 	s.mu.Lock()
 	o := s.open[project]
+	for o != nil && o.freeing && !freeing {
+		closed := o.closed
+		s.mu.Unlock()
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		s.mu.Lock()
+		o = s.open[project]
+	}
+	if freeing && o != nil && !o.freeing && o.users == 0 && o.repo != nil {
+		// An idle job handle refuses writes near a full disk, where a
+		// prune must work: reopen it as freeing space.
+		if err := o.repo.Close(); err != nil {
+			s.log.Error("close project repository", "project", project, "err", err)
+		}
+		delete(s.open, project)
+		o = nil
+	}
 	if o == nil {
-		o = &projectRepo{ready: make(chan struct{})}
+		o = &projectRepo{ready: make(chan struct{}), freeing: freeing}
+		if freeing {
+			o.closed = make(chan struct{})
+		}
 		s.open[project] = o
 		o.users++
 		s.mu.Unlock()
-		o.repo, o.err = s.openProject(ctx, project)
+		o.repo, o.err = s.openProject(ctx, project, freeing)
 		s.mu.Lock()
 		if o.err != nil {
 			delete(s.open, project) // the next caller tries again
+			if o.closed != nil {
+				close(o.closed)
+			}
 		}
 		close(o.ready)
 		s.mu.Unlock()
@@ -109,6 +149,17 @@ func (s *repoSet) release(project string, o *projectRepo) {
 	o.users--
 	s.clock++
 	o.lastUse = s.clock
+	if o.freeing && o.users == 0 && o.repo != nil {
+		// Closed at once: the next job opens the repository with the
+		// free-space checks of a job.
+		if err := o.repo.Close(); err != nil {
+			s.log.Error("close project repository", "project", project, "err", err)
+		}
+		delete(s.open, project)
+		close(o.closed)
+		s.mu.Unlock()
+		return
+	}
 	var idle []string
 	for p, r := range s.open {
 		if r.users == 0 && r.repo != nil {
@@ -130,13 +181,14 @@ func (s *repoSet) release(project string, o *projectRepo) {
 	}
 }
 
-// openProject opens project's repository, creating it on first use.
-func (s *repoSet) openProject(ctx context.Context, project string) (*dedup.Repository, error) {
+// openProject opens project's repository, creating it on first use;
+// freeing opens it for prune (dedup.Options.FreesSpace).
+func (s *repoSet) openProject(ctx context.Context, project string, freeing bool) (*dedup.Repository, error) {
 	dir, err := s.dir(project)
 	if err != nil {
 		return nil, err
 	}
-	opts := dedup.Options{Password: s.pw, Now: s.now, CacheBytes: projectCacheBytes,
+	opts := dedup.Options{Password: s.pw, Now: s.now, CacheBytes: projectCacheBytes, FreesSpace: freeing,
 		Log: func(f string, args ...any) { s.log.Info(fmt.Sprintf(f, args...), "project", project) }}
 	r, err := dedup.Open(ctx, dir, opts)
 	if !errors.Is(err, dedup.ErrNoRepository) && !errors.Is(err, os.ErrNotExist) {
@@ -191,18 +243,26 @@ func projectOf(tmpl, path string) (string, bool) {
 	return path[len(pre) : len(path)-len(post)], true
 }
 
-// each runs fn on every project's repository in turn.
-func (s *repoSet) each(ctx context.Context, fn func(project string, r *dedup.Repository) error) error {
-	ps, err := s.projects()
-	if err != nil {
-		return err
+// each runs fn on the repositories of projects (every project's when
+// projects is nil) in turn, skipping projects that have none; freeing
+// opens them for prune (acquire).
+func (s *repoSet) each(ctx context.Context, projects []string, freeing bool, fn func(project string, r *dedup.Repository) error) error {
+	if projects == nil {
+		ps, err := s.projects()
+		if err != nil {
+			return err
+		}
+		projects = ps
 	}
 	var errs []error
-	for _, p := range ps {
+	for _, p := range projects {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		r, release, err := s.get(ctx, p)
+		if !s.exists(p) {
+			continue
+		}
+		r, release, err := s.acquire(ctx, p, freeing)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"cairn/dedup"
+	"cairn/internal/testenv"
 )
 
 // repoOf returns project's repository, released when the test ends.
@@ -226,5 +228,89 @@ func loadOne(t *testing.T, st stateStore, kind, id string, v any) {
 		return nil
 	}); err != nil || !found {
 		t.Fatalf("load %s %s: found %v, %v", kind, id, found, err)
+	}
+}
+
+// fill writes path until dir's file system has no byte left.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for n := len(buf); n > 0; {
+		if _, err := f.Write(buf[:n]); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			n /= 2
+		}
+	}
+}
+
+// TestPruneOnFullDisk: with the data dir's file system full, a job can no
+// longer open a project's repository (ErrNoSpace, not SIGBUS), but the
+// daemon's prune still opens it, as freeing space, and frees the space of
+// a deleted checkpoint; a job asking for the repository meanwhile waits
+// for the prune's handle to close instead of writing through it. On the
+// landed code the prune opened the repository as a job does and failed.
+func TestPruneOnFullDisk(t *testing.T) {
+	clk := newClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	cfg := testConfig(t)
+	cfg.DataDir = testenv.SmallFS(t, "48m")
+	e := openEnv(t, cfg, clk, true)
+	id, _ := e.volume("vol.img", 8<<20)
+	p := e.plan("alpha", id)
+	cp, err := e.a.CreateCheckpoint(context.Background(), "alpha", ProviderID, p.ID, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitCheckpoint("alpha", cp.ID, CheckpointAvailable)
+	if err := e.a.DeleteCheckpoint(context.Background(), "alpha", ProviderID, cp.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(e.cfg.FileRoots[0], "vol.img")); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, filepath.Join(cfg.DataDir, "filler"))
+
+	// Close the idle handle the protection left open, so the job opens
+	// the repository afresh on the full disk.
+	if err := e.a.repos.close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.a.repos.get(context.Background(), "alpha"); !errors.Is(err, dedup.ErrNoSpace) {
+		t.Fatalf("a job opening the repository on a full disk: %v, want ErrNoSpace", err)
+	}
+
+	r, release, err := e.a.repos.acquire(context.Background(), "alpha", true)
+	if err != nil {
+		t.Fatalf("prune opening the repository on a full disk: %v", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, rel, err := e.a.repos.get(context.Background(), "alpha")
+		if err == nil {
+			rel()
+		}
+		got <- err
+	}()
+	rep, err := r.Prune(context.Background(), dedup.PruneOptions{Grace: -1})
+	if err != nil {
+		t.Fatalf("prune on a full disk: %v", err)
+	}
+	if rep.BytesFreed <= 0 {
+		t.Fatalf("prune freed %d bytes", rep.BytesFreed)
+	}
+	select {
+	case err := <-got:
+		t.Fatalf("a job got the prune's freeing handle (err %v)", err)
+	default:
+	}
+	release()
+	if err := <-got; err != nil {
+		t.Fatalf("a job after the prune freed space: %v", err)
 	}
 }

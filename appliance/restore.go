@@ -129,20 +129,40 @@ func (a *Appliance) runRestore(ctx context.Context, r *Restore, res []ResourceBa
 	if rerr == nil {
 		defer release()
 	}
+	if kind == "restore" {
+		a.mu.Lock()
+		r.Transfer = Transfer{StartedAt: a.now().UTC(), ETASeconds: -1}
+		a.mu.Unlock()
+	}
+	var base int64 // bytes of the resources already restored
 	for i, rb := range res {
 		p, err := a.reg.Get(rb.Resource.Type)
 		where := ""
 		if err == nil && rerr != nil {
 			err = fmt.Errorf("the project's repository: %w", rerr)
 		}
+		var last int64
 		if err == nil {
 			if kind == "verify" {
 				err = p.Verify(ctx, repo, rb.BackupID)
 			} else {
-				where, err = p.Restore(ctx, repo, restoreRequest(r, rb, len(res)))
+				req := restoreRequest(r, rb, len(res))
+				req.Progress = func(done, total int64) {
+					a.mu.Lock()
+					defer a.mu.Unlock()
+					last = total
+					r.Transfer.update(base+done, base+total, a.now().UTC())
+					pct := i * 100 / len(res)
+					if total > 0 {
+						pct += int(done * 100 / total / int64(len(res)))
+					}
+					r.Progress = min(pct, 99) // in memory only, as a checkpoint's
+				}
+				where, err = p.Restore(ctx, repo, req)
 			}
 		}
 		a.mu.Lock()
+		base += last // under mu: the callback may run on another goroutine
 		k := resKey(rb.Resource)
 		if err != nil {
 			r.ResourcesStatus[k], r.ResourcesReason[k] = ResourceError, err.Error()
@@ -163,7 +183,7 @@ func (a *Appliance) runRestore(ctx context.Context, r *Restore, res []ResourceBa
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r.Status = RestoreSuccess
+	r.Status, r.Transfer = RestoreSuccess, Transfer{}
 	if failed != nil {
 		r.Status = RestoreFail
 	}

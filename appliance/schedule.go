@@ -21,7 +21,12 @@ var opDefKeys = map[string]bool{"plan_id": true, "provider_id": true, "max_backu
 // "retention_protect") operation of a plan on a trigger. Retention keys in
 // the definition: max_backups (= keep_last), keep_daily, keep_weekly,
 // keep_monthly, and Karbor's retention_duration (days).
-func (a *Appliance) CreateScheduledOperation(project, name, desc, opType, triggerID string, def map[string]string) (*ScheduledOperation, error) {
+//
+// With a cloud section and a Keystone user (by), the operation gets a
+// Keystone trust from by to the cloud user, which its runs act through;
+// when Keystone refuses it the operation is not created (ErrDenied, or
+// ErrUnavailable when Keystone could not be asked).
+func (a *Appliance) CreateScheduledOperation(ctx context.Context, project, name, desc, opType, triggerID string, def map[string]string, by *Trustor) (*ScheduledOperation, error) {
 	if opType != "protect" && opType != "retention_protect" {
 		return nil, fmt.Errorf("operation_type %q: want protect or retention_protect: %w", opType, ErrInvalid)
 	}
@@ -41,34 +46,61 @@ func (a *Appliance) CreateScheduledOperation(project, name, desc, opType, trigge
 		}
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if t := a.triggers[triggerID]; t == nil || t.ProjectID != project {
-		return nil, fmt.Errorf("trigger %s: %w", triggerID, ErrNotFound)
+	err := a.checkOpLocked(project, triggerID, def)
+	a.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	if p := a.plans[def["plan_id"]]; p == nil || p.ProjectID != project {
-		return nil, fmt.Errorf("plan %q: %w", def["plan_id"], ErrNotFound)
-	}
-	if def["provider_id"] != ProviderID {
-		return nil, fmt.Errorf("provider %q: %w", def["provider_id"], ErrNotFound)
+	// Keystone is asked without mu; the trigger or plan may go meanwhile.
+	trust, err := a.createTrust(ctx, project, by)
+	if err != nil {
+		return nil, err
 	}
 	op := &ScheduledOperation{ID: NewUUID(), ProjectID: project, Name: name, Description: desc, OperationType: opType,
-		TriggerID: triggerID, OperationDefinition: def, Enabled: true, CreatedAt: a.now().UTC()}
-	a.ops[op.ID] = op
-	a.save("scheduled_operations", op.ID, op)
+		TriggerID: triggerID, OperationDefinition: def, Enabled: true, TrustID: trust, CreatedAt: a.now().UTC()}
+	a.mu.Lock()
+	if err = a.checkOpLocked(project, triggerID, def); err == nil {
+		a.ops[op.ID] = op
+		a.save("scheduled_operations", op.ID, op)
+	}
 	c := *op
+	a.mu.Unlock()
+	if err != nil {
+		a.deleteTrust(ctx, op.ID, trust)
+		return nil, err
+	}
 	return &c, nil
 }
 
-// DeleteScheduledOperation deletes one.
-func (a *Appliance) DeleteScheduledOperation(project, id string) error {
+// checkOpLocked checks that a scheduled operation's trigger, plan and
+// provider are the project's.
+func (a *Appliance) checkOpLocked(project, triggerID string, def map[string]string) error {
+	if t := a.triggers[triggerID]; t == nil || t.ProjectID != project {
+		return fmt.Errorf("trigger %s: %w", triggerID, ErrNotFound)
+	}
+	if p := a.plans[def["plan_id"]]; p == nil || p.ProjectID != project {
+		return fmt.Errorf("plan %q: %w", def["plan_id"], ErrNotFound)
+	}
+	if def["provider_id"] != ProviderID {
+		return fmt.Errorf("provider %q: %w", def["provider_id"], ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteScheduledOperation deletes one, then its Keystone trust (best
+// effort: a failure is logged).
+func (a *Appliance) DeleteScheduledOperation(ctx context.Context, project, id string) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	op := a.ops[id]
 	if op == nil || op.ProjectID != project {
+		a.mu.Unlock()
 		return fmt.Errorf("scheduled operation %s: %w", id, ErrNotFound)
 	}
 	delete(a.ops, id)
-	return a.st.delete("scheduled_operations", id)
+	err := a.st.delete("scheduled_operations", id)
+	a.mu.Unlock()
+	a.deleteTrust(ctx, id, op.TrustID)
+	return err
 }
 
 // ScheduledOperations lists a project's scheduled operations.
@@ -164,7 +196,7 @@ func (a *Appliance) prune(ctx context.Context) {
 	// Each project's repository is pruned on its own: one project's
 	// failure (a damaged store) does not keep the others from freeing
 	// space.
-	err := a.repos.each(ctx, func(project string, repo *dedup.Repository) error {
+	err := a.repos.each(ctx, nil, true, func(project string, repo *dedup.Repository) error {
 		rep, err := repo.Prune(ctx, dedup.PruneOptions{Grace: time.Duration(a.cfg.PruneGrace)})
 		if err != nil {
 			return err

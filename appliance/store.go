@@ -25,7 +25,7 @@ type stateStore interface {
 // stateKinds are the kinds the appliance stores; a store creates their
 // buckets up front so that reads never need a write transaction.
 var stateKinds = []string{"plans", "checkpoints", "restores", "verifications", "triggers",
-	"scheduled_operations", "operation_logs", "quotas", "jobs"}
+	"scheduled_operations", "operation_logs", "quotas", "jobs", "cloud_journal", "glance_journal"}
 
 // countingStore counts the committed changes of a store for
 // cairn_state_writes_total.

@@ -37,8 +37,8 @@ func TestTriggerStartEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := e.a.CreateScheduledOperation("proj", "op", "", "protect", tr.ID,
-				map[string]string{"plan_id": p.ID, "provider_id": ProviderID}); err != nil {
+			if _, err := e.a.CreateScheduledOperation(context.Background(), "proj", "op", "", "protect", tr.ID,
+				map[string]string{"plan_id": p.ID, "provider_id": ProviderID}, nil); err != nil {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
@@ -110,8 +110,8 @@ func TestTriggerOverflow(t *testing.T) {
 	}
 	id, _ := e.volume("a.img", 4<<10)
 	p := e.plan("proj", id)
-	_, err = e.a.CreateScheduledOperation("proj", "op", "", "protect", tr.ID,
-		map[string]string{"plan_id": p.ID, "provider_id": ProviderID, "retention_duration": "9999999999"})
+	_, err = e.a.CreateScheduledOperation(context.Background(), "proj", "op", "", "protect", tr.ID,
+		map[string]string{"plan_id": p.ID, "provider_id": ProviderID, "retention_duration": "9999999999"}, nil)
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "retention_duration") {
 		t.Fatalf("retention_duration past int64 nanoseconds: err %v, want ErrInvalid", err)
 	}

@@ -1,6 +1,7 @@
 // Package blockdev holds the sources and targets of blocks: files and block
-// devices here, Ceph RBD images later. A source tells which extents may hold
-// data so that holes are never read.
+// devices here, Ceph RBD images in rbd/. A source tells which extents may
+// hold data so that holes are never read. Backups and restores over them
+// run in package backup.
 //
 // # Glossary
 //

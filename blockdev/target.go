@@ -170,7 +170,7 @@ func (t *FileTarget) Close() error {
 		err = t.publish()
 	}
 	if err != nil {
-		t.discard()
+		_ = t.discard()
 	}
 	t.closeDir()
 	return err
@@ -179,12 +179,13 @@ func (t *FileTarget) Close() error {
 // Abort gives the restore up: a file target's temporary file is removed
 // and the path is left as it was; a block device keeps what was written.
 // It does nothing after Close.
-func (t *FileTarget) Abort() {
+func (t *FileTarget) Abort() error {
 	if t.closed {
-		return
+		return nil
 	}
 	t.closed = true
 	_ = t.f.Close()
-	t.discard()
+	err := t.discard()
 	t.closeDir()
+	return err
 }

@@ -98,7 +98,7 @@ func createIn(dir *os.File, path, name string, size int64, opts TargetOptions) (
 	}
 	if err := t.f.Truncate(size); err != nil {
 		_ = t.f.Close()
-		t.discard()
+		_ = t.discard()
 		t.closeDir()
 		return nil, fmt.Errorf("truncate %s to %d: %w", path, size, err)
 	}
@@ -190,12 +190,16 @@ func (t *FileTarget) publish() error {
 }
 
 // discard removes the temporary file, if any.
-func (t *FileTarget) discard() {
+func (t *FileTarget) discard() error {
 	if t.dir == nil || t.tmp == "" {
-		return
+		return nil
 	}
-	_ = fdControl(t.dir, func(fd int) error { return unix.Unlinkat(fd, t.tmp, 0) })
+	err := fdControl(t.dir, func(fd int) error { return unix.Unlinkat(fd, t.tmp, 0) })
 	t.tmp = ""
+	if err != nil {
+		return fmt.Errorf("remove the partial restore of %s: %w", t.path, err)
+	}
+	return nil
 }
 
 func (t *FileTarget) closeDir() {

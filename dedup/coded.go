@@ -59,7 +59,7 @@ func (c *coded) shardLen(objectLen int64) int64 {
 }
 
 // encode returns the k+m shard objects of data, the content of object name.
-func (c *coded) encode(name string, data []byte) ([][]byte, error) {
+func (c *coded) encode(name string, data []byte, pool *bufferPool) ([][]byte, error) {
 	sl := int(c.shardLen(int64(len(data))))
 	// Each shard object is allocated whole and its data region filled in
 	// place (data shards by one copy, parity by the encoder), so a pack is
@@ -67,11 +67,12 @@ func (c *coded) encode(name string, data []byte) ([][]byte, error) {
 	objs := make([][]byte, c.k+c.m)
 	shards := make([][]byte, c.k+c.m)
 	for i := range objs {
-		objs[i] = newShardObject(sl, c.blockSize)
+		objs[i] = pool.get(shardObjectLen(sl, c.blockSize))
 		shards[i] = objs[i][len(objs[i])-sl:]
 		if i < c.k {
 			lo, hi := min(i*sl, len(data)), min((i+1)*sl, len(data))
-			copy(shards[i], data[lo:hi])
+			n := copy(shards[i], data[lo:hi])
+			clear(shards[i][n:]) // the last data shard's padding
 		}
 	}
 	if c.enc != nil && sl > 0 {
@@ -88,10 +89,21 @@ func (c *coded) encode(name string, data []byte) ([][]byte, error) {
 
 // put writes all k+m shards of data under name and returns the bytes written.
 func (c *coded) put(ctx context.Context, name string, data []byte) (int64, error) {
-	objs, err := c.encode(name, data)
+	return c.putPooled(ctx, name, data, nil)
+}
+
+// putPooled is put with its shard objects from pool, and given back to it.
+func (c *coded) putPooled(ctx context.Context, name string, data []byte, pool *bufferPool) (int64, error) {
+	objs, err := c.encode(name, data, pool)
 	if err != nil {
 		return 0, err
 	}
+	// Stores do not keep what Put is given (store.Store's contract).
+	defer func() {
+		for _, obj := range objs {
+			pool.put(obj)
+		}
+	}()
 	var total int64
 	g, gctx := errgroup.WithContext(ctx)
 	for i, obj := range objs {
@@ -244,6 +256,11 @@ func (c *coded) length(ctx context.Context, name string) (int64, error) {
 
 // readShard reads and verifies the block-aligned range [a,b) of shard i.
 func (c *coded) readShard(ctx context.Context, name string, i int, a, b int64) ([]byte, error) {
+	return c.readShardInto(ctx, name, i, a, b, nil)
+}
+
+// readShardInto is readShard into buf, which is used when large enough.
+func (c *coded) readShardInto(ctx context.Context, name string, i int, a, b int64, buf []byte) ([]byte, error) {
 	h, err := c.header(ctx, name, i)
 	if err != nil {
 		return nil, err
@@ -251,7 +268,11 @@ func (c *coded) readShard(ctx context.Context, name string, i int, a, b int64) (
 	if b > h.shardLen {
 		return nil, fmt.Errorf("range %d-%d beyond shard length %d: %w", a, b, h.shardLen, ErrCorrupt)
 	}
-	buf := make([]byte, b-a)
+	if int64(cap(buf)) >= b-a {
+		buf = buf[:b-a]
+	} else {
+		buf = make([]byte, b-a)
+	}
 	if err := c.stores[i].ReadAt(ctx, name, buf, h.dataOffset()+a); err != nil {
 		return nil, err
 	}
@@ -262,8 +283,19 @@ func (c *coded) readShard(ctx context.Context, name string, i int, a, b int64) (
 }
 
 // readAt returns n bytes of the object starting at off, reading only the data
-// shards that hold them and rebuilding from parity where one fails.
+// shards that hold them and rebuilding from parity where one fails. The
+// result is the caller's.
 func (c *coded) readAt(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	return c.readAtInto(ctx, name, off, n, &readBuffers{})
+}
+
+// readBuffers are the reusable buffers of readAtInto.
+type readBuffers struct{ shard, out []byte }
+
+// readAtInto is readAt into rb's buffers: the result aliases one of them
+// and is valid until their next use. A range within one shard (a chunk,
+// almost always) is not copied out of the shard read.
+func (c *coded) readAtInto(ctx context.Context, name string, off, n int64, rb *readBuffers) ([]byte, error) {
 	h, err := c.anyHeader(ctx, name)
 	if err != nil {
 		return nil, err
@@ -271,16 +303,18 @@ func (c *coded) readAt(ctx context.Context, name string, off, n int64) ([]byte, 
 	if off < 0 || n < 0 || off+n > h.objectLen {
 		return nil, fmt.Errorf("read %s at %d+%d beyond its length %d: %w", name, off, n, h.objectLen, ErrCorrupt)
 	}
-	out := make([]byte, 0, n)
 	sl := h.shardLen
+	out := rb.out[:0]
 	for pos := off; pos < off+n; {
 		j := int(pos / sl)
 		x := pos - int64(j)*sl
 		y := min(sl, off+n-int64(j)*sl)
 		bs := int64(c.blockSize)
 		a, b := x/bs*bs, min((y+bs-1)/bs*bs, sl)
-		data, err := c.readShard(ctx, name, j, a, b)
-		if err != nil {
+		data, err := c.readShardInto(ctx, name, j, a, b, rb.shard)
+		if err == nil {
+			rb.shard = data
+		} else {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -290,9 +324,13 @@ func (c *coded) readAt(ctx context.Context, name string, off, n int64) ([]byte, 
 			}
 			data = all[j]
 		}
+		if pos == off && int64(j)*sl+y == off+n {
+			return data[x-a : y-a], nil // the whole range, in one shard
+		}
 		out = append(out, data[x-a:y-a]...)
 		pos = int64(j)*sl + y
 	}
+	rb.out = out
 	return out, nil
 }
 
@@ -325,6 +363,11 @@ func (c *coded) reconstructRange(ctx context.Context, name string, a, b, shardLe
 		}
 	}
 	if good < c.k {
+		if good == 0 && allNotFound(errs) {
+			// Deleted meanwhile (a checkpoint forgotten, a pack pruned):
+			// gone, not damaged.
+			return nil, fmt.Errorf("%s: no shard left: %w", name, store.ErrNotFound)
+		}
 		return nil, fmt.Errorf("%s: only %d of %d shards readable, need %d (%s): %w",
 			name, good, c.k+c.m, c.k, strings.Join(bad, "; "), ErrCorrupt)
 	}

@@ -88,6 +88,23 @@ func (s *sealer) open(dst, sealed, ad []byte) ([]byte, error) {
 	return out, nil
 }
 
+// openInPlace is open with the plaintext written over sealed: no
+// allocation. Without a sealer sealed is the plaintext.
+func (s *sealer) openInPlace(sealed, ad []byte) ([]byte, error) {
+	if s == nil {
+		return sealed, nil
+	}
+	if len(sealed) < nonceSize+s.aead.Overhead() {
+		return nil, fmt.Errorf("sealed blob of %d bytes is too short: %w", len(sealed), ErrCorrupt)
+	}
+	ct := sealed[nonceSize:]
+	out, err := s.aead.Open(ct[:0], sealed[:nonceSize], ct, ad)
+	if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", ErrCorrupt)
+	}
+	return out, nil
+}
+
 func (s *sealer) overhead() int {
 	if s == nil {
 		return 0

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -94,19 +95,30 @@ func (g *backupGuard) beforeCommit(ctx context.Context, sess *session, bm *Block
 }
 
 // checkPacksExist checks that every pack bm references, other than those the
-// session wrote, still has at least k shards. Index entries of packs found
-// gone are dropped, so that the backup run again stores their chunks anew.
+// session wrote, still has at least k shards. A pack gone because a prune
+// compacted it is no loss: its live chunks were copied to a new pack and
+// indexed there before it was deleted, so the references taken from the
+// parent are pointed at the pack the index names. Only chunks found in no
+// pack refuse the commit; their index entries are dropped, so that the
+// backup run again stores them anew.
 func (r *Repository) checkPacksExist(ctx context.Context, sess *session, bm *BlockMap) error {
-	missing := make([]bool, len(bm.Packs))
+	exists := make(map[PackID]bool, len(bm.Packs))
+	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(pruneWorkers)
 	sess.mu.Lock()
-	for i, p := range bm.Packs {
+	for _, p := range bm.Packs {
 		if _, own := sess.newPacks[p]; own {
+			mu.Lock()
+			exists[p] = true
+			mu.Unlock()
 			continue
 		}
 		g.Go(func() error {
-			missing[i] = r.shardCount(gctx, packName(p)) < r.cfg.DataShards
+			ok := r.shardCount(gctx, packName(p)) >= r.cfg.DataShards
+			mu.Lock()
+			exists[p] = ok
+			mu.Unlock()
 			return gctx.Err()
 		})
 	}
@@ -114,19 +126,55 @@ func (r *Repository) checkPacksExist(ctx context.Context, sess *session, bm *Blo
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	var gone []PackID
-	for i, m := range missing {
-		if !m {
+	// packExists answers for packs the index names in place of gone ones.
+	packExists := func(p PackID) bool {
+		if ok, known := exists[p]; known {
+			return ok
+		}
+		sess.mu.Lock()
+		_, own := sess.newPacks[p]
+		sess.mu.Unlock()
+		ok := own || r.shardCount(ctx, packName(p)) >= r.cfg.DataShards
+		exists[p] = ok
+		return ok
+	}
+	lost := make(map[PackID][]packEntry)
+	var hints map[PackID]uint32 // bm.Packs' indexes, built on the first move
+	moved := false
+	for i := range bm.Chunks {
+		c := &bm.Chunks[i]
+		p := bm.Packs[c.Pack]
+		if exists[p] {
 			continue
 		}
-		p := bm.Packs[i]
-		gone = append(gone, p)
-		var entries []packEntry
-		for _, c := range bm.Chunks {
-			if c.Pack == uint32(i) {
-				entries = append(entries, packEntry{ID: c.ID})
-			}
+		loc, found, err := r.idx.lookup(c.ID)
+		if err != nil {
+			return fmt.Errorf("look up chunk %s of deleted pack %s: %w", c.ID, p, err)
 		}
+		if found && loc.Pack != p && packExists(loc.Pack) {
+			if hints == nil {
+				hints = make(map[PackID]uint32, len(bm.Packs))
+				for j, q := range bm.Packs {
+					hints[q] = uint32(j)
+				}
+			}
+			j, ok := hints[loc.Pack]
+			if !ok {
+				j = uint32(len(bm.Packs))
+				hints[loc.Pack] = j
+				bm.Packs = append(bm.Packs, loc.Pack)
+			}
+			c.Pack, moved = j, true
+			continue
+		}
+		lost[p] = append(lost[p], packEntry{ID: c.ID})
+	}
+	if moved {
+		bm.dropUnusedPacks()
+	}
+	var gone []PackID
+	for p, entries := range lost {
+		gone = append(gone, p)
 		if err := r.idx.removePack(p, entries); err != nil {
 			r.log("unindex deleted pack %s: %v", p, err)
 		}

@@ -197,3 +197,49 @@ func TestLockOfDeadLocalProcess(t *testing.T) {
 		t.Error("a lock not refreshed for lockStaleAfter counts as live")
 	}
 }
+
+// A prune killed after it compacted a pack (its live chunks copied and
+// indexed in a new pack, the old pack deleted) but before it finished
+// leaves the parent checkpoint's pack hints pointing at the deleted pack,
+// and the next backup must check the packs it inherits. The incremental
+// must point those chunks at the pack the index names and commit; on the
+// landed code it refused on every retry until a --full backup.
+func TestIncrementalAfterKilledCompaction(t *testing.T) {
+	ctx := context.Background()
+	r := TestRepository(t)
+	keep := randomData(4, 2*testBS)
+	mixed := append(append([]byte{}, keep...), randomData(5, 18*testBS)...)
+	dead := backup(t, r, mixed)  // one pack, 20 chunks
+	parent := backup(t, r, keep) // the first 2 of them, deduplicated
+	forgetAll(t, r, dead.ID)
+	rep, err := r.Prune(ctx, PruneOptions{Grace: -1})
+	if err != nil || rep.PacksCompacted == 0 {
+		t.Fatalf("prune: %+v, %v; want a pack compacted", rep, err)
+	}
+	// What a prune killed mid-way leaves: a start marker this index has
+	// not seen finish, and the dead prune's lock.
+	if err := r.writePruneMarker(ctx, time.Now(), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	putForeignLock(t, r, "killed", lockPrune, time.Now().Add(-2*lockStaleAfter))
+	next := append([]byte{}, keep...)
+	copy(next[10:], "changed")
+	cp, err := r.Backup(ctx, NewMemSource("vol", next), BackupOptions{Parent: parent.ID, Changed: []Extent{{10, 7}}})
+	if err != nil {
+		t.Fatalf("incremental after a killed compaction: %v", err)
+	}
+	if cp.NewBytes >= int64(len(next)) {
+		t.Fatalf("incremental stored %d new bytes: the unchanged block was not taken from the parent", cp.NewBytes)
+	}
+	restoreFresh(t, r, cp.ID, next)
+	restoreFresh(t, r, parent.ID, keep)
+	_, bm, err := r.LoadCheckpoint(ctx, cp.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range bm.Packs {
+		if r.shardCount(ctx, packName(p)) < r.cfg.DataShards {
+			t.Fatalf("committed block map names deleted pack %s", p)
+		}
+	}
+}

@@ -65,6 +65,26 @@ type ChunkRef struct {
 	Pack uint32 // index into BlockMap.Packs
 }
 
+// dropUnusedPacks removes the hints no chunk refers to any more.
+func (m *BlockMap) dropUnusedPacks() {
+	used := make([]bool, len(m.Packs))
+	for _, c := range m.Chunks {
+		used[c.Pack] = true
+	}
+	renum := make([]uint32, len(m.Packs))
+	var packs []PackID
+	for i, p := range m.Packs {
+		if used[i] {
+			renum[i] = uint32(len(packs))
+			packs = append(packs, p)
+		}
+	}
+	for i := range m.Chunks {
+		m.Chunks[i].Pack = renum[m.Chunks[i].Pack]
+	}
+	m.Packs = packs
+}
+
 func (m *BlockMap) prepare() {
 	m.holesBefore = make([]int64, len(m.Holes)+1)
 	for i, r := range m.Holes {

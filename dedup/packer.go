@@ -25,13 +25,13 @@ type packer struct {
 	g       *errgroup.Group
 	ctx     context.Context
 
+	// packs and shards recycle the pack buffers and shard objects of
+	// this backup.
+	packs, shards *bufferPool
+
 	statsMu     sync.Mutex
 	storedBytes int64
 }
-
-// packBuffers recycles pack buffers: allocating and zeroing tens of MiB per
-// pack showed up in backup profiles.
-var packBuffers sync.Pool
 
 type sealedPack struct {
 	id      PackID
@@ -41,7 +41,10 @@ type sealedPack struct {
 
 func newPacker(ctx context.Context, r *Repository, s *session, uploaders int) *packer {
 	g, gctx := errgroup.WithContext(ctx)
-	p := &packer{r: r, s: s, uploads: make(chan sealedPack), g: g, ctx: gctx}
+	// Buffers for the packs being uploaded and the one being filled; for
+	// each upload, k+m shard objects.
+	p := &packer{r: r, s: s, uploads: make(chan sealedPack), g: g, ctx: gctx,
+		packs: newBufferPool(uploaders + 1), shards: newBufferPool(uploaders * (r.cfg.DataShards + r.cfg.ParityShards))}
 	for i := 0; i < uploaders; i++ {
 		g.Go(p.uploader)
 	}
@@ -55,11 +58,7 @@ func (p *packer) add(id ChunkID, stored []byte, rawLen int, flags uint8) (PackID
 	defer p.mu.Unlock()
 	if p.buf == nil {
 		p.id = newPackID()
-		if b, ok := packBuffers.Get().([]byte); ok && cap(b) >= p.r.cfg.PackSize+maxBlockSize {
-			p.buf = b[:0]
-		} else {
-			p.buf = make([]byte, 0, p.r.cfg.PackSize+maxBlockSize)
-		}
+		p.buf = p.packs.get(p.r.cfg.PackSize + maxBlockSize)[:0]
 		p.s.mu.Lock()
 		p.s.newPacks[p.id] = struct{}{}
 		p.s.mu.Unlock()
@@ -100,12 +99,11 @@ func (p *packer) sealLocked() error {
 
 func (p *packer) uploader() error {
 	for sp := range p.uploads {
-		n, err := p.r.obj.put(p.ctx, packName(sp.id), sp.data)
+		n, err := p.r.obj.putPooled(p.ctx, packName(sp.id), sp.data, p.shards)
 		if err != nil {
 			return fmt.Errorf("write pack %s: %w", sp.id, err)
 		}
-		//lint:ignore SA6002 one small header allocation per pack of tens of MiB
-		packBuffers.Put(sp.data[:0])
+		p.packs.put(sp.data)
 		p.r.headers.add(sp.id, sp.entries, 1)
 		if p.r.idx != nil {
 			pi := packInfo{Created: p.r.now(), Length: int64(len(sp.data)), ShardBytes: n, Chunks: uint32(len(sp.entries))}

@@ -72,18 +72,38 @@ func (r *Repository) fetchChunk(ctx context.Context, loc chunkLoc) ([]byte, erro
 	if b, ok := r.chunks.get(loc.ID); ok {
 		return b, nil
 	}
-	stored, err := r.obj.readAt(ctx, packName(loc.Pack), int64(loc.Offset), int64(loc.StoredLen))
+	// Fresh buffers: the plaintext goes into the cache.
+	plain, err := r.fetchChunkInto(ctx, loc, &chunkBuffers{})
+	if err != nil {
+		return nil, err
+	}
+	r.chunks.add(loc.ID, plain, int64(len(plain)))
+	return plain, nil
+}
+
+// chunkBuffers are the reusable buffers of one chunk fetch at a time.
+type chunkBuffers struct {
+	read  readBuffers
+	plain []byte
+}
+
+// fetchChunkInto reads and decodes the chunk at loc in cb's buffers; the
+// result aliases them and is valid until their next use.
+func (r *Repository) fetchChunkInto(ctx context.Context, loc chunkLoc, cb *chunkBuffers) ([]byte, error) {
+	stored, err := r.obj.readAtInto(ctx, packName(loc.Pack), int64(loc.Offset), int64(loc.StoredLen), &cb.read)
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s from pack %s: %w", loc.ID, loc.Pack, err)
 	}
 	if xxh3.Hash(stored) != loc.Sum {
 		return nil, fmt.Errorf("chunk %s in pack %s: checksum mismatch: %w", loc.ID, loc.Pack, ErrCorrupt)
 	}
-	plain, err := r.decodeBlob(loc.packEntry, stored)
+	plain, err := r.decodeBlob(loc.packEntry, stored, cb.plain)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
 	}
-	r.chunks.add(loc.ID, plain, int64(len(plain)))
+	if loc.Flags&blobCompressed != 0 {
+		cb.plain = plain
+	}
 	return plain, nil
 }
 

@@ -38,8 +38,11 @@ func (s packSet) has(p PackID) bool {
 }
 
 // loadChunk returns the plaintext of chunk id, which its manifest says is in
-// pack hint.
-func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) ([]byte, error) {
+// pack hint. With cb nil it comes from the chunk cache or goes into it
+// (random reads come back to the same chunks); with cb (a restore, which
+// reads each chunk once) a chunk not cached is read into cb's buffers and
+// the result is valid until their next use.
+func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID, cb *chunkBuffers) ([]byte, error) {
 	if b, ok := r.chunks.get(id); ok {
 		return b, nil
 	}
@@ -56,7 +59,12 @@ func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) ([]
 			}
 			return nil, err
 		}
-		b, err := r.readChunk(ctx, loc)
+		var b []byte
+		if cb == nil {
+			b, err = r.readChunk(ctx, loc)
+		} else {
+			b, err = r.fetchChunkInto(ctx, loc, cb)
+		}
 		if err == nil {
 			return b, nil
 		}

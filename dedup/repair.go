@@ -144,7 +144,7 @@ func (r *Repository) repairObject(ctx context.Context, c objectCheck) ([]ShardDa
 		}
 		return nil, fmt.Errorf("rebuild %s: %w", c.name, err)
 	}
-	shards, err := r.obj.encode(c.name, data)
+	shards, err := r.obj.encode(c.name, data, nil)
 	if err != nil {
 		return nil, fmt.Errorf("re-encode %s: %w", c.name, err)
 	}

@@ -338,14 +338,17 @@ func (r *Repository) encodeBlob(id ChunkID, raw []byte, sc *blobScratch) (stored
 	return sc.s, flags
 }
 
-// decodeBlob reverses encodeBlob and checks the result hashes to id.
-func (r *Repository) decodeBlob(e packEntry, stored []byte) ([]byte, error) {
-	plain, err := r.seal.open(nil, stored, e.ID[:])
+// decodeBlob reverses encodeBlob and checks the result hashes to id. It
+// decrypts in place, so stored is spent; a compressed blob is
+// decompressed into dst (grown when short). The result aliases stored or
+// dst.
+func (r *Repository) decodeBlob(e packEntry, stored, dst []byte) ([]byte, error) {
+	plain, err := r.seal.openInPlace(stored, e.ID[:])
 	if err != nil {
 		return nil, fmt.Errorf("chunk %s: %w", e.ID, err)
 	}
 	if e.Flags&blobCompressed != 0 {
-		if plain, err = r.zdec.DecodeAll(plain, make([]byte, 0, e.RawLen)); err != nil {
+		if plain, err = r.zdec.DecodeAll(plain, dst[:0]); err != nil {
 			return nil, fmt.Errorf("decompress chunk %s: %v: %w", e.ID, err, ErrCorrupt)
 		}
 	}

@@ -75,8 +75,13 @@ func encodeShard(name string, k, m, index int, objectLen int64, blockSize int, d
 // newShardObject allocates a shard object with room for shardLen bytes of
 // data at its end, so erasure coding can write shards in place.
 func newShardObject(shardLen, blockSize int) []byte {
+	return make([]byte, shardObjectLen(shardLen, blockSize))
+}
+
+// shardObjectLen is the size of a shard object holding shardLen bytes.
+func shardObjectLen(shardLen, blockSize int) int {
 	n := (shardLen + blockSize - 1) / blockSize
-	return make([]byte, shardHeaderSize+8*n+shardLen)
+	return shardHeaderSize + 8*n + shardLen
 }
 
 // sealShard fills in the header and checksum table of a shard object made by

@@ -207,7 +207,7 @@ func BenchmarkStageErasureEncode(b *testing.B) {
 	b.SetBytes(int64(len(pack)))
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := r.obj.encode("packs/bench", pack); err != nil {
+		if _, err := r.obj.encode("packs/bench", pack, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -224,7 +224,7 @@ func (r *Repository) verifyChunk(ctx context.Context, p PackID, e packEntry) err
 	if xxh3.Hash(stored) != e.Sum {
 		return fmt.Errorf("chunk %s in pack %s: checksum mismatch: %w", e.ID, p, ErrCorrupt)
 	}
-	_, err = r.decodeBlob(e, stored)
+	_, err = r.decodeBlob(e, stored, nil)
 	return err
 }
 

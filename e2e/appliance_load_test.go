@@ -267,11 +267,20 @@ func TestApplianceLoad(t *testing.T) {
 	if r := a.raw("GET", "/healthz", nil); r.code != 200 {
 		t.Errorf("/healthz after load: %s", r)
 	}
-	r := a.raw("GET", "/metrics", nil)
-	if r.code != 200 {
-		t.Fatalf("/metrics: %s", r)
+	// A job's log and checkpoint settle a moment before the job is
+	// counted done: scrape once none runs.
+	var m map[string]float64
+	for {
+		r := a.raw("GET", "/metrics", nil)
+		if r.code != 200 {
+			t.Fatalf("/metrics: %s", r)
+		}
+		m = checkPromText(t, string(r.body))
+		if m["cairn_jobs_running"] == 0 && m["cairn_jobs_queued"] == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	m := checkPromText(t, string(r.body))
 	if got := m[`cairn_jobs_total{kind="protect",status="success"}`]; int(got) != totalCPs {
 		t.Errorf("cairn_jobs_total protect success = %v, want %d", got, totalCPs)
 	}

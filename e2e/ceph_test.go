@@ -45,20 +45,30 @@ func requireRados(t *testing.T) *radosT {
 	return r
 }
 
-// cli runs a Ceph tool and returns its stdout.
+// cli runs a Ceph tool and returns its stdout. The ceph CLI's first
+// exchange with a busy monitor sometimes fails ("problem getting command
+// descriptions from mon", EPERM) and succeeds when repeated: that one
+// failure is tried again, a few times.
 func (r *radosT) cli(name string, args ...string) string {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).Output()
-	if err != nil {
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, name, args...).Output()
+		cancel()
+		if err == nil {
+			return string(out)
+		}
 		msg := ""
 		if ee, ok := err.(*exec.ExitError); ok {
 			msg = string(ee.Stderr)
 		}
+		if try < 4 && strings.Contains(msg, "problem getting command descriptions") {
+			r.t.Logf("%s %s: %s; trying again", name, strings.Join(args, " "), strings.TrimSpace(msg))
+			time.Sleep(time.Duration(try) * time.Second)
+			continue
+		}
 		r.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, msg)
 	}
-	return string(out)
 }
 
 // objects lists the namespace's RADOS objects under prefix.

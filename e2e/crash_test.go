@@ -3,14 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -54,22 +52,18 @@ func TestCrashSafety(t *testing.T) {
 	src := filepath.Join(e.scratch, "disk.img")
 	writeFile(t, src, randomBytes(seed, int(size)))
 
-	var restores, recovered, refused int
+	var restores, recovered int
 	committed := make(map[string]string) // checkpoint ID -> sha256 of the source it saved
 	var order []string                   // committed IDs, oldest first
 	commit := func(id, hash string) {
 		committed[id] = hash
 		order = append(order, id)
 	}
-	// backup runs a backup to completion, again with --full when it is
-	// refused for a pack a killed prune deleted (refusedForPrunedPack).
+	// backup runs a backup to completion. It must never be refused for a
+	// pack a killed prune compacted: the chunks are in the pack the index
+	// names, and the backup points its parent's references there.
 	backup := func() checkpoint {
 		r := e.run("backup", "--source", src, "--json")
-		if r.code != 0 && refusedForPrunedPack(r) {
-			refused++
-			t.Logf("backup refused after a killed prune; backing up again with --full:\n%s", r.stderr)
-			return e.backup(src, "--full")
-		}
 		var cp checkpoint
 		if r.code != 0 || jsonUnmarshal(r.stdout, &cp) != nil || cp.ID == "" {
 			t.Fatalf("backup failed:\n%s", r)
@@ -124,13 +118,6 @@ func TestCrashSafety(t *testing.T) {
 		}
 		delay := time.Duration(rng.Int64N(int64(window[kind]) + 1))
 		r, killed, took := e.runKilledAfter(delay, args...)
-		if !killed && r.code != 0 && kind == "backup" && refusedForPrunedPack(r) {
-			refused++
-			t.Logf("attempt %d: backup refused after a killed prune; backing up again with --full:\n%s", attempt, r.stderr)
-			start := time.Now()
-			cp := e.backup(src, "--full")
-			r, took = result{stdout: mustJSON(t, cp)}, time.Since(start)
-		}
 		if !killed && r.code != 0 {
 			t.Fatalf("attempt %d: %s failed on its own:\n%s", attempt, kind, r)
 		}
@@ -184,8 +171,8 @@ func TestCrashSafety(t *testing.T) {
 		}
 	}
 	total := kills["backup"] + kills["prune"] + kills["repair"]
-	t.Logf("%d SIGKILLs (backup %d, prune %d, repair %d); ran to completion: backup %d, prune %d, repair %d; %d restores of committed checkpoints checked byte-exact; verify needed prune/repair after %d; backups refused for a pack a killed prune deleted (then run with --full): %d",
-		total, kills["backup"], kills["prune"], kills["repair"], finished["backup"], finished["prune"], finished["repair"], restores, recovered, refused)
+	t.Logf("%d SIGKILLs (backup %d, prune %d, repair %d); ran to completion: backup %d, prune %d, repair %d; %d restores of committed checkpoints checked byte-exact; verify needed prune/repair after %d",
+		total, kills["backup"], kills["prune"], kills["repair"], finished["backup"], finished["prune"], finished["repair"], restores, recovered)
 	if total < crashKills {
 		t.Fatalf("only %d kills in %d attempts, want %d", total, maxAttempts, crashKills)
 	}
@@ -223,21 +210,6 @@ func mutate(t *testing.T, path string, rng *rand.Rand, size, bs int64) {
 		}
 		done += n
 	}
-}
-
-// refusedForPrunedPack reports whether a backup was refused because a pack
-// it references was deleted by a prune. Found by the kill loop, not fixed
-// here (prune's code): a prune killed after compacting a pack's live chunks
-// into a new pack and deleting the old one, but before updating the index,
-// leaves the old pack in the index and in the hints of committed
-// checkpoints' block maps. The checkpoints still restore (the chunks are in
-// the new pack), but an incremental backup on top of them inherits the hint
-// and its check before commit refuses the manifest, on every retry, although
-// the message says to run it again. That is safe (nothing committed
-// references a deleted pack), and a --full backup gets past it; the loop
-// counts and logs it, so that it keeps testing crash safety meanwhile.
-func refusedForPrunedPack(r result) bool {
-	return strings.Contains(r.stderr, "deleted by a prune in another process")
 }
 
 // runKilledAfter starts cairn with args and sends it SIGKILL after delay.
@@ -280,15 +252,6 @@ func (e *env) runKilledAfter(delay time.Duration, args ...string) (r result, kil
 		e.t.Fatalf("%s: %v\n%s", args[0], err, r)
 	}
 	return r, false, 0
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // verifyReport is the part of `verify --json` the crash test reads.

@@ -3,37 +3,16 @@ package e2e
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"cairn/internal/testenv"
 )
 
-// smallFS mounts a tmpfs of the given size (as "64m") in a fresh directory
-// and unmounts it when the test ends. It needs root.
-func smallFS(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CAIRN_REQUIRE_ALL") == "1" {
-			t.Fatal("mounting a tmpfs needs root (CAIRN_REQUIRE_ALL=1)")
-		}
-		t.Skip("mounting a tmpfs needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "fs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v\n%s", dir, err, out)
-		}
-	})
-	return dir
-}
+// smallFS mounts a tmpfs of the given size (as "64m"); it needs root.
+func smallFS(t *testing.T, size string) string { return testenv.SmallFS(t, size) }
 
 // freeBytes is what statfs says an unprivileged writer may still use.
 func freeBytes(t *testing.T, dir string) int64 {

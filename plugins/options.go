@@ -3,6 +3,7 @@ package plugins
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 )
@@ -11,7 +12,8 @@ import (
 // (Schemas.Options) and returns them with typed values. The schema is the
 // subset of JSON Schema the plugins publish: an object whose properties
 // are of type "number", "integer", "string" or "boolean", with optional
-// "minimum" and "maximum", and "additionalProperties": false. Values are
+// "minimum" and "maximum", "enum" for strings, and
+// "additionalProperties": false. Values are
 // as encoding/json decodes them (numbers are float64); strings are also
 // accepted for numbers and booleans, since the karbor client's
 // --parameters key=val sends every value as a string. Errors wrap
@@ -70,8 +72,12 @@ func checkValue(p map[string]any, v any) (any, error) {
 		}
 		return f, nil
 	case "string":
-		if _, ok := v.(string); !ok {
+		str, ok := v.(string)
+		if !ok {
 			return nil, fmt.Errorf("want a string, got %T", v)
+		}
+		if enum := stringEnum(p["enum"]); enum != nil && !slices.Contains(enum, str) {
+			return nil, fmt.Errorf("%q is not one of %q", str, enum)
 		}
 	case "boolean":
 		b, ok := v.(bool)
@@ -86,6 +92,24 @@ func checkValue(p map[string]any, v any) (any, error) {
 		return b, nil
 	}
 	return v, nil
+}
+
+// stringEnum returns a schema's "enum" as strings (nil for none); it may
+// have been through JSON ([]any).
+func stringEnum(v any) []string {
+	switch e := v.(type) {
+	case []string:
+		return e
+	case []any:
+		out := make([]string, 0, len(e))
+		for _, x := range e {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 func sortedKeys(m map[string]any) []string {

@@ -15,6 +15,8 @@ func TestCheckOptions(t *testing.T) {
 			"every":  map[string]any{"type": "integer", "minimum": 0.0},
 			"name":   map[string]any{"type": "string"},
 			"full":   map[string]any{"type": "boolean"},
+			"path":   map[string]any{"type": "string", "enum": []string{"direct", "attach"}},
+			"mode":   map[string]any{"type": "string", "enum": []any{"a", "b"}}, // as decoded from JSON
 		},
 		"additionalProperties": false,
 	}
@@ -35,6 +37,9 @@ func TestCheckOptions(t *testing.T) {
 		{"huge integer", map[string]any{"every": 1e300}, false},
 		{"string as number", map[string]any{"name": 3.0}, false},
 		{"not a boolean", map[string]any{"full": "yes"}, false},
+		{"in the enum", map[string]any{"path": "attach", "mode": "b"}, true},
+		{"not in the enum", map[string]any{"path": "nbd"}, false},
+		{"not in the decoded enum", map[string]any{"mode": "c"}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

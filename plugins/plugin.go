@@ -41,6 +41,11 @@ type ProtectRequest struct {
 	// of listing the repository keeps a protection's cost independent of
 	// how many checkpoints exist.
 	Previous string
+	// Progress, if set, is called now and then while the resource's data
+	// is read: done of total bytes (total may grow for sources whose size
+	// is learnt as they go). It MUST return at once; it runs on the
+	// plugin's goroutine.
+	Progress func(done, total int64)
 }
 
 // Backup is what protecting one resource produced.
@@ -61,6 +66,9 @@ type RestoreRequest struct {
 	// plugin's default location.
 	Target     string
 	Parameters map[string]any
+	// Progress, if set, is called now and then while the backup is
+	// written: done of total bytes, as ProtectRequest.Progress.
+	Progress func(done, total int64)
 }
 
 // ProtectionPlugin protects one protectable type. Implementations MUST be

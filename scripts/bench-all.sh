@@ -4,7 +4,10 @@
 # first; then FUSE and NBD read figures on a 1 GiB checkpoint, and the Ceph
 # figures against a throwaway cluster (scripts/bench-ceph.sh starts one when
 # CEPH_CONF is unset). Each script prints its figures beside ceilings it
-# measures in the same run.
+# measures in the same run; the console's figures (scripts/bench-console.sh)
+# stand beside the API calls the page waits for; the OpenStack figures
+# (scripts/bench-openstack.sh) beside `cairn backup --source rbd:` of the
+# same volumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go build -o bin/cairn ./cmd/cairn
@@ -31,8 +34,16 @@ echo "=== NBD (scripts/bench-nbd.sh: 1 GiB checkpoint, and its own 100 GiB spars
 echo
 echo "=== API (scripts/bench-api.sh)"
 ./scripts/bench-api.sh
+echo
+echo "=== console (scripts/bench-console.sh)"
+./scripts/bench-console.sh
 if [[ -f /usr/include/rados/librados.h ]]; then
 	echo
 	echo "=== Ceph (scripts/bench-ceph.sh)"
 	./scripts/bench-ceph.sh
+	if /usr/bin/python3 -c 'import cinder, nova, glance, placement, neutron' 2>/dev/null; then
+		echo
+		echo "=== OpenStack (scripts/bench-openstack.sh: a plan of Cinder volumes)"
+		./scripts/bench-openstack.sh
+	fi
 fi

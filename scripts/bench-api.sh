@@ -22,14 +22,19 @@
 #     JOBS_K random files of JOBS_MIB MiB protected one job at a time, and
 #     JOBS_K others all at once, with their ratio; the ceiling is `cairn
 #     backup` of the first set run directly, one after the other, into a
-#     fresh repository.
+#     fresh repository;
+#   - the protection throughput of two projects at once against one: JOBS_K
+#     files of project "solo" all at once, then JOBS_K files each of
+#     projects "duo-a" and "duo-b" all at once, started together, with the
+#     two projects' finishing times (per-project limits keep one from
+#     starving the other).
 # Progress goes to stderr.
 #
 # Environment:
 #   CAIRN_BIN     the cairn binary (default bin/cairn, built when missing)
 #   BENCH_DIR     parent of the work directory (default /tmp)
 #   SEED_TARGET   checkpoints to seed (default 10000)
-#   SEED_SECONDS  seeding time limit (default 600)
+#   SEED_SECONDS  seeding time limit (default 1200)
 #   LIST_N        requests per latency pass (default 200)
 #   JOBS_K        files per throughput phase (default 4)
 #   JOBS_MIB      size of each file (default 64)
@@ -39,7 +44,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 CAIRN_BIN=${CAIRN_BIN:-$ROOT/bin/cairn}
 SEED_TARGET=${SEED_TARGET:-10000}
-SEED_SECONDS=${SEED_SECONDS:-600}
+SEED_SECONDS=${SEED_SECONDS:-1200}
 LIST_N=${LIST_N:-200}
 JOBS_K=${JOBS_K:-4}
 JOBS_MIB=${JOBS_MIB:-64}
@@ -57,6 +62,8 @@ trap cleanup EXIT
 
 log() { printf 'bench-api: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=scripts/bench-serve.sh
+source "$ROOT/scripts/bench-serve.sh"
 fig() { printf '%s: %s %s (ceiling: %s %s)\n' "$1" "$2" "$3" "$4" "$3"; }
 
 [[ -x $CAIRN_BIN ]] || go build -o "$CAIRN_BIN" ./cmd/cairn
@@ -66,23 +73,7 @@ DATA=$W/data
 mkdir -p "$DATA/volumes"
 workers=$((JOBS_K > 8 ? JOBS_K : 8))
 printf '{"workers": %d}\n' "$workers" >"$W/serve.json"
-"$CAIRN_BIN" --json serve --listen 127.0.0.1:0 --data-dir "$DATA" --config "$W/serve.json" \
-	>"$W/serve.out" 2>"$W/serve.log" &
-SERVE_PID=$!
-addr=
-for _ in $(seq 600); do
-	addr=$(sed -n 's/.*"listen": *"\([^"]*\)".*/\1/p' "$W/serve.out" | head -1)
-	[[ -n $addr ]] && break
-	kill -0 "$SERVE_PID" 2>/dev/null || die "cairn serve exited: $(tail -5 "$W/serve.log")"
-	sleep 0.1
-done
-[[ -n $addr ]] || die "cairn serve printed no listen address"
-URL=http://$addr
-for _ in $(seq 300); do
-	curl -fsS "$URL/healthz" >/dev/null 2>&1 && break
-	sleep 0.1
-done
-curl -fsS "$URL/healthz" >/dev/null || die "/healthz not OK"
+start_serve "$DATA" "$W/serve.json"
 log "cairn serve at $URL, $workers workers, data in $DATA"
 
 AB=("$W/apibench")
@@ -107,6 +98,21 @@ printf 'seeding rate: %s checkpoints/s, %s state objects written/s\n' "$seed_cps
 log "protecting $JOBS_K x $JOBS_MIB MiB, one at a time then all at once"
 read -r _ seq_mbs _ par_mbs < <("${AB[@]}" jobs "${COMMON[@]}" -volumes "$DATA/volumes" -k "$JOBS_K" -size-mib "$JOBS_MIB")
 
+log "two projects at once against one: $JOBS_K x $JOBS_MIB MiB each, all at once"
+BURST=("${AB[@]}" burst -url "$URL" -volumes "$DATA/volumes" -k "$JOBS_K" -size-mib "$JOBS_MIB")
+read -r _ one_mbs _ one_s < <("${BURST[@]}" -project solo)
+# Both processes write their files and plans first, then start together.
+start_at=$(( $(date +%s%N) + 30000000000 ))
+"${BURST[@]}" -project duo-a -start-at "$start_at" >"$W/duo-a.out" &
+duo_a=$!
+"${BURST[@]}" -project duo-b -start-at "$start_at" >"$W/duo-b.out" &
+duo_b=$!
+wait "$duo_a" || die "burst of project duo-a failed"
+wait "$duo_b" || die "burst of project duo-b failed"
+read -r _ _ _ a_s <"$W/duo-a.out"
+read -r _ _ _ b_s <"$W/duo-b.out"
+two_mbs=$(python3 -c "print('%.1f' % (2 * $JOBS_K * $JOBS_MIB * 1048576 / 1e6 / max($a_s, $b_s)))")
+
 kill "$SERVE_PID"
 wait "$SERVE_PID" || die "cairn serve exited non-zero after SIGTERM: $(tail -5 "$W/serve.log")"
 SERVE_PID=
@@ -125,3 +131,7 @@ ratio=$(python3 -c "print('%.2f' % ($par_mbs / $seq_mbs))")
 fig "protect 1 job at a time ($JOBS_K x $JOBS_MIB MiB)" "$seq_mbs" MB/s "$bk_mbs"
 fig "protect $JOBS_K jobs at once ($JOBS_K x $JOBS_MIB MiB)" "$par_mbs" MB/s "$bk_mbs"
 printf 'protect %d at once / 1 at a time: %sx (cores: %s)\n' "$JOBS_K" "$ratio" "$(nproc)"
+fig "protect, 1 project ($JOBS_K x $JOBS_MIB MiB at once)" "$one_mbs" MB/s "$bk_mbs"
+fig "protect, 2 projects at once ($JOBS_K x $JOBS_MIB MiB each)" "$two_mbs" MB/s "$bk_mbs"
+printf 'protect 2 projects / 1 project: %sx; the 2 projects finished in %s s and %s s (1 project alone: %s s; project_max_running %s, workers %s, cores %s)\n' \
+	"$(python3 -c "print('%.2f' % ($two_mbs / $one_mbs))")" "$a_s" "$b_s" "$one_s" "$((workers / 2))" "$workers" "$(nproc)"

@@ -60,8 +60,9 @@ NUMS=$W/nums.tsv   # key \t number  (raw figures for results.json)
 row() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" "${5:-}" >>"$ROWS"; }
 num() { printf '%s\t%s\n' "$1" "$2" >>"$NUMS"; }
 
-# timed KEY CMD...: runs CMD, storing wall/user/sys seconds of it and its
-# children in $W/time.KEY (one line "wall user sys"); stdout goes to
+# timed KEY CMD...: runs CMD, storing wall/user/sys seconds and minor page
+# faults of it and its children in $W/time.KEY (one line "wall user sys
+# minflt"); stdout goes to
 # $W/out.KEY, stderr to $W/err.KEY. Fails the script when CMD fails.
 timed() {
 	local key=$1
@@ -74,7 +75,7 @@ rc = subprocess.call(cmd)
 wall = time.monotonic() - t0
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(out, "w") as f:
-    f.write(f"{wall:.3f} {ru.ru_utime:.3f} {ru.ru_stime:.3f}\n")
+    f.write(f"{wall:.3f} {ru.ru_utime:.3f} {ru.ru_stime:.3f} {ru.ru_minflt}\n")
 sys.exit(rc)
 PY
 		log "command failed: $*"
@@ -83,6 +84,10 @@ PY
 	fi
 }
 wall() { cut -d' ' -f1 "$W/time.$1"; }
+sys_s() { cut -d' ' -f3 "$W/time.$1"; }
+# faults KEY BYTES: minor page faults of KEY per GiB of BYTES (on this
+# machine a fault costs more than hashing a page).
+faults() { awk -v b="$2" '{ printf "%.0f", $4 / (b / 1073741824) }' "$W/time.$1"; }
 cpu() { awk '{printf "%.2f", $2 + $3}' "$W/time.$1"; }
 
 # calc EXPR: floating-point arithmetic.
@@ -244,6 +249,7 @@ for k in full fullenc; do
 	num "${k}_cores" "$(cores $k)"
 done
 CP1=$(jget "$W/out.full" id)
+CP1ENC=$(jget "$W/out.fullenc" id)
 # Opening costs (process start, index, argon2 for the encrypted one):
 # a no-op command on each repository.
 timed open "$CAIRN" --repo "$REPO" checkpoints
@@ -274,6 +280,9 @@ else
 	RESTORE_OK="identical (cmp)"
 fi
 rm -f "$RESTORED"
+log "restore the encrypted full checkpoint"
+CAIRN_PASSWORD=bench-passphrase timed restoreenc "$CAIRN" "${SYNC_FLAGS[@]}" --repo "$EREPO" --json restore "$CP1ENC" --to "$RESTORED"
+rm -f "$RESTORED"
 # Ceiling: copying the image on the same filesystem, flushed like a restore.
 warm "$IMG"
 timed rawcopy bash -c 'cp "$1" "$2" && sync "$2"' _ "$IMG" "$W/copy.img"
@@ -281,11 +290,21 @@ rm -f "$W/copy.img"
 RAW_COPY=$(mbps "$IMG_BYTES" "$(wall rawcopy)")
 RESTORE_MBPS=$(mbps "$IMG_BYTES" "$(wall restore)")
 num restore_seconds "$(wall restore)"
+num restore_enc_seconds "$(wall restoreenc)"
+for k in full fullenc restore restoreenc; do
+	num "${k}_minflt_per_gib" "$(faults $k "$IMG_BYTES")"
+done
 num restore_mbps "$RESTORE_MBPS"
 num raw_copy_mbps "$RAW_COPY"
 row "ceiling" "raw copy to same fs (cp + sync)" "$RAW_COPY MB/s" "" "$(wall rawcopy) s"
 row "restore" "restore ${IMAGE_SIZE} to a file" "$RESTORE_MBPS MB/s" "$RAW_COPY MB/s raw copy" \
 	"$(pct "$RESTORE_MBPS" "$RAW_COPY") of raw copy; $(wall restore) s; wrote $(mb "$RESTORE_WRITTEN") MB (holes skipped), fsync at the end; cpu $(cpu restore) s = $(cores restore) cores; $RESTORE_OK"
+row "restore" "restore ${IMAGE_SIZE}, encrypted" "$(mbps "$IMG_BYTES" "$(wall restoreenc)") MB/s" "$RAW_COPY MB/s raw copy" \
+	"$(wall restoreenc) s; cpu $(cpu restoreenc) s, of which system $(sys_s restoreenc) s"
+row "faults" "minor page faults per GiB: full backup" "$(faults full "$IMG_BYTES")" "" \
+	"encrypted: $(faults fullenc "$IMG_BYTES"); system time $(sys_s full) s / $(sys_s fullenc) s; includes the process's fixed cost (start, index, argon2)"
+row "faults" "minor page faults per GiB: restore" "$(faults restore "$IMG_BYTES")" "" \
+	"encrypted: $(faults restoreenc "$IMG_BYTES"); system time $(sys_s restore) s / $(sys_s restoreenc) s"
 
 # -------------------------------------------------------------- space
 log "stats"
@@ -428,6 +447,13 @@ if [[ $RESTIC == 1 ]]; then
 		num restic_cpu_seconds "$(cpu restic)"
 		row "restic $RVER" "backup time (encrypted, compressed)" "$(wall restic) s" "$(wall fullenc) s cairn encrypted" \
 			"restic takes $(calc "$(wall restic) / $(wall fullenc)")x cairn's time; restic cpu $(cpu restic) s = $(cores restic) cores, cairn $(cpu fullenc) s"
+		log "restic: restore"
+		timed resticrestore restic --no-cache -r "$RREPO" restore latest -q --target "$W/restic-restore"
+		rm -rf "$W/restic-restore"
+		num restic_restore_seconds "$(wall resticrestore)"
+		num restic_restore_minflt_per_gib "$(faults resticrestore "$IMG_BYTES")"
+		row "restic $RVER" "restore time (encrypted, compressed)" "$(wall resticrestore) s" "$(wall restoreenc) s cairn encrypted" \
+			"restic takes $(calc "$(wall resticrestore) / $(wall restoreenc)")x cairn's time; minor faults per GiB: restic $(faults resticrestore "$IMG_BYTES"), cairn $(faults restoreenc "$IMG_BYTES"); system time restic $(sys_s resticrestore) s, cairn $(sys_s restoreenc) s"
 		row "restic $RVER" "repo size" "$(mb "$RREPO_DU") MB" "$(mb "$EREPO_DU") MB cairn encrypted" \
 			"cairn is $(calc "$EREPO_DU / $RREPO_DU")x restic's size; cairn stores 4+2 parity (1.5x), restic none: $(mb "$(calc "$EREPO_DU / 1.5")") MB without parity"
 		unset RESTIC_PASSWORD

@@ -102,6 +102,9 @@ $MARKER (scripts/ceph-cluster.sh); removed by "stop".
 [global]
 fsid = $fsid
 mon host = [v1:127.0.0.1:$PORT]
+# OSD and mgr bind loopback too, not every interface.
+public addr = 127.0.0.1
+cluster addr = 127.0.0.1
 auth cluster required = none
 auth service required = none
 auth client required = none

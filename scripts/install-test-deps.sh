@@ -36,6 +36,28 @@ deps=(
 	"python3-karborclient:karbor" # e2e: the real Karbor client against cairn serve
 	"python3-keystone:keystone-manage" # scripts/keystone.sh: throwaway Keystone for tests
 	"python3-werkzeug"      # (its WSGI server, scripts/keystone-wsgi.py)
+	"mmdebstrap:mmdebstrap" # make image: the appliance's Debian 12 rootfs
+	"grub-pc-bin"           # make image: the BIOS boot loader (boot.img, i386-pc modules)
+	"grub-common:grub-mkimage" # make image: GRUB's core image
+	"qemu-system-x86:qemu-system-x86_64" # e2e: boots the appliance image under TCG
+	"qemu-system-common:qemu-storage-daemon" # e2e TestKarborCinderAttach: a FUSE export of an RBD image as the "hypervisor"
+	"qemu-block-extra"      # (qemu's rbd block driver)
+	"genisoimage:genisoimage" # e2e: the config drive (ISO 9660, label config-2)
+	# scripts/openstack.sh: the loopback test cloud (Debian's packages ship no
+	# console scripts or init-free units we use; only the Python modules)
+	"python3-glance"
+	"python3-cinder"
+	"python3-nova"
+	"python3-placement"
+	"python3-neutron"       # neutron-server, ML2 without agents
+	"python3-openstackclient:openstack" # also brings the cinder CLI
+	"python3-pymysql"
+	"python3-rbd"
+	"python3-rados"
+	"mariadb-server:mariadbd"
+	"rabbitmq-server:rabbitmq-server"
+	"chromium:chromium"     # e2e console tests and scripts/bench-console.sh: headless browser
+	"chromium-driver:chromedriver" # (driven over W3C WebDriver)
 )
 
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -67,6 +89,18 @@ fi
 
 echo "install-test-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# mariadb-server and rabbitmq-server would start system-wide services on
+# install; the tests run their own on loopback ports. policy-rc.d 101 forbids
+# invoke-rc.d from starting anything; only add it when the machine has none.
+policy=/usr/sbin/policy-rc.d
+made_policy=
+if [[ ! -e $policy ]]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	made_policy=1
+fi
+cleanup_policy() { [[ -z $made_policy ]] || rm -f "$policy"; }
+trap cleanup_policy EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
 echo "install-test-deps: done"

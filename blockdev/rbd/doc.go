@@ -1,12 +1,12 @@
-// Package rbd reads Ceph RBD images as backup sources and writes them as
-// restore targets, through librbd (go-ceph), and holds the one
-// implementation of an RBD backup (Backup: snapshot, plan from the parent,
-// diff, sampled verification, commit, snapshot clean-up) and restore
-// (Restore) that the CLI and the appliance's RBD plugin share; they only
-// choose the parent and report. Everything that links librbd
-// is built only with the build tag "ceph" (and "pacific" for go-ceph on
-// Ceph 16); without it the package holds just the pure-Go helpers (specs,
-// tags, the planner), so that the rest of cairn builds without cgo.
+// Package rbd gives access to Ceph RBD images through librbd (go-ceph):
+// snapshots are created, listed and removed, diffs give allocated and
+// changed extents, a Source reads an image at a snapshot and a Target
+// writes one. The backup and restore flow over them (plan, snapshot
+// rotation, sampled verification, commit) is package backup's. Everything
+// that links librbd is built only with the build tag "ceph" (and
+// "pacific" for go-ceph on Ceph 16); without it the package holds just
+// the pure-Go helpers (specs, snapshot names, tags), so that the rest of
+// cairn builds without cgo.
 //
 // # Glossary
 //
@@ -33,9 +33,6 @@
 //   - Base snapshot: the managed snapshot of an image's newest checkpoint,
 //     which the next backup diffs against; every other managed snapshot of
 //     the repository on the image is a leftover of a killed backup.
-//   - Plan: which parent a backup follows and whether it reads only the
-//     changed extents (PlanBackup); decided from the parent's rbd.* tags
-//     and the image's snapshots, never by listing the repository.
 //   - Target: an image that a restore writes, created sparse (only written
 //     objects exist) or, with Force, an existing image whose holes are
 //     zeroed by deallocating them.

@@ -42,18 +42,26 @@ func (c *Cluster) OpenSource(ctx context.Context, s Spec) (*Source, error) {
 		return nil, openError(s, err)
 	}
 	src := &Source{io: io, img: img, spec: s}
-	size, err := img.GetSize()
-	if err == nil {
-		src.size = int64(size)
-		var features uint64
-		features, err = img.GetFeatures()
-		src.fastDiff = features&rbd.FeatureFastDiff != 0
-	}
-	if err != nil {
-		_ = src.Close()
-		return nil, fmt.Errorf("stat %s: %w", s, err)
+	if err := src.stat(); err != nil {
+		return nil, err
 	}
 	return src, nil
+}
+
+// stat reads the size and features; it closes the source on failure.
+func (s *Source) stat() error {
+	size, err := s.img.GetSize()
+	if err == nil {
+		s.size = int64(size)
+		var features uint64
+		features, err = s.img.GetFeatures()
+		s.fastDiff = features&rbd.FeatureFastDiff != 0
+	}
+	if err != nil {
+		_ = s.Close()
+		return fmt.Errorf("stat %s: %w", s.spec, err)
+	}
+	return nil
 }
 
 // ReadAt reads the snapshot. A read that ends past the size returns the

@@ -162,6 +162,15 @@ func (t *Target) close() error {
 	return nil
 }
 
+// Abort gives a failed restore up: an image CreateTarget created is
+// removed, an existing one is closed with what was written.
+func (t *Target) Abort() error {
+	if t.fresh {
+		return t.Remove()
+	}
+	return t.close()
+}
+
 // Remove closes the target and deletes the image; a restore that failed
 // uses it to take back an image it created.
 func (t *Target) Remove() error {

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"cairn/backup"
 	"cairn/blockdev"
 	"cairn/blockdev/rbd"
 	"cairn/dedup"
@@ -61,29 +63,18 @@ the checkpoint ID is printed.`,
 			}
 			defer src.Close()
 			return a.withRepo(ctx, withIndex, func(r *dedup.Repository) error {
-				ext, err := src.Allocated(ctx)
-				if err != nil {
-					return err
-				}
-				o := dedup.BackupOptions{
-					Parent:    parent,
-					Allocated: blockdev.BackupExtents(ext, int64(r.Config().BlockSize), src.Size()),
-					Tags:      tagMap,
-					Workers:   rbdFlags.workers,
-				}
-				if parent == "" && !full {
-					latest, err := r.Latest(ctx, src.Name())
-					if err != nil {
+				o := backup.Options{Tags: tagMap, Workers: rbdFlags.workers, Report: a.reporter()}
+				switch {
+				case parent != "":
+					if o.Parent, err = backup.LoadParent(ctx, r, parent); err != nil {
 						return err
 					}
-					if latest != nil {
-						o.Parent = latest.ID
+				case !full:
+					if o.Parent, err = r.Latest(ctx, src.Name()); err != nil {
+						return err
 					}
 				}
-				line := a.newProgress("backup")
-				o.Progress = line.bytes
-				cp, err := r.Backup(ctx, src, o)
-				a.doneProgress(line)
+				cp, err := backup.Run(ctx, r, backup.Live(src), o)
 				if err != nil {
 					return err
 				}
@@ -101,6 +92,26 @@ the checkpoint ID is printed.`,
 	cmd.MarkFlagsMutuallyExclusive("parent", "full")
 	return cmd
 }
+
+// reporter prints the warnings of backups, restores and comparisons as
+// notes and their stages as progress lines.
+func (a *app) reporter() backup.Reporter {
+	return backup.Reporter{Warnf: a.notef, Stage: func(label string) backup.Stage {
+		return &stage{a: a, line: a.newProgress(label), start: time.Now()}
+	}}
+}
+
+type stage struct {
+	a     *app
+	line  *progressLine
+	start time.Time
+}
+
+func (s *stage) Bytes(p dedup.BackupProgress) { s.line.bytes(p) }
+func (s *stage) Blocks(done, total int) {
+	s.line.count(done, total, "blocks", time.Since(s.start))
+}
+func (s *stage) Done() { s.a.doneProgress(s.line) }
 
 // parseTags turns KEY=VALUE flags into a map (nil when there are none).
 func parseTags(tags []string) (map[string]string, error) {

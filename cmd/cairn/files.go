@@ -1,12 +1,14 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 	"os"
-	"path"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"cairn/internal/fspath"
+	"cairn/mount/files"
 )
 
 func newFilesCmd(a *app) *cobra.Command {
@@ -131,31 +133,19 @@ func parseFileSpec(s string) (fileSpec, error) {
 	if id == "" {
 		return fileSpec{}, usagef("no checkpoint in %q", s)
 	}
-	if part == "" {
-		return fileSpec{id: id}, nil
+	file, err := fspath.PartitionFile(part)
+	if err != nil {
+		return fileSpec{}, usagef("bad partition in %q: want a number (1, part2) or \"disk\"", s)
 	}
-	switch part = strings.TrimPrefix(strings.ToLower(part), "part"); {
-	case part == "disk" || part == "0":
-		return fileSpec{id: id, file: "disk.raw"}, nil
-	case part != "" && strings.Trim(part, "0123456789") == "" && part[0] != '0':
-		return fileSpec{id: id, file: "part" + part + ".raw"}, nil
-	}
-	return fileSpec{}, usagef("bad partition in %q: want a number (1, part2) or \"disk\"", s)
+	return fileSpec{id: id, file: file}, nil
 }
 
 // relPath turns a path inside the checkpoint's file system into one
 // relative to its root ("." for the root). ".." cannot climb above it.
-func relPath(p string) string {
-	r := strings.TrimPrefix(path.Clean("/"+p), "/")
-	if r == "" {
-		return "."
-	}
-	return r
-}
+func relPath(p string) string { return fspath.RelPath(p) }
 
 // errNotRoot is returned by cairn files for a user other than root.
-var errNotRoot = errors.New("cairn files needs root to attach loop devices and mount file systems: run it as root (sudo); " +
-	"without root, use 'cairn mount' and a tool that reads images (debugfs, 7z)")
+var errNotRoot = fmt.Errorf("cairn files: %w", files.ErrNotRoot)
 
 func requireRoot() error {
 	if os.Geteuid() != 0 {

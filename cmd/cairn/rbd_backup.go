@@ -4,8 +4,8 @@ package main
 
 import (
 	"context"
-	"time"
 
+	"cairn/backup"
 	"cairn/blockdev/rbd"
 	"cairn/dedup"
 )
@@ -20,7 +20,7 @@ func (c *cephFlags) connect(ctx context.Context) (*rbd.Cluster, error) {
 }
 
 // backupRBD backs up an RBD image (docs/rbd.md): the parent comes from the
-// repository's history, the rest is rbd.Backup's.
+// repository's history, the rest is backup.Run's.
 func (a *app) backupRBD(ctx context.Context, req rbdBackupRequest) error {
 	spec, err := req.validate()
 	if err != nil {
@@ -52,10 +52,11 @@ func (a *app) backupRBD(ctx context.Context, req rbdBackupRequest) error {
 		if err != nil {
 			return err
 		}
-		cp, err := rbd.Backup(ctx, cl, r, head, rbd.BackupRequest{
+		src := backup.NewImage(cl, head, backup.ImageSnapshots(head, r.Config().ID))
+		cp, err := backup.Run(ctx, r, src, backup.Options{
 			Snap: spec.Snap, Parent: p.parent, Latest: p.latest, Full: req.full, FullReason: p.fullReason,
 			FullEvery: req.flags.fullEvery, VerifySample: req.flags.verifySample, Workers: req.flags.workers,
-			Tags: req.tags, Report: a.rbdReporter(), DropDiffExtent: a.getenv(testDropDiffEnv) == "1",
+			Tags: req.tags, Report: a.reporter(), DropDiffExtent: a.getenv(testDropDiffEnv) == "1",
 		})
 		if err != nil {
 			return err
@@ -63,23 +64,3 @@ func (a *app) backupRBD(ctx context.Context, req rbdBackupRequest) error {
 		return a.printCheckpoint(cp)
 	})
 }
-
-// rbdReporter prints rbd's warnings as notes and its stages as progress
-// lines.
-func (a *app) rbdReporter() rbd.Reporter {
-	return rbd.Reporter{Warnf: a.notef, Stage: func(label string) rbd.Stage {
-		return &rbdStage{a: a, line: a.newProgress(label), start: time.Now()}
-	}}
-}
-
-type rbdStage struct {
-	a     *app
-	line  *progressLine
-	start time.Time
-}
-
-func (s *rbdStage) Bytes(p dedup.BackupProgress) { s.line.bytes(p) }
-func (s *rbdStage) Blocks(done, total int) {
-	s.line.count(done, total, "blocks", time.Since(s.start))
-}
-func (s *rbdStage) Done() { s.a.doneProgress(s.line) }

@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/pflag"
 
-	"cairn/blockdev/rbd"
+	"cairn/backup"
 )
 
 // This file holds the flags of the Ceph RBD features. They exist in every
@@ -36,7 +36,7 @@ var rbdOnlyFlags = []string{"ceph-conf", "ceph-id", "keyring", "verify-sample", 
 
 func (o *rbdBackupFlags) register(f *pflag.FlagSet) {
 	o.ceph.register(f)
-	f.Float64Var(&o.verifySample, "verify-sample", rbd.DefaultVerifySample,
+	f.Float64Var(&o.verifySample, "verify-sample", backup.DefaultVerifySample,
 		"rbd: fraction of the blocks the RBD diff calls unchanged to re-read and compare with the parent (at least one block; 0 disables)")
 	f.IntVar(&o.fullEvery, "full-every", 0,
 		"rbd: read the whole image on every Nth backup instead of trusting the diff (0: never)")

@@ -8,7 +8,7 @@ import (
 )
 
 // rbdParent is what the repository's history says an RBD backup follows;
-// rbd.Backup plans the rest from it.
+// backup.Run plans the rest from it.
 type rbdParent struct {
 	parent     *dedup.Checkpoint // nil for none
 	latest     *dedup.Checkpoint // the newest checkpoint of the image, nil for none

@@ -13,7 +13,7 @@ func rbdCP(id, source, imageID, snap string) *dedup.Checkpoint {
 }
 
 // TestChooseRBDParent: the CLI takes the parent from the repository's
-// history (rbd.PlanBackup, tested in blockdev/rbd, decides the rest).
+// history (backup.PlanBackup, tested in package backup, decides the rest).
 func TestChooseRBDParent(t *testing.T) {
 	const img = "rbd:p/vol"
 	history := []*dedup.Checkpoint{

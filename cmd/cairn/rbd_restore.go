@@ -6,13 +6,17 @@ import (
 	"context"
 	"time"
 
+	"cairn/backup"
+	"cairn/blockdev"
 	"cairn/blockdev/rbd"
 	"cairn/dedup"
 )
 
 // restoreRBD writes checkpoint cp into the RBD image named by to
-// (rbd.Restore): a new image, or with force an existing one at least the
-// checkpoint's size.
+// (backup.Restore): a new image, or with force an existing one at least
+// the checkpoint's size. Only data blocks are written, so a new image
+// stays sparse; the holes of an existing one are deallocated, and a
+// failed restore removes an image it created.
 func (a *app) restoreRBD(ctx context.Context, r *dedup.Repository, cp *dedup.Checkpoint, to string, force bool, cf *cephFlags) error {
 	spec, err := rbd.ParseSpec(to)
 	if err != nil {
@@ -27,7 +31,11 @@ func (a *app) restoreRBD(ctx context.Context, r *dedup.Repository, cp *dedup.Che
 	}
 	defer cl.Close()
 	start := time.Now()
-	n, err := rbd.Restore(ctx, cl, r, cp, spec, rbd.RestoreOptions{Force: force, Report: a.rbdReporter()})
+	tgt, err := cl.CreateTarget(ctx, spec, cp.Size, blockdev.TargetOptions{Force: force})
+	if err != nil {
+		return err
+	}
+	n, err := backup.Restore(ctx, r, cp, tgt, backup.RestoreOptions{Report: a.reporter()})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"cairn/backup"
 	"cairn/blockdev/rbd"
 	"cairn/dedup"
 )
@@ -40,7 +41,7 @@ func (a *app) verifyAgainstSource(ctx context.Context, vs *verifySourceFlags) er
 			return err
 		}
 		defer cl.Close()
-		spec, bad, err := rbd.CompareWithSnapshot(ctx, cl, r, cp, bm, a.rbdReporter())
+		spec, bad, err := backup.CompareWithSnapshot(ctx, cl, r, cp, bm, a.reporter())
 		if errors.Is(err, rbd.ErrNotFound) {
 			return fmt.Errorf("cannot compare: %w", err)
 		}

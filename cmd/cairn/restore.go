@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cairn/backup"
 	"cairn/blockdev"
 	"cairn/blockdev/rbd"
 	"cairn/dedup"
@@ -61,21 +62,14 @@ is in progress.`,
 				if err != nil {
 					return err
 				}
-				w := &blockdev.CountingWriter{W: tgt}
-				line := a.newProgress("restore")
 				start := time.Now()
 				// Zero is a no-op on a freshly created file, and clears the
 				// holes of a block device.
-				_, err = r.Restore(ctx, cp.ID, w, dedup.RestoreOptions{Zero: tgt.Zero, Progress: line.bytes})
-				a.doneProgress(line)
+				n, err := backup.Restore(ctx, r, cp, tgt, backup.RestoreOptions{Report: a.reporter()})
 				if err != nil {
-					tgt.Abort()
 					return err
 				}
-				if err := tgt.Close(); err != nil {
-					return err
-				}
-				return a.printRestore(cp, to, w.Written(), time.Since(start))
+				return a.printRestore(cp, to, n, time.Since(start))
 			})
 		},
 	}

@@ -184,6 +184,8 @@ trailing newline) or $CAIRN_PASSWORD.`,
 	root.AddCommand(nbdCommands(a)...)
 	root.AddCommand(serveCommands(a)...)
 	root.AddCommand(applianceCommands(a)...)
+	root.AddCommand(imageCommands(a)...)
+	root.AddCommand(adminCommands(a)...)
 	return root
 }
 

@@ -18,6 +18,9 @@ import (
 
 	"cairn/api"
 	"cairn/appliance"
+	"cairn/console"
+	"cairn/dedup"
+	"cairn/mount/files"
 )
 
 // serveCommands returns the appliance daemon command.
@@ -27,7 +30,7 @@ func serveCommands(a *app) []*cobra.Command {
 
 func newServeCmd(a *app) *cobra.Command {
 	var cfgFile, listen, dataDir string
-	var migrate bool
+	var migrate, stayUp bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the appliance: the Karbor-compatible API, schedules and job workers",
@@ -45,17 +48,16 @@ copied each project's checkpoints into its own repository (it prints what it
 copied and then exits; run it again if it is interrupted).
 With "auth": "keystone" in the configuration, every request needs a
 Keystone token scoped to the project in its URL (or an admin role).
+The web console is served at / on the same address (docs/console.md).
 See docs/api.md for the configuration keys.`,
 		Example: `  cairn serve --data-dir /var/lib/cairn
   karbor --os-no-client-auth --os-auth-token x --karbor-url http://127.0.0.1:8799/v1/demo provider-list`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var cfg appliance.Config
+			var cfgErr error
 			if cfgFile != "" {
-				var err error
-				if cfg, err = appliance.LoadConfig(cfgFile); err != nil {
-					return usageError{err}
-				}
+				cfg, cfgErr = appliance.LoadConfig(cfgFile)
 			}
 			if listen != "" {
 				cfg.Listen = listen
@@ -63,16 +65,29 @@ See docs/api.md for the configuration keys.`,
 			if dataDir != "" {
 				cfg.DataDir = dataDir
 			}
+			if cfgErr != nil && !stayUp {
+				return usageError{cfgErr}
+			}
 			if migrate {
+				if cfgErr != nil {
+					return usageError{cfgErr}
+				}
 				return runMigrate(cmd.Context(), a, cfg)
 			}
-			return runServe(cmd.Context(), a, cfg)
+			if cfgErr == nil {
+				cfgErr = runServe(cmd.Context(), a, cfg)
+				if cfgErr == nil || !stayUp || !errors.Is(cfgErr, errStart) {
+					return cfgErr
+				}
+			}
+			return runDegraded(cmd.Context(), a, cfg, cfgErr)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfgFile, "config", "", "JSON configuration file (default: the embedded default)")
 	f.StringVar(&listen, "listen", "", "API address (default 127.0.0.1:8799)")
 	f.StringVar(&dataDir, "data-dir", "", "data directory (default /var/lib/cairn)")
+	f.BoolVar(&stayUp, "stay-up", false, "if the configuration is bad or the appliance cannot start, keep serving /healthz (503 with the reason) instead of exiting")
 	f.BoolVar(&migrate, "migrate", false, "copy the checkpoints of an earlier release's shared repository into per-project repositories, then exit")
 	return cmd
 }
@@ -110,7 +125,7 @@ func runServe(ctx context.Context, a *app, cfg appliance.Config) error {
 	log := slog.New(slog.NewJSONHandler(a.stderr, nil))
 	ap, err := appliance.Open(ctx, cfg, appliance.Options{Log: log})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errStart, err)
 	}
 	cfg = ap.Config()
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -122,9 +137,13 @@ func runServe(ctx context.Context, a *app, cfg appliance.Config) error {
 	if err != nil {
 		_ = ln.Close()
 		_ = ap.Close()
-		return err
+		return fmt.Errorf("%w: %w", errStart, err)
 	}
-	srv := &http.Server{Handler: api.New(ap, auth, log), ReadHeaderTimeout: 10 * time.Second}
+	// The console is served beside the API on one listener: same origin,
+	// so its fetches need no CORS and its CSP can say connect-src 'self'.
+	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	apiSrv := api.NewWithOptions(ap, auth, log, api.Options{Files: daemonFiles(log), Exports: daemonExporter(host, log)})
+	srv := &http.Server{Handler: console.Handler(apiSrv), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- ap.Run(ctx) }()
 	serveErr := make(chan error, 1)
@@ -142,6 +161,9 @@ func runServe(ctx context.Context, a *app, cfg appliance.Config) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	if err := apiSrv.Close(); err != nil {
+		log.Error("stop nbd exports", "err", err)
+	}
 	<-done
 	log.Info("stopped")
 	if err := ap.Close(); err != nil {
@@ -151,6 +173,15 @@ func runServe(ctx context.Context, a *app, cfg appliance.Config) error {
 		return err2
 	}
 	return nil
+}
+
+// daemonFiles reads checkpoints' file systems for the API's file
+// browsing, as cairn files does (root, FUSE and loop devices).
+func daemonFiles(log *slog.Logger) api.FileReader {
+	notef := func(format string, args ...any) { log.Info("files: " + fmt.Sprintf(format, args...)) }
+	return func(ctx context.Context, repo *dedup.Repository, backupID, file string, fn func(*os.Root) error) error {
+		return files.With(ctx, repo, backupID, file, notef, fn)
+	}
 }
 
 // newAuthenticator returns the token check of cfg.Auth. Keystone's

@@ -16,8 +16,8 @@ import (
 const module = "cairn"
 
 // layers lists every part of the tree with its rank; higher ranks sit
-// higher in the stack (STYLE.md: api, mount → appliance → plugins,
-// blockdev → dedup → shard stores). A package belongs to the layer with the
+// higher in the stack (STYLE.md: api, mount → appliance → plugins →
+// backup → blockdev → dedup → shard stores). A package belongs to the layer with the
 // longest matching prefix, so dedup/store (and dedup/store/storetest) is its
 // own, lower layer beneath dedup.
 //
@@ -25,23 +25,25 @@ const module = "cairn"
 //   - packages of its own layer (e.g. dedup/store/storetest → dedup/store);
 //   - packages of any strictly lower rank.
 //
-// Everything else fails the test. plugins ranks above blockdev because a
-// protection plugin turns a snapshot into a blockdev.Source; blockdev never
-// knows about plugins. api, mount and image share a rank and so may not
+// Everything else fails the test. plugins ranks above backup because a
+// protection plugin runs the one backup flow (package backup), which in
+// turn reads devices through blockdev; blockdev never knows about either. api, mount and image share a rank and so may not
 // import one another. cmd, e2e (end-to-end tests) and scripts (helper
 // commands such as scripts/mkimage) are the top: nothing may import them.
 //
 // A new top-level folder must be added here: an unknown project package
 // fails the test rather than slipping past the check.
 var layers = []layer{
-	{prefix: "cmd", rank: 6},
-	{prefix: "scripts", rank: 6}, // helper commands for scripts/*.sh
-	{prefix: "e2e", rank: 6},     // end-to-end tests of the cairn binary
-	{prefix: "api", rank: 5},
-	{prefix: "mount", rank: 5},
-	{prefix: "image", rank: 5},
-	{prefix: "appliance", rank: 4},
-	{prefix: "plugins", rank: 3},
+	{prefix: "cmd", rank: 7},
+	{prefix: "scripts", rank: 7}, // helper commands for scripts/*.sh
+	{prefix: "e2e", rank: 7},     // end-to-end tests of the cairn binary
+	{prefix: "api", rank: 6},
+	{prefix: "mount", rank: 6},
+	{prefix: "image", rank: 6},
+	{prefix: "console", rank: 6}, // the web console's embedded files
+	{prefix: "appliance", rank: 5},
+	{prefix: "plugins", rank: 4},
+	{prefix: "backup", rank: 3}, // the one backup and restore flow
 	{prefix: "blockdev", rank: 2},
 	{prefix: "dedup", rank: 1},
 	{prefix: "dedup/store", rank: 0},

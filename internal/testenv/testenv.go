@@ -7,6 +7,8 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -23,4 +25,31 @@ func Lookup(t testing.TB, name, what, how string) string {
 	}
 	t.Skipf("%s not set: no %s (%s; CAIRN_REQUIRE_ALL=1 makes this fatal)", name, what, how)
 	return ""
+}
+
+// SmallFS mounts a tmpfs of size (as "64m") in a fresh directory, for
+// tests of a full file system, and unmounts it when the test ends. It
+// needs root: without, the test is skipped (failed under
+// CAIRN_REQUIRE_ALL=1).
+func SmallFS(t testing.TB, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CAIRN_REQUIRE_ALL") == "1" {
+			t.Fatal("mounting a tmpfs needs root (CAIRN_REQUIRE_ALL=1)")
+		}
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "fs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", dir, err, out)
+		}
+	})
+	return dir
 }

@@ -56,6 +56,9 @@ func TestIdleFloodDoesNotLockOut(t *testing.T) {
 		idle[i] = dial(t, addr)
 		idle[i].handshake(clientFlagFixedNewstyle)
 		idle[i].goExport("disk", false)
+		// The server records a connection's start a moment after the
+		// client sees it: wait, so that idle[0] is the longest idle.
+		waitQuiet(t, s)
 	}
 	idle[1].readBlock(1, 0, img) // used: it goes last
 	waitQuiet(t, s)
@@ -218,8 +221,8 @@ func TestEvictionSparesUsedConnections(t *testing.T) {
 		c.handshake(clientFlagFixedNewstyle)
 		c.goExport("disk", false)
 		unused = append(unused, c)
+		waitQuiet(t, s) // so that unused[0] is the longest idle
 	}
-	waitQuiet(t, s)
 	n := dial(t, addr)
 	n.handshake(clientFlagFixedNewstyle)
 	n.goExport("disk", false)

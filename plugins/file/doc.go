@@ -1,7 +1,8 @@
 // Package file is the protection plugin for local files and block devices
 // ("OS::Cairn::File"): the instances are the regular files (and, if
 // allowed, block devices) directly inside a configured allow-list of
-// directories.
+// directories. Backups and restores run through cairn/backup (a live
+// source: files have no snapshots), like the CLI's.
 //
 // # Glossary
 //

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"cairn/backup"
 	"cairn/blockdev"
 	"cairn/dedup"
 	"cairn/plugins"
@@ -183,18 +184,13 @@ func (p *Plugin) Protect(ctx context.Context, repo *dedup.Repository, req plugin
 		return nil, err
 	}
 	defer src.Close()
-	ext, err := src.Allocated(ctx)
+	// A previous checkpoint deleted meanwhile: back up in full.
+	prev, _, err := backup.Previous(ctx, repo, req.Previous)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("back up %s: %w", res.Name, err)
 	}
-	o := dedup.BackupOptions{Tags: req.Tags, Workers: 2, Parent: req.Previous,
-		Allocated: blockdev.BackupExtents(ext, int64(repo.Config().BlockSize), src.Size())}
-	cp, err := repo.Backup(ctx, src, o)
-	if errors.Is(err, dedup.ErrCheckpointNotFound) && o.Parent != "" {
-		// The previous checkpoint was deleted meanwhile: back up in full.
-		o.Parent = ""
-		cp, err = repo.Backup(ctx, src, o)
-	}
+	cp, err := backup.Run(ctx, repo, backup.Live(src), backup.Options{Parent: prev, Tags: req.Tags, Workers: 2,
+		Report: plugins.ProgressReporter(backup.Reporter{}, req.Progress)})
 	if err != nil {
 		return nil, fmt.Errorf("back up %s: %w", res.Name, err)
 	}

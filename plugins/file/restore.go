@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"cairn/backup"
 	"cairn/blockdev"
 	"cairn/dedup"
 	"cairn/plugins"
@@ -135,11 +136,8 @@ func (p *Plugin) Restore(ctx context.Context, repo *dedup.Repository, req plugin
 	if err != nil {
 		return "", err
 	}
-	if _, err := repo.Restore(ctx, cp.ID, t, dedup.RestoreOptions{}); err != nil {
-		t.Abort()
-		return "", fmt.Errorf("restore %s: %w", target, err)
-	}
-	if err := t.Close(); err != nil {
+	o := backup.RestoreOptions{Report: plugins.ProgressReporter(backup.Reporter{}, req.Progress)}
+	if _, err := backup.Restore(ctx, repo, cp, t, o); err != nil {
 		return "", fmt.Errorf("restore %s: %w", target, err)
 	}
 	return target, nil

@@ -1,7 +1,8 @@
 // Package rbd is the protection plugin for Ceph RBD images
 // ("OS::Cairn::RBDImage"): the instances are the images in a configured
-// list of pools (or RBD namespaces), and the work is cairn/blockdev/rbd's,
-// the same code as `cairn backup --source rbd:...`. Everything that talks
+// list of pools (or RBD namespaces), and the work is cairn/backup's (Run
+// and Restore over the images of cairn/blockdev/rbd), the same code as
+// `cairn backup --source rbd:...`. Everything that talks
 // to Ceph is built only with the build tag "ceph".
 //
 // # Glossary

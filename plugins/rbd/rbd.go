@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"cairn/backup"
 	cephrbd "cairn/blockdev/rbd"
 	"cairn/dedup"
 	"cairn/internal/keylock"
@@ -28,7 +29,7 @@ type Config struct {
 	// Conn says how to reach the cluster.
 	Conn cephrbd.ConnOptions
 	// VerifySample is the fraction of blocks an incremental backup
-	// re-reads to check the diff (default cephrbd.DefaultVerifySample;
+	// re-reads to check the diff (default backup.DefaultVerifySample;
 	// negative disables).
 	VerifySample float64
 	// Log receives the warnings of backups and restores (default
@@ -43,7 +44,7 @@ type Plugin struct {
 	conn   cephrbd.ConnOptions
 	sample float64
 	log    *slog.Logger
-	report cephrbd.Reporter
+	report backup.Reporter
 
 	// sem guards cl: a connection attempt may take long (librados waits
 	// for the monitors), and waiters must still see their ctx.
@@ -69,14 +70,14 @@ func New(cfg Config) (*Plugin, error) {
 	}
 	switch {
 	case p.sample == 0:
-		p.sample = cephrbd.DefaultVerifySample
+		p.sample = backup.DefaultVerifySample
 	case p.sample < 0:
 		p.sample = 0
 	}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
-	p.report = cephrbd.Reporter{Warnf: func(format string, args ...any) {
+	p.report = backup.Reporter{Warnf: func(format string, args ...any) {
 		p.log.Warn(fmt.Sprintf(format, args...), "type", Type)
 	}}
 	return p, nil
@@ -345,7 +346,7 @@ func (p *Plugin) Protect(ctx context.Context, repo *dedup.Repository, req plugin
 		return nil, err
 	}
 	defer unlock()
-	br := cephrbd.BackupRequest{VerifySample: p.sample, Tags: req.Tags, Report: p.report}
+	br := backup.Options{VerifySample: p.sample, Tags: req.Tags, Report: p.report}
 	opts, err := plugins.NormalizeOptions(p.Schemas().Options, req.Options)
 	if err != nil {
 		return nil, err
@@ -356,19 +357,15 @@ func (p *Plugin) Protect(ctx context.Context, repo *dedup.Repository, req plugin
 	if v, ok := opts["full_every"].(float64); ok {
 		br.FullEvery = int(v)
 	}
-	if req.Previous != "" {
-		br.Parent, _, err = repo.LoadCheckpoint(ctx, req.Previous)
-		if errors.Is(err, dedup.ErrCheckpointNotFound) {
-			br.FullReason = fmt.Sprintf("previous checkpoint %s is gone", req.Previous)
-		} else if err != nil {
-			return nil, fmt.Errorf("back up %s: previous checkpoint: %w", spec, err)
-		}
+	if br.Parent, br.FullReason, err = backup.Previous(ctx, repo, req.Previous); err != nil {
+		return nil, fmt.Errorf("back up %s: %w", spec, err)
 	}
 	cl, err := p.cluster(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := cephrbd.Backup(ctx, cl, repo, img.im, br)
+	src := backup.NewImage(cl, img.im, backup.ImageSnapshots(img.im, repo.Config().ID))
+	cp, err := backup.Run(ctx, repo, src, br)
 	if err != nil {
 		return nil, fmt.Errorf("back up %s: %w", spec, err)
 	}

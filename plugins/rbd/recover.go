@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"cairn/backup"
 	cephrbd "cairn/blockdev/rbd"
 	"cairn/dedup"
 )
@@ -81,7 +82,7 @@ func (p *Plugin) removeLeftovers(ctx context.Context, cl *cephrbd.Cluster, s cep
 		return err
 	}
 	defer im.Close()
-	return cephrbd.RemoveManagedSnapshots(ctx, im, repoID, func(name string) bool {
+	return backup.RemoveManaged(ctx, backup.ImageSnapshots(im, repoID), func(name string) bool {
 		if keep[im.ID()+"@"+name] {
 			return true
 		}

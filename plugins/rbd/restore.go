@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"cairn/backup"
 	"cairn/blockdev"
 	cephrbd "cairn/blockdev/rbd"
 	"cairn/dedup"
@@ -98,13 +99,18 @@ func (p *Plugin) Restore(ctx context.Context, repo *dedup.Repository, req plugin
 	}
 	partial := target
 	partial.Image = partialName(repo.Config().ID, target.Image)
-	if _, err := cephrbd.Restore(ctx, cl, repo, cp, partial, cephrbd.RestoreOptions{Report: p.report}); err != nil {
-		if errors.Is(err, blockdev.ErrTargetExists) {
-			return "", fmt.Errorf("restore %s: %s exists: another restore to it is running (or a crash left it; the next start removes it): %w",
-				nameOf(target), partial.Image, plugins.ErrInvalidParameter)
-		}
+	tgt, err := cl.CreateTarget(ctx, partial, cp.Size, blockdev.TargetOptions{})
+	if errors.Is(err, blockdev.ErrTargetExists) {
+		return "", fmt.Errorf("restore %s: %s exists: another restore to it is running (or a crash left it; the next start removes it): %w",
+			nameOf(target), partial.Image, plugins.ErrInvalidParameter)
+	}
+	if err != nil {
 		return "", fmt.Errorf("restore %s: %w", nameOf(target), err)
 	}
+	if _, err := backup.Restore(ctx, repo, cp, tgt, backup.RestoreOptions{Report: p.report}); err != nil {
+		return "", fmt.Errorf("restore %s: %w", nameOf(target), err)
+	}
+	// Complete and flushed: only now does the target's name exist.
 	if err := cl.RenameImage(ctx, partial, target.Image); err != nil {
 		if rerr := cl.RemoveImage(context.WithoutCancel(ctx), partial); rerr != nil {
 			p.report.Warnf("could not remove %s: %v", nameOf(partial), rerr)

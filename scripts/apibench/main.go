@@ -4,6 +4,7 @@
 //	apibench seed -url U -project P -volumes DIR [-seed-seconds 60] [-target N] [-c 8]
 //	apibench list -url U -project P [-path PATH] [-n 200]
 //	apibench jobs -url U -project P -volumes DIR [-k 4] [-size-mib 64]
+//	apibench burst -url U -project P -volumes DIR [-k 4] [-size-mib 64] [-start-at UNIX_NS]
 //
 // seed protects one plan holding a 4 KiB file as fast as the daemon accepts
 // (the API cannot write checkpoint records without running jobs): -c
@@ -16,7 +17,11 @@
 // 2*K random files of -size-mib each under -volumes (apibench-seq-*.img,
 // apibench-par-*.img), protects the first K one job at a time and the other
 // K all at once, and prints "seq_mbs X par_mbs Y" (MB of file data per
-// second of wall time). Progress goes to stderr.
+// second of wall time). burst writes K random files for project P
+// (apibench-burst-P-*.img), makes their plans, waits until -start-at (so
+// that bursts of several projects, run as separate processes, start
+// together), protects all K at once and prints "mbs X seconds Y".
+// Progress goes to stderr.
 package main
 
 import (
@@ -51,7 +56,7 @@ var (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: apibench seed|list|jobs [flags]"))
+		fail(errors.New("usage: apibench seed|list|jobs|burst [flags]"))
 	}
 	mode := os.Args[1]
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
@@ -65,6 +70,7 @@ func main() {
 	n := fs.Int("n", 200, "list: requests")
 	k := fs.Int("k", 4, "jobs: files per phase")
 	sizeMiB := fs.Int("size-mib", 64, "jobs: size of each file in MiB")
+	startAt := fs.Int64("start-at", 0, "burst: protect at this time (Unix nanoseconds; 0: at once)")
 	_ = fs.Parse(os.Args[2:])
 	if baseURL == "" {
 		fail(errors.New("-url is required"))
@@ -81,6 +87,8 @@ func main() {
 		err = list(p, *n)
 	case "jobs":
 		err = jobs(*volumes, *k, int64(*sizeMiB)<<20)
+	case "burst":
+		err = burst(*volumes, *k, int64(*sizeMiB)<<20, time.Unix(0, *startAt))
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
@@ -419,22 +427,61 @@ func jobs(volumes string, k int, size int64) error {
 	seq := time.Since(start)
 	logf("jobs: %d x %d MiB one at a time: %v", k, size>>20, seq.Round(time.Millisecond))
 
-	start = time.Now()
-	ids := make([]string, 0, k)
-	for _, p := range parPlans {
+	par, err := protectAll(parPlans)
+	if err != nil {
+		return err
+	}
+	logf("jobs: %d x %d MiB all at once: %v", k, size>>20, par.Round(time.Millisecond))
+	fmt.Printf("seq_mbs %.1f par_mbs %.1f\n", mb/seq.Seconds(), mb/par.Seconds())
+	return nil
+}
+
+func burst(volumes string, k int, size int64, startAt time.Time) error {
+	if volumes == "" {
+		return errors.New("burst: -volumes is required")
+	}
+	var files []string
+	for i := range k {
+		p := filepath.Join(volumes, fmt.Sprintf("apibench-burst-%s-%d.img", project, i))
+		if err := writeRandom(p, size); err != nil {
+			return err
+		}
+		files = append(files, p)
+	}
+	plans, err := makePlans(files)
+	if err != nil {
+		return err
+	}
+	if wait := time.Until(startAt); wait > 0 {
+		time.Sleep(wait)
+	} else if startAt.Unix() > 0 {
+		logf("burst: project %s was ready %v after -start-at: the bursts did not start together", project, -wait)
+	}
+	d, err := protectAll(plans)
+	if err != nil {
+		return err
+	}
+	logf("burst: project %s, %d x %d MiB at once: %v", project, k, size>>20, d.Round(time.Millisecond))
+	fmt.Printf("mbs %.1f seconds %.3f\n", float64(int64(k)*size)/1e6/d.Seconds(), d.Seconds())
+	return nil
+}
+
+// protectAll starts a checkpoint of every plan at once and returns how
+// long it took until all were available.
+func protectAll(plans []string) (time.Duration, error) {
+	start := time.Now()
+	ids := make([]string, 0, len(plans))
+	for _, p := range plans {
 		id, err := protect(p)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		ids = append(ids, id)
 	}
 	for _, id := range ids {
 		if err := wait(id); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	par := time.Since(start)
-	logf("jobs: %d x %d MiB all at once: %v", k, size>>20, par.Round(time.Millisecond))
-	fmt.Printf("seq_mbs %.1f par_mbs %.1f\n", mb/seq.Seconds(), mb/par.Seconds())
-	return nil
+	return time.Since(start), nil
 }

@@ -1,0 +1,103 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"cairn/blockdev"
+	"cairn/dedup"
+)
+
+// recordingTarget is a Target that records how a restore ended.
+type recordingTarget struct {
+	*blockdev.FileTarget
+	closed, aborted int
+	closeErr        error
+}
+
+func (r *recordingTarget) Close() error {
+	r.closed++
+	if r.closeErr != nil {
+		_ = r.FileTarget.Abort()
+		return r.closeErr
+	}
+	return r.FileTarget.Close()
+}
+
+func (r *recordingTarget) Abort() error {
+	r.aborted++
+	return r.FileTarget.Abort()
+}
+
+// TestRestore: a restore completes its target only when every block is
+// written, and otherwise gives it up, leaving no file behind.
+func TestRestore(t *testing.T) {
+	repo := dedup.TestRepository(t)
+	data := randomBytes(t, testSize)
+	copy(data[4*testBlock:], make([]byte, 3*testBlock)) // a hole
+	cp, err := repo.Backup(context.Background(), dedup.NewMemSource("v", data), dedup.BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errFlush := errors.New("flush failed")
+	tests := []struct {
+		name            string
+		cancel          bool
+		closeErr        error
+		err             error
+		closed, aborted int
+		exists          bool
+	}{
+		{name: "complete", closed: 1, exists: true},
+		{name: "cancelled", cancel: true, err: context.Canceled, aborted: 1},
+		{name: "completion fails", closeErr: errFlush, err: errFlush, closed: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "vol.img")
+			ft, err := blockdev.CreateFileTarget(path, cp.Size, blockdev.TargetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt := &recordingTarget{FileTarget: ft, closeErr: tc.closeErr}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				cancel()
+			}
+			var stages []string
+			rep := Reporter{Stage: func(label string) Stage { stages = append(stages, label); return silent{} }}
+			n, err := Restore(ctx, repo, cp, tgt, RestoreOptions{Report: rep})
+			if !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) {
+				t.Fatalf("Restore = %v, want %v", err, tc.err)
+			}
+			if tgt.closed != tc.closed || tgt.aborted != tc.aborted {
+				t.Errorf("closed %d aborted %d, want %d %d", tgt.closed, tgt.aborted, tc.closed, tc.aborted)
+			}
+			if len(stages) != 1 || stages[0] != "restore" {
+				t.Errorf("stages %q, want one restore stage", stages)
+			}
+			got, rerr := os.ReadFile(path)
+			if !tc.exists {
+				if !os.IsNotExist(rerr) {
+					t.Errorf("a failed restore left %s: %v", path, rerr)
+				}
+				ents, _ := os.ReadDir(filepath.Dir(path))
+				if len(ents) != 0 {
+					t.Errorf("a failed restore left %d files behind", len(ents))
+				}
+				return
+			}
+			if !bytes.Equal(got, data) {
+				t.Error("restored bytes differ")
+			}
+			if n != testSize-3*testBlock {
+				t.Errorf("wrote %d bytes, want only the data blocks (%d)", n, testSize-3*testBlock)
+			}
+		})
+	}
+}

@@ -1,0 +1,38 @@
+package dedup
+
+// bufferPool is a bounded free list of large byte buffers, owned by one
+// backup: on the data path a fresh buffer of a few MiB costs more in page
+// faults and zeroing than the work done on it, so after its first packs a
+// backup reuses pack buffers and shard objects instead of allocating them.
+// Unlike a sync.Pool it does not lose its buffers at each garbage
+// collection (with several MiB per chunk, collections are frequent), and
+// unlike a package-level list it holds nothing once the backup is over.
+// A nil *bufferPool allocates every time.
+type bufferPool struct{ free chan []byte }
+
+func newBufferPool(n int) *bufferPool { return &bufferPool{free: make(chan []byte, n)} }
+
+// get returns a buffer of length n with unspecified contents.
+func (bp *bufferPool) get(n int) []byte {
+	if bp != nil {
+		select {
+		case b := <-bp.free:
+			if cap(b) >= n {
+				return b[:n]
+			}
+		default:
+		}
+	}
+	return make([]byte, n)
+}
+
+// put hands b back; whoever gave it must not use it again.
+func (bp *bufferPool) put(b []byte) {
+	if bp == nil {
+		return
+	}
+	select {
+	case bp.free <- b:
+	default:
+	}
+}
