@@ -5,15 +5,25 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
 // startCairn starts cairn in the background; wait returns what it did.
 func (e *env) startCairn(args ...string) (wait func() result) {
+	e.t.Helper()
+	_, wait = e.startCairnProc(args...)
+	return wait
+}
+
+// startCairnProc is startCairn that also hands back the process, for tests
+// that pause it at a chosen point.
+func (e *env) startCairnProc(args ...string) (*os.Process, func() result) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	cmd := e.command(ctx, args...)
@@ -36,7 +46,7 @@ func (e *env) startCairn(args ...string) (wait func() result) {
 		cancel()
 		done <- res
 	}()
-	return func() result { return <-done }
+	return cmd.Process, func() result { return <-done }
 }
 
 // TestRadosConcurrentBackups: two cairn processes, each with its own local
@@ -100,7 +110,7 @@ func TestRadosPruneDuringBackup(t *testing.T) {
 	// The old blocks first (A's index finds them in cp0's packs), then
 	// enough new data that the backup is still running when B prunes.
 	writeFile(t, src, append(append([]byte{}, old...), randomBytes(62, int(96*mib))...))
-	waitA := a.startCairn("backup", "--source", src, "--json")
+	procA, waitA := a.startCairnProc("backup", "--source", src, "--json")
 	deadline := time.Now().Add(time.Minute)
 	for len(r.objects(r.pool, "s0/locks/")) == 0 {
 		if time.Now().After(deadline) {
@@ -108,10 +118,28 @@ func TestRadosPruneDuringBackup(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A is stopped, not raced: on a loaded machine B's prune took long
+	// enough to start that A had committed (its checkpoint then keeps
+	// cp0's packs live and there is nothing to block).
+	if err := procA.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	continued := false
+	resume := func() {
+		if !continued {
+			continued = true
+			_ = procA.Signal(syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	if m := r.objects(r.pool, "s0/manifests/"); len(m) != 0 {
+		t.Fatalf("A committed %v before it could be paused: the test needs a larger source", m)
+	}
 	var rep pruneReport
 	if err := jsonUnmarshal(b.must("prune", "--grace", "0", "--json"), &rep); err != nil {
 		t.Fatal(err)
 	}
+	resume()
 	resA := waitA()
 	if resA.code != 0 {
 		t.Fatalf("backup during a prune failed:\n%s", resA)
