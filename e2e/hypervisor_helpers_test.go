@@ -198,6 +198,15 @@ func (h *fakeHypervisor) unplug(id string) {
 	_ = os.Remove(d.link)
 }
 
+// report says what the fake hypervisor did so far, for a failure message:
+// a restore stuck waiting for its device is explained by a plug that
+// failed, which the test otherwise reports only when it ends.
+func (h *fakeHypervisor) report() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return fmt.Sprintf("disks given to %v, errors %v", h.seen, h.errs)
+}
+
 // attachedVolumes returns the volumes that were given a disk so far.
 func (h *fakeHypervisor) attachedVolumes() []string {
 	h.mu.Lock()

@@ -80,7 +80,7 @@ func TestKarborCinderAttach(t *testing.T) {
 	// A new volume, written through its device on the appliance.
 	rs := restoreWithCLI(t, k, cp2, fmt.Sprintf("resource_type=%s,resource_id=%s,restore_name=e2e-attach-restored,read_path=attach", cinderType, vol.ID))
 	if rs["status"] != "success" {
-		t.Fatalf("restore of checkpoint %s: %v\ndaemon stderr: %s", cp2, rs, clip(a.stderr.String()))
+		t.Fatalf("restore of checkpoint %s: %v\nfake hypervisor: %s\ndaemon stderr: %s", cp2, rs, hv.report(), clip(a.stderr.String()))
 	}
 	restored := volumeNamed(t, c, "e2e-attach-restored")
 	if !strings.Contains(rs["restored"], restored.ID) || restored.Status != "available" || restored.Metadata["team"] != "storage" {
@@ -98,7 +98,7 @@ func TestKarborCinderAttach(t *testing.T) {
 		c.rbd.write(img, 100*mib, randomBytes(63, int(2*mib)))
 		rs := restoreWithCLI(t, k, cp2, fmt.Sprintf("resource_type=%s,resource_id=%s,overwrite_original=true,read_path=%s", cinderType, vol.ID, path))
 		if rs["status"] != "success" || !strings.Contains(rs["restored"], vol.ID) {
-			t.Fatalf("overwrite_original restore (read_path %s): %v\ndaemon stderr: %s", path, rs, clip(a.stderr.String()))
+			t.Fatalf("overwrite_original restore (read_path %s): %v\nfake hypervisor: %s\ndaemon stderr: %s", path, rs, hv.report(), clip(a.stderr.String()))
 		}
 		if got := c.rbd.exportHash(img); got != want {
 			t.Errorf("original volume after overwrite_original (read_path %s) hashes to %s, want %s", path, got, want)
