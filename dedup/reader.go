@@ -16,6 +16,10 @@ type Reader struct {
 	r  *Repository
 	cp *Checkpoint
 	bm *BlockMap
+	// last is the block the latest read touched: a read in it or the next
+	// one is taken as sequential and loads whole chunks (through the
+	// cache); any other read of part of a block decodes only its frames.
+	last atomic.Int64
 }
 
 // OpenCheckpoint opens a checkpoint for reading; id may be a unique prefix.
@@ -24,7 +28,9 @@ func (r *Repository) OpenCheckpoint(ctx context.Context, id string) (*Reader, er
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{r: r, cp: cp, bm: bm}, nil
+	rd := &Reader{r: r, cp: cp, bm: bm}
+	rd.last.Store(-2)
+	return rd, nil
 }
 
 // Checkpoint returns the checkpoint's metadata.
@@ -68,18 +74,9 @@ func (rd *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, 
 	for done := 0; done < len(p); {
 		pos := off + int64(done)
 		b, within := pos/bs, pos%bs
-		data, err := rd.block(ctx, b, nil)
-		if err != nil {
-			return done, fmt.Errorf("checkpoint %s at %d: %w", rd.cp.ID, pos, err)
-		}
 		n := int(min(bs-within, int64(len(p)-done)))
-		if data == nil {
-			clear(p[done : done+n])
-		} else {
-			if int64(len(data)) < within+int64(n) {
-				return done, fmt.Errorf("checkpoint %s block %d holds %d bytes, need %d: %w", rd.cp.ID, b, len(data), within+int64(n), ErrCorrupt)
-			}
-			copy(p[done:done+n], data[within:])
+		if err := rd.readBlock(ctx, b, within, p[done:done+n]); err != nil {
+			return done, fmt.Errorf("checkpoint %s at %d: %w", rd.cp.ID, pos, err)
 		}
 		done += n
 	}
@@ -87,6 +84,29 @@ func (rd *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, 
 		return len(p), io.EOF
 	}
 	return len(p), nil
+}
+
+// readBlock fills p from block b at offset within.
+func (rd *Reader) readBlock(ctx context.Context, b, within int64, p []byte) error {
+	ref, ok := rd.bm.Lookup(b)
+	if !ok {
+		clear(p)
+		return nil
+	}
+	hint := rd.bm.Packs[ref.Pack]
+	last := rd.last.Swap(b)
+	if len(p) < rd.cp.BlockSize && b != last && b != last+1 {
+		return rd.r.loadRange(ctx, ref.ID, hint, within, p)
+	}
+	data, err := rd.r.loadChunk(ctx, ref.ID, hint, nil)
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) < within+int64(len(p)) {
+		return fmt.Errorf("block %d holds %d bytes, need %d: %w", b, len(data), within+int64(len(p)), ErrCorrupt)
+	}
+	copy(p, data[within:])
+	return nil
 }
 
 // ReadAt implements io.ReaderAt.

@@ -1,0 +1,214 @@
+package dedup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+)
+
+// storedFlags returns the flags of every blob in r's packs.
+func storedFlags(t *testing.T, r *Repository) map[uint8]int {
+	t.Helper()
+	got := map[uint8]int{}
+	err := r.listPacks(context.Background(), func(p PackID) error {
+		entries, err := r.packHeader(context.Background(), p)
+		for _, e := range entries {
+			got[e.Flags]++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// checkRandomReads reads n random ranges of the checkpoint through a
+// Reader (so partial block reads go frame by frame) and compares them.
+func checkRandomReads(t *testing.T, r *Repository, id string, want []byte, seed uint64, n int) {
+	t.Helper()
+	rd, err := r.OpenCheckpoint(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for range n {
+		off := rng.Int64N(int64(len(want)))
+		l := 1 + rng.Int64N(min(int64(len(want))-off, 3*int64(rd.BlockSize())/2))
+		got := make([]byte, l)
+		if _, err := rd.ReadAt(got, off); err != nil {
+			t.Fatalf("read [%d, %d): %v", off, off+l, err)
+		}
+		if !bytes.Equal(got, want[off:off+l]) {
+			t.Fatalf("read [%d, %d) differs", off, off+l)
+		}
+	}
+}
+
+func TestFramedRoundTrip(t *testing.T) {
+	const bs = 256 << 10
+	data := make([]byte, 9*bs+4321)
+	copy(data, randomData(7, 3*bs))
+	copy(data[4*bs:], bytes.Repeat([]byte("framed text "), 2*bs/12))
+	copy(data[7*bs+100:], randomData(8, bs+10))
+	for _, tc := range []struct {
+		name      string
+		frameSize int
+		framed    bool
+	}{
+		{"whole chunks", -1, false},
+		{"4 KiB frames", 4 << 10, true},
+		{"default frames", 0, true},
+		{"frames as large as a block", bs, false},
+	} {
+		for _, enc := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "", true: " encrypted"}[enc], func(t *testing.T) {
+				o := InitOptions{BlockSize: bs, PackSize: 1 << 20}
+				opts := Options{NoSync: true, FrameSize: tc.frameSize}
+				if enc {
+					o.Password, opts.Password = []byte("pw"), []byte("pw")
+				}
+				r, err := Init(context.Background(), t.TempDir(), o, nil, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				cp, err := r.Backup(context.Background(), NewMemSource("v", data), BackupOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				framed := 0
+				for fl, n := range storedFlags(t, r) {
+					if fl&blobFramed != 0 {
+						framed += n
+					}
+				}
+				if (framed > 0) != tc.framed {
+					t.Fatalf("%d framed blobs stored, want framed=%v", framed, tc.framed)
+				}
+				if got := restoreBytes(t, r, cp.ID, int64(len(data))); !bytes.Equal(got, data) {
+					t.Fatal("restore differs")
+				}
+				checkRandomReads(t, r, cp.ID, data, 1, 300)
+				rep, err := r.Verify(context.Background(), VerifyOptions{Deep: true})
+				if err != nil || !rep.OK {
+					t.Fatalf("verify --deep: %+v, %v", rep, err)
+				}
+			})
+		}
+	}
+}
+
+// TestFramedDamage: a damaged frame (damage the shards' checksums let
+// through, or a tampered one) fails what covers it, as corrupt, and not
+// its neighbours; a damaged table fails the blob.
+func TestFramedDamage(t *testing.T) {
+	for _, enc := range []bool{false, true} {
+		o := InitOptions{BlockSize: 256 << 10, PackSize: 1 << 20}
+		opts := Options{NoSync: true, FrameSize: 16 << 10}
+		if enc {
+			o.Password, opts.Password = []byte("pw"), []byte("pw")
+		}
+		r, err := Init(context.Background(), t.TempDir(), o, nil, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := randomData(9, 256<<10)
+		id := r.hash.id(raw)
+		stored, flags := r.encodeBlob(id, raw, &blobScratch{})
+		e := packEntry{ID: id, StoredLen: uint32(len(stored)), RawLen: uint32(len(raw)), Flags: flags}
+		tl := r.frameTableLen(e)
+		frames, err := r.decodeFrameTable(e, bytes.Clone(stored[:tl]), nil)
+		if err != nil || len(frames) != 16 {
+			t.Fatalf("encrypted=%v: table of %d frames, %v; want 16", enc, len(frames), err)
+		}
+		bad := bytes.Clone(stored)
+		bad[frames[3].off+frames[3].n/2] ^= 0xff
+		if _, err := r.decodeBlob(e, bytes.Clone(bad), nil); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("encrypted=%v: whole decode over a damaged frame: %v, want corrupt", enc, err)
+		}
+		plain := make([]byte, 16<<10)
+		for i, want := range map[int]bool{3: false, 2: true, 4: true} {
+			f := frames[i]
+			err := r.decodeFrame(id, i, f, bytes.Clone(bad[f.off:f.off+f.n]), plain)
+			if ok := err == nil && bytes.Equal(plain, raw[i*16<<10:][:16<<10]); ok != want || (err != nil && !errors.Is(err, ErrCorrupt)) {
+				t.Errorf("encrypted=%v: frame %d of the damaged blob: %v, want intact=%v", enc, i, err, want)
+			}
+		}
+		// A frame put in another frame's place fails to open: its sealing
+		// names its index.
+		if f2, f4 := frames[2], frames[4]; enc && f2.n == f4.n {
+			f4.sum = f2.sum
+			if err := r.decodeFrame(id, 4, f4, bytes.Clone(stored[f2.off:f2.off+f2.n]), plain); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("encrypted: frame 2 read in frame 4's place: %v, want corrupt", err)
+			}
+		}
+		tbad := bytes.Clone(stored)
+		tbad[5] ^= 1
+		if _, err := r.decodeFrameTable(e, tbad[:tl], nil); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("encrypted=%v: damaged frame table: %v, want corrupt", enc, err)
+		}
+		r.Close()
+	}
+}
+
+// TestFormat1Readable: repositories written before frames restore, read at
+// random, verify, and take new (framed) backups beside the old ones.
+func TestFormat1Readable(t *testing.T) {
+	vols := format1Volumes()
+	for _, enc := range []string{"plain", "encrypted"} {
+		t.Run(enc, func(t *testing.T) {
+			dir := copyTree(t, filepath.Join(format1Dir, enc))
+			// Frames smaller than the old 64 KiB blocks, so new chunks
+			// are framed.
+			opts := Options{NoSync: true, FrameSize: 16 << 10}
+			if enc == "encrypted" {
+				opts.Password = format1Password
+			}
+			ctx := context.Background()
+			r, err := Open(ctx, dir, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			cps, err := r.Checkpoints(ctx)
+			if err != nil || len(cps) != 2 {
+				t.Fatalf("checkpoints: %d, %v; want 2", len(cps), err)
+			}
+			for fl := range storedFlags(t, r) {
+				if fl&blobFramed != 0 {
+					t.Fatal("the old repository holds framed blobs: the test data is not the old format")
+				}
+			}
+			for _, cp := range cps {
+				want := vols[cp.Tags["version"]]
+				if got := restoreBytes(t, r, cp.ID, cp.Size); !bytes.Equal(got, want) {
+					t.Fatalf("checkpoint %s (%s) restores differently", cp.ID, cp.Tags["version"])
+				}
+				checkRandomReads(t, r, cp.ID, want, 2, 100)
+			}
+			// A new backup: its changed blocks are framed, its unchanged
+			// ones dedup against the old blobs.
+			v3 := append([]byte(nil), vols["v2"]...)
+			copy(v3[4<<10:], randomData(103, 200<<10))
+			cp3, err := r.Backup(ctx, NewMemSource("vol", v3), BackupOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if storedFlags(t, r)[framedFlags(14)] == 0 {
+				t.Fatal("a new backup into the old repository stored no framed blob")
+			}
+			if got := restoreBytes(t, r, cp3.ID, cp3.Size); !bytes.Equal(got, v3) {
+				t.Fatal("a new backup into the old repository restores differently")
+			}
+			checkRandomReads(t, r, cp3.ID, v3, 3, 100)
+			rep, err := r.Verify(ctx, VerifyOptions{Deep: true})
+			if err != nil || !rep.OK {
+				t.Fatalf("verify --deep: %+v, %v", rep, err)
+			}
+		})
+	}
+}
