@@ -28,9 +28,9 @@ const (
 	frameShiftBase = 12
 	frameEntrySize = 12
 	frameFlagsMask = 0xf0
-	// defaultFrameShift chooses 64 KiB frames: see docs/format.md §9.2 for
-	// the measurements (compression lost against random-read latency).
-	defaultFrameShift = 16
+	// defaultFrameShift chooses 128 KiB frames: see docs/format.md §9.2
+	// for the measurements (compression lost against random-read cost).
+	defaultFrameShift = 17
 	frameCompressed   = 1 << 31
 )
 

@@ -60,7 +60,7 @@ func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID, cb 
 
 // loadRange copies bytes [off, off+len(p)) of chunk id (in pack hint, says
 // its manifest) into p. A framed chunk not cached whole is read frame by
-// frame (a random read of 4 KiB decodes 64 KiB, not 4 MiB); others are
+// frame (a random read of 4 KiB decodes 128 KiB, not 4 MiB); others are
 // loaded whole through the cache.
 func (r *Repository) loadRange(ctx context.Context, id ChunkID, hint PackID, off int64, p []byte) error {
 	whole := func(b []byte) error {
