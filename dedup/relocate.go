@@ -2,6 +2,7 @@ package dedup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -38,21 +39,15 @@ func (s packSet) has(p PackID) bool {
 }
 
 // loadChunk returns the plaintext of chunk id, which its manifest says is in
-// pack hint. With cb nil it comes from the chunk cache or goes into it
-// (random reads come back to the same chunks); with cb (a restore, which
-// reads each chunk once) a chunk not cached is read into cb's buffers and
-// the result is valid until their next use.
-func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID, cb *chunkBuffers) ([]byte, error) {
+// pack hint, from the chunk cache or into it (random reads come back to the
+// same chunks).
+func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) ([]byte, error) {
 	if b, ok := r.chunks.get(id); ok {
 		return b, nil
 	}
 	var b []byte
 	err := r.atChunk(ctx, id, hint, func(loc chunkLoc) (err error) {
-		if cb == nil {
-			b, err = r.readChunk(ctx, loc)
-		} else {
-			b, err = r.fetchChunkInto(ctx, loc, cb)
-		}
+		b, err = r.readChunk(ctx, loc)
 		return err
 	})
 	return b, err
@@ -110,6 +105,9 @@ func (r *Repository) atChunk(ctx context.Context, id ChunkID, hint PackID, read 
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.As(err, new(targetError)) {
+			return err
 		}
 		if attempt == 1 {
 			firstFailed = loc.Pack
