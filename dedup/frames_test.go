@@ -1,16 +1,16 @@
 package dedup
 
 import (
-	"encoding/binary"
-	"strings"
-
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
-	"github.com/zeebo/xxh3"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/zeebo/xxh3"
 )
 
 // storedFlags returns the flags of every blob in r's packs.
