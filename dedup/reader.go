@@ -16,9 +16,11 @@ type Reader struct {
 	r  *Repository
 	cp *Checkpoint
 	bm *BlockMap
-	// last is the block the latest read touched: a read in it or the next
-	// one is taken as sequential and loads whole chunks (through the
-	// cache); any other read of part of a block decodes only its frames.
+	// last is the block the latest read touched: a read in it or a
+	// neighbour is taken as sequential (parallel sequential readers, such
+	// as nbdcopy, arrive a little out of order) and loads whole chunks
+	// through the cache; any other read of part of a block decodes only
+	// its frames.
 	last atomic.Int64
 }
 
@@ -85,7 +87,7 @@ func (rd *Reader) readBlock(ctx context.Context, b, within int64, p []byte) erro
 	}
 	hint := rd.bm.Packs[ref.Pack]
 	last := rd.last.Swap(b)
-	if len(p) < rd.cp.BlockSize && b != last && b != last+1 {
+	if len(p) < rd.cp.BlockSize && (b < last-1 || b > last+1) {
 		return rd.r.loadRange(ctx, ref.ID, hint, within, p)
 	}
 	data, err := rd.r.loadChunk(ctx, ref.ID, hint)
