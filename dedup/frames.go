@@ -213,12 +213,13 @@ func (r *Repository) decodeFramed(e packEntry, stored, dst []byte) ([]byte, erro
 	return dst, nil
 }
 
-// frameBuffers are the reusable buffers of one range read of a framed blob.
+// frameBuffers are the reusable buffers of one range read or restore of a
+// framed blob.
 type frameBuffers struct {
 	read   readBuffers
 	table  []byte
 	frames []frame
-	plain  []byte
+	plain  []byte // restore only: a range read's frames go to the cache
 }
 
 // readFrameTable reads and checks the frame table of the framed chunk at
@@ -311,32 +312,58 @@ func (r *Repository) readFramed(ctx context.Context, loc chunkLoc, off int64, p 
 	if off < 0 || off+int64(len(p)) > int64(e.RawLen) {
 		return fmt.Errorf("read [%d, %d) of chunk %s of %d bytes: %w", off, off+int64(len(p)), e.ID, e.RawLen, ErrCorrupt)
 	}
-	if err := r.readFrameTable(ctx, loc, fb); err != nil {
-		return err
-	}
-	name := packName(loc.Pack)
 	if len(p) == 0 {
 		return nil
 	}
 	fs := frameSizeOf(e.Flags)
 	first, last := int(off/fs), int((off+int64(len(p))-1)/fs)
+	copyOut := func(i int, plain []byte) {
+		start := int64(i) * fs
+		lo, hi := max(off, start), min(off+int64(len(p)), start+int64(len(plain)))
+		copy(p[lo-off:hi-off], plain[lo-start:hi-start])
+	}
+	// Frames read before come from the frame cache, with no I/O.
+	cached := true
+	for i := first; i <= last && cached; i++ {
+		_, cached = r.frames.get(frameKey{e.ID, e.Flags, uint32(i)})
+	}
+	if cached {
+		for i := first; i <= last; i++ {
+			if plain, ok := r.frames.get(frameKey{e.ID, e.Flags, uint32(i)}); ok {
+				copyOut(i, plain)
+				continue
+			}
+			cached = false // evicted meanwhile: read them all
+			break
+		}
+		if cached {
+			return nil
+		}
+	}
+	if err := r.readFrameTable(ctx, loc, fb); err != nil {
+		return err
+	}
 	a, b := fb.frames[first].off, fb.frames[last].off+fb.frames[last].n
-	stored, err := r.obj.readAtInto(ctx, name, int64(e.Offset)+a, b-a, &fb.read)
+	stored, err := r.obj.readAtInto(ctx, packName(loc.Pack), int64(e.Offset)+a, b-a, &fb.read)
 	if err != nil {
 		return fmt.Errorf("read chunk %s frames %d-%d from pack %s: %w", e.ID, first, last, loc.Pack, err)
 	}
-	if cap(fb.plain) < int(fs) {
-		fb.plain = make([]byte, fs)
-	}
 	for i := first; i <= last; i++ {
 		f := fb.frames[i]
-		plain := fb.plain[:f.raw]
+		plain := make([]byte, f.raw) // kept by the cache
 		if err := r.decodeFrame(e.ID, i, f, stored[f.off-a:f.off-a+f.n], plain); err != nil {
 			return fmt.Errorf("pack %s: %w", loc.Pack, err)
 		}
-		start := int64(i) * fs
-		lo, hi := max(off, start), min(off+int64(len(p)), start+f.raw)
-		copy(p[lo-off:hi-off], plain[lo-start:hi-start])
+		r.frames.add(frameKey{e.ID, e.Flags, uint32(i)}, plain, f.raw)
+		copyOut(i, plain)
 	}
 	return nil
+}
+
+// frameKey names a decoded frame in the frame cache. The flags carry the
+// frame size: the same chunk stored with another size has other frames.
+type frameKey struct {
+	id    ChunkID
+	flags uint8
+	i     uint32
 }

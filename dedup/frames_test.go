@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -270,5 +271,49 @@ func TestWriteFramedChecksChunkID(t *testing.T) {
 	err = r.writeFramed(ctx, put(PackID{2}, swapped), make(sliceTarget, len(raw)), 0, int64(len(raw)), &frameBuffers{})
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "does not hash to its ID") {
 		t.Fatalf("writeFramed of swapped frames: %v, want the chunk ID mismatch", err)
+	}
+}
+
+// TestFrameCache: a random read keeps the frames it decoded, so reading
+// them again needs no store; other frames still do.
+func TestFrameCache(t *testing.T) {
+	ctx := context.Background()
+	r, err := Init(ctx, t.TempDir(), InitOptions{BlockSize: 256 << 10, PackSize: 1 << 20}, nil, Options{NoSync: true, FrameSize: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	data := randomData(12, 1<<20)
+	cp, err := r.Backup(ctx, NewMemSource("v", data), BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := r.OpenCheckpoint(ctx, cp.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(off int64) error {
+		rd.last.Store(-10)
+		got := make([]byte, 4096)
+		if _, err := rd.ReadAt(got, off); err != nil {
+			return err
+		}
+		if !bytes.Equal(got, data[off:off+4096]) {
+			t.Fatalf("read at %d differs", off)
+		}
+		return nil
+	}
+	const hot = 2*256<<10 + 5*16<<10 + 100 // block 2, frame 5
+	if err := read(hot); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(r.dir, "shards")); err != nil {
+		t.Fatal(err)
+	}
+	if err := read(hot); err != nil {
+		t.Fatalf("second read of a decoded frame went to the stores: %v", err)
+	}
+	if err := read(hot + 16<<10); err == nil {
+		t.Fatal("a frame never read came from nowhere: the stores are gone")
 	}
 }

@@ -37,7 +37,8 @@ type Repository struct {
 
 	frameShift int // of new framed blobs; 0 writes them whole
 	chunks     *lru[ChunkID, []byte]
-	frameBufs  sync.Pool // *frameBuffers of range reads
+	frames     *lru[frameKey, []byte] // decoded frames of random reads
+	frameBufs  sync.Pool              // *frameBuffers of range reads
 	fetches    singleflight.Group
 	headers    *lru[PackID, []packEntry]
 
@@ -69,7 +70,8 @@ type Options struct {
 	// NoIndex opens without badger: enough for restores and reads, which
 	// then find chunks through the manifest's pack hints and pack headers.
 	NoIndex bool
-	// CacheBytes bounds the decoded-chunk cache (default 256 MiB).
+	// CacheBytes bounds the caches of decoded chunks and, an eighth of it,
+	// decoded frames of random reads (default 256 MiB).
 	CacheBytes int64
 	// Log receives progress notes (index rebuilds); nil discards them.
 	Log func(format string, args ...any)
@@ -272,7 +274,10 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	if cache == 0 {
 		cache = 256 << 20
 	}
-	r.chunks = newLRU[ChunkID, []byte](cache)
+	// Random reads keep their frames apart from whole chunks, so that a
+	// sequential reader does not flush them: an eighth of the budget.
+	r.chunks = newLRU[ChunkID, []byte](cache - cache/8)
+	r.frames = newLRU[frameKey, []byte](cache / 8)
 	// The default level, not the fastest: frames compress each 128 KiB
 	// alone, and on file-system data it wins back most of what that loses
 	// (docs/format.md §9.2) for a quarter more compression time.
