@@ -143,10 +143,10 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 		}
 		return nil
 	})
-	zero := make([]byte, bs)
+	zero := largeBuffer(int(bs))
 	for w := 0; w < workers; w++ {
 		g.Go(func() error {
-			buf := make([]byte, bs)
+			buf := largeBuffer(int(bs))
 			var scratch blobScratch
 			for b := range jobs {
 				n := min(bs, size-b*bs)

@@ -91,7 +91,10 @@ func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift
 	n := frameCount(uint32(len(raw)), flags)
 	e := packEntry{ID: id, RawLen: uint32(len(raw)), Flags: flags}
 	tl := int(r.frameTableLen(e))
-	out := append(sc.s[:0], make([]byte, tl)...)
+	if need := len(raw) + n*r.seal.overhead() + tl; cap(sc.s) < need {
+		sc.s = largeBuffer(need)
+	}
+	out := sc.s[:tl]
 	table := sc.t[:0]
 	for i := range n {
 		p := raw[i*fs : min(len(raw), (i+1)*fs)]
@@ -198,7 +201,7 @@ func (r *Repository) decodeFramed(e packEntry, stored, dst []byte) ([]byte, erro
 		return nil, err
 	}
 	if cap(dst) < int(e.RawLen) {
-		dst = make([]byte, e.RawLen)
+		dst = largeBuffer(int(e.RawLen))
 	}
 	dst = dst[:e.RawLen]
 	fs := frameSizeOf(e.Flags)
