@@ -248,7 +248,7 @@ func (r *Repository) readFrameTable(ctx context.Context, loc chunkLoc, fb *frame
 // framed blob. With 16 fetches in flight, buffers the size of a 4 MiB
 // chunk (shard range, reassembly, plaintext) were 200 MiB touched once:
 // more page faults per GiB restored than anything else in the process.
-const restoreReadBytes = 512 << 10
+const restoreReadBytes = 128 << 10
 
 // targetError is a failure of the restore's target: no other copy of the
 // chunk would do better, so it is not retried.
