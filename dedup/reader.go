@@ -101,6 +101,15 @@ func (rd *Reader) readBlock(ctx context.Context, b, within int64, p []byte) erro
 	return nil
 }
 
+// Warm loads the chunk of the block holding off into the chunk cache, for
+// a read-ahead: the reads that follow are served from memory. A hole or an
+// error is left to those reads.
+func (rd *Reader) Warm(ctx context.Context, off int64) {
+	if ref, ok := rd.bm.Lookup(off / int64(rd.cp.BlockSize)); ok {
+		_, _ = rd.r.loadChunk(ctx, ref.ID, rd.bm.Packs[ref.Pack])
+	}
+}
+
 // ReadAt implements io.ReaderAt.
 func (rd *Reader) ReadAt(p []byte, off int64) (int, error) {
 	return rd.ReadAtContext(context.Background(), p, off)
