@@ -149,7 +149,7 @@ func randomSuffix() string {
 // snapshot that is gone, or was replaced, is an error wrapping
 // rbd.ErrNotFound: there is nothing to compare with.
 func CompareWithSnapshot(ctx context.Context, cl *rbd.Cluster, r *dedup.Repository, cp *dedup.Checkpoint, bm *dedup.BlockMap, rep Reporter) (rbd.Spec, []int64, error) {
-	spec, err := cl.CheckSnapshot(ctx, cp)
+	spec, err := cl.CheckSnapshot(ctx, cp.ID, cp.Tags)
 	if err != nil {
 		return spec, nil, err
 	}

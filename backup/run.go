@@ -47,9 +47,6 @@ type Options struct {
 	// plan's.
 	Tags   map[string]string
 	Report Reporter
-	// DropDiffExtent drops one changed extent from the diff: a simulated
-	// diff bug for the end-to-end tests. Never set it otherwise.
-	DropDiffExtent bool
 }
 
 // Run backs up src as a new checkpoint of repo and returns it.
@@ -206,11 +203,7 @@ func (r *run) read(ctx context.Context, rd Reader, plan Plan, snap Snap) (*dedup
 		if err != nil {
 			return nil, err
 		}
-		if r.o.DropDiffExtent && len(changed) > 0 {
-			i := len(changed) / 2
-			r.o.Report.warnf("test hook: dropping changed extent %d+%d", changed[i].Off, changed[i].Len)
-			changed = append(changed[:i], changed[i+1:]...)
-		}
+		changed = testDropDiffExtent(changed, r.o.Report)
 		o.Changed = blockdev.BackupExtents(changed, bs, size)
 		if err := verifySample(ctx, r.repo, r.o, plan.Parent.ID, rd, o.Changed, workers, tags); err != nil {
 			return nil, err

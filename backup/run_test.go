@@ -161,8 +161,8 @@ func TestRun(t *testing.T) {
 		},
 		{
 			name: "diff that missed a change is refused", first: true,
-			setup: func(_ *fileDevice, o *Options, _ context.CancelFunc) {
-				o.DropDiffExtent, o.VerifySample = true, 1
+			setup: func(d *fileDevice, o *Options, _ context.CancelFunc) {
+				d.dropExtent, o.VerifySample = true, 1
 			},
 			errIn:  "RBD diff missed changes",
 			events: []string{"create cairn-test-2", "read cairn-test-2", "remove cairn-test-2 (1 checkpoints)"},

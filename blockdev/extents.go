@@ -1,15 +1,12 @@
 package blockdev
 
-import "cairn/dedup"
-
-// BackupExtents aligns ext to blockSize (AlignExtents) and converts it for
+// BackupExtents aligns ext to blockSize (AlignExtents) for
 // dedup.BackupOptions. The result is never nil: an empty list means "no
 // data at all" to a backup, while nil would mean "read it all".
-func BackupExtents(ext []Extent, blockSize, size int64) []dedup.Extent {
+func BackupExtents(ext []Extent, blockSize, size int64) []Extent {
 	aligned := AlignExtents(ext, blockSize, size)
-	out := make([]dedup.Extent, 0, len(aligned))
-	for _, e := range aligned {
-		out = append(out, dedup.Extent{Off: e.Off, Len: e.Len})
+	if aligned == nil {
+		aligned = []Extent{}
 	}
-	return out
+	return aligned
 }

@@ -114,13 +114,13 @@ func TestFileAllocated(t *testing.T) {
 			}
 			checkExtents(t, ext, tc.size)
 			if tc.maxAlloc == -1 {
-				if len(ext) != 1 || ext[0] != (Extent{0, tc.size}) {
+				if len(ext) != 1 || ext[0] != (Extent{Off: 0, Len: tc.size}) {
 					t.Fatalf("extents = %v, want one covering [0, %d)", ext, tc.size)
 				}
 				return
 			}
 			for _, w := range tc.writes {
-				if !covered(ext, Extent{w.off, int64(len(w.data))}) {
+				if !covered(ext, Extent{Off: w.off, Len: int64(len(w.data))}) {
 					t.Errorf("write at %d+%d not covered by %v", w.off, len(w.data), ext)
 				}
 			}
@@ -227,41 +227,41 @@ func TestAlignExtents(t *testing.T) {
 		want []Extent
 	}{
 		{name: "nil", in: nil, size: 10 * bs, want: nil},
-		{name: "aligned", in: []Extent{{bs, bs}}, size: 10 * bs, want: []Extent{{bs, bs}}},
-		{name: "widened both ways", in: []Extent{{bs + 1, 10}}, size: 10 * bs, want: []Extent{{bs, bs}}},
-		{name: "straddles a boundary", in: []Extent{{bs - 1, 2}}, size: 10 * bs, want: []Extent{{0, 2 * bs}}},
+		{name: "aligned", in: []Extent{{Off: bs, Len: bs}}, size: 10 * bs, want: []Extent{{Off: bs, Len: bs}}},
+		{name: "widened both ways", in: []Extent{{Off: bs + 1, Len: 10}}, size: 10 * bs, want: []Extent{{Off: bs, Len: bs}}},
+		{name: "straddles a boundary", in: []Extent{{Off: bs - 1, Len: 2}}, size: 10 * bs, want: []Extent{{Off: 0, Len: 2 * bs}}},
 		{
 			name: "merged when sharing a block",
-			in:   []Extent{{10, 10}, {bs - 10, 5}},
+			in:   []Extent{{Off: 10, Len: 10}, {Off: bs - 10, Len: 5}},
 			size: 10 * bs,
-			want: []Extent{{0, bs}},
+			want: []Extent{{Off: 0, Len: bs}},
 		},
 		{
 			name: "merged when adjacent after widening",
-			in:   []Extent{{10, 10}, {bs + 10, 10}, {5 * bs, 1}},
+			in:   []Extent{{Off: 10, Len: 10}, {Off: bs + 10, Len: 10}, {Off: 5 * bs, Len: 1}},
 			size: 10 * bs,
-			want: []Extent{{0, 2 * bs}, {5 * bs, bs}},
+			want: []Extent{{Off: 0, Len: 2 * bs}, {Off: 5 * bs, Len: bs}},
 		},
 		{
 			name: "unsorted input",
-			in:   []Extent{{5 * bs, 1}, {0, 1}},
+			in:   []Extent{{Off: 5 * bs, Len: 1}, {Off: 0, Len: 1}},
 			size: 10 * bs,
-			want: []Extent{{0, bs}, {5 * bs, bs}},
+			want: []Extent{{Off: 0, Len: bs}, {Off: 5 * bs, Len: bs}},
 		},
 		{
 			name: "clamped at unaligned size",
-			in:   []Extent{{2*bs + 5, 10}},
+			in:   []Extent{{Off: 2*bs + 5, Len: 10}},
 			size: 2*bs + 100,
-			want: []Extent{{2 * bs, 100}},
+			want: []Extent{{Off: 2 * bs, Len: 100}},
 		},
 		{
 			name: "past size dropped, straddling clamped",
-			in:   []Extent{{bs, 3 * bs}, {5 * bs, bs}},
+			in:   []Extent{{Off: bs, Len: 3 * bs}, {Off: 5 * bs, Len: bs}},
 			size: 2*bs + 1,
-			want: []Extent{{bs, bs + 1}},
+			want: []Extent{{Off: bs, Len: bs + 1}},
 		},
-		{name: "empty extents dropped", in: []Extent{{bs, 0}}, size: 10 * bs, want: nil},
-		{name: "zero size", in: []Extent{{0, bs}}, size: 0, want: nil},
+		{name: "empty extents dropped", in: []Extent{{Off: bs, Len: 0}}, size: 10 * bs, want: nil},
+		{name: "zero size", in: []Extent{{Off: 0, Len: bs}}, size: 0, want: nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,16 +5,14 @@ package blockdev
 import (
 	"context"
 	"io"
+
+	"cairn/internal/extent"
 )
 
-// Extent is a byte range [Off, Off+Len) of a volume.
-type Extent struct {
-	Off int64
-	Len int64
-}
-
-// End is the first byte after the extent.
-func (e Extent) End() int64 { return e.Off + e.Len }
+// Extent is a byte range [Off, Off+Len) of a volume; the same type as
+// dedup's (package extent), so extents pass from a source to a backup as
+// they are.
+type Extent = extent.Extent
 
 // Source is a volume to back up. ReadAt must be safe for concurrent use
 // (backup reads blocks in parallel).

@@ -259,7 +259,7 @@ func TestBlockDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ext) != 1 || ext[0] != (Extent{0, devSize}) {
+	if len(ext) != 1 || ext[0] != (Extent{Off: 0, Len: devSize}) {
 		t.Errorf("Allocated() = %v, want the whole device", ext)
 	}
 	src.Close()
@@ -285,7 +285,7 @@ func TestBlockDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Aligned ranges go through BLKZEROOUT, unaligned ones through writes.
-	for _, z := range []Extent{{0, mib}, {2 * mib, 4 * mib}, {mib + 4096, 100}, {mib + 4196, mib - 4196}} {
+	for _, z := range []Extent{{Off: 0, Len: mib}, {Off: 2 * mib, Len: 4 * mib}, {Off: mib + 4096, Len: 100}, {Off: mib + 4196, Len: mib - 4196}} {
 		if err := tgt.Zero(z.Off, z.Len); err != nil {
 			t.Fatalf("Zero(%v): %v", z, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cairn/internal/extent"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -23,8 +24,8 @@ type Source interface {
 	Name() string
 }
 
-// Extent is a byte range [Off, Off+Len) of a volume.
-type Extent struct{ Off, Len int64 }
+// Extent is a byte range [Off, Off+Len) of a volume (package extent).
+type Extent = extent.Extent
 
 // BackupOptions steer one backup.
 type BackupOptions struct {
@@ -142,10 +143,10 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 		}
 		return nil
 	})
-	zero := make([]byte, bs)
+	zero := largeBuffer(int(bs))
 	for w := 0; w < workers; w++ {
 		g.Go(func() error {
-			buf := make([]byte, bs)
+			buf := largeBuffer(int(bs))
 			var scratch blobScratch
 			for b := range jobs {
 				n := min(bs, size-b*bs)
@@ -248,7 +249,7 @@ func planReads(nblocks, bs, size int64, allocated, changed []Extent, parent *Blo
 		}
 	}
 	if allocated == nil {
-		allocated = []Extent{{0, size}}
+		allocated = []Extent{{Off: 0, Len: size}}
 	}
 	mark(allocated, planRead)
 	if changed != nil && parent != nil && parent.Blocks == nblocks {

@@ -37,11 +37,11 @@ func TestPlanReads(t *testing.T) {
 		want      []uint8
 	}{
 		{"whole volume", 50, nil, nil, nil, []uint8{planRead, planRead, planRead, planRead, planRead}},
-		{"allocated only", 50, []Extent{{12, 3}, {40, 10}}, nil, nil, []uint8{planHole, planRead, planHole, planHole, planRead}},
-		{"extent spanning blocks", 45, []Extent{{9, 2}}, nil, nil, []uint8{planRead, planRead, planHole, planHole, planHole}},
-		{"changed vs parent", 50, nil, []Extent{{25, 1}}, parent, []uint8{planParent, planParent, planRead, planParent, planParent}},
-		{"changed hole becomes read", 50, []Extent{{0, 10}}, []Extent{{30, 5}}, parent, []uint8{planParent, planHole, planHole, planRead, planHole}},
-		{"changed without parent ignored", 50, []Extent{{0, 10}}, []Extent{{30, 5}}, nil, []uint8{planRead, planHole, planHole, planHole, planHole}},
+		{"allocated only", 50, []Extent{{Off: 12, Len: 3}, {Off: 40, Len: 10}}, nil, nil, []uint8{planHole, planRead, planHole, planHole, planRead}},
+		{"extent spanning blocks", 45, []Extent{{Off: 9, Len: 2}}, nil, nil, []uint8{planRead, planRead, planHole, planHole, planHole}},
+		{"changed vs parent", 50, nil, []Extent{{Off: 25, Len: 1}}, parent, []uint8{planParent, planParent, planRead, planParent, planParent}},
+		{"changed hole becomes read", 50, []Extent{{Off: 0, Len: 10}}, []Extent{{Off: 30, Len: 5}}, parent, []uint8{planParent, planHole, planHole, planRead, planHole}},
+		{"changed without parent ignored", 50, []Extent{{Off: 0, Len: 10}}, []Extent{{Off: 30, Len: 5}}, nil, []uint8{planRead, planHole, planHole, planHole, planHole}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -67,7 +67,7 @@ func TestIncrementalWithChanges(t *testing.T) {
 	}
 	copy(data[5*bs+100:], []byte("changed!"))
 	second, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{
-		Parent: first.ID, Changed: []Extent{{5*bs + 100, 8}},
+		Parent: first.ID, Changed: []Extent{{Off: 5*bs + 100, Len: 8}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestResizedVolume(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, changed := range [][]Extent{nil, {{0, 1}}} {
+			for _, changed := range [][]Extent{nil, {{Off: 0, Len: 1}}} {
 				cp, err := r.Backup(ctx, NewMemSource("v", data), BackupOptions{Parent: first.ID, Changed: changed})
 				if err != nil {
 					t.Fatal(err)

@@ -23,7 +23,7 @@ func (bp *bufferPool) get(n int) []byte {
 		default:
 		}
 	}
-	return make([]byte, n)
+	return largeBuffer(n)
 }
 
 // put hands b back; whoever gave it must not use it again.
@@ -35,4 +35,21 @@ func (bp *bufferPool) put(b []byte) {
 	case bp.free <- b:
 	default:
 	}
+}
+
+// hugePage is the size of a transparent huge page on amd64 and arm64.
+const hugePage = 2 << 20
+
+// largeBuffer returns a zeroed buffer of n bytes for the data path. Its
+// whole 2 MiB pages are advised as transparent huge pages: the first touch
+// of each then costs one page fault instead of 512 (Debian's kernels
+// enable THP on request only, and Go's heap does not ask). Buffers of a
+// few MiB are what a backup and a restore fault in, and on a small VM a
+// fault costs more than hashing the page.
+func largeBuffer(n int) []byte {
+	b := make([]byte, n)
+	if n >= 2*hugePage {
+		adviseHuge(b)
+	}
+	return b
 }

@@ -271,7 +271,7 @@ func (c *coded) readShardInto(ctx context.Context, name string, i int, a, b int6
 	if int64(cap(buf)) >= b-a {
 		buf = buf[:b-a]
 	} else {
-		buf = make([]byte, b-a)
+		buf = largeBuffer(int(b - a))
 	}
 	if err := c.stores[i].ReadAt(ctx, name, buf, h.dataOffset()+a); err != nil {
 		return nil, err

@@ -122,9 +122,15 @@ func (id ChunkID) String() string { return fmt.Sprintf("%x", id[:]) }
 type hasher struct{ key [32]byte }
 
 func (h *hasher) id(data []byte) ChunkID {
-	hh, _ := blake3.NewKeyed(h.key[:]) // key length is fixed at 32: cannot fail
+	hh := h.stream()
 	_, _ = hh.Write(data)
 	var id ChunkID
 	hh.Sum(id[:0])
 	return id
+}
+
+// stream returns a hasher of chunk IDs fed piece by piece.
+func (h *hasher) stream() *blake3.Hasher {
+	hh, _ := blake3.NewKeyed(h.key[:]) // key length is fixed at 32: cannot fail
+	return hh
 }

@@ -224,7 +224,7 @@ func TestIncrementalAfterKilledCompaction(t *testing.T) {
 	putForeignLock(t, r, "killed", lockPrune, time.Now().Add(-2*lockStaleAfter))
 	next := append([]byte{}, keep...)
 	copy(next[10:], "changed")
-	cp, err := r.Backup(ctx, NewMemSource("vol", next), BackupOptions{Parent: parent.ID, Changed: []Extent{{10, 7}}})
+	cp, err := r.Backup(ctx, NewMemSource("vol", next), BackupOptions{Parent: parent.ID, Changed: []Extent{{Off: 10, Len: 7}}})
 	if err != nil {
 		t.Fatalf("incremental after a killed compaction: %v", err)
 	}

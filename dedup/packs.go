@@ -101,7 +101,7 @@ func (r *Repository) fetchChunkInto(ctx context.Context, loc chunkLoc, cb *chunk
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
 	}
-	if loc.Flags&blobCompressed != 0 {
+	if loc.Flags&(blobCompressed|blobFramed) != 0 {
 		cb.plain = plain
 	}
 	return plain, nil

@@ -16,6 +16,12 @@ type Reader struct {
 	r  *Repository
 	cp *Checkpoint
 	bm *BlockMap
+	// last is the block the latest read touched: a read in it or a
+	// neighbour is taken as sequential (parallel sequential readers, such
+	// as nbdcopy, arrive a little out of order) and loads whole chunks
+	// through the cache; any other read of part of a block decodes only
+	// its frames.
+	last atomic.Int64
 }
 
 // OpenCheckpoint opens a checkpoint for reading; id may be a unique prefix.
@@ -24,7 +30,9 @@ func (r *Repository) OpenCheckpoint(ctx context.Context, id string) (*Reader, er
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{r: r, cp: cp, bm: bm}, nil
+	rd := &Reader{r: r, cp: cp, bm: bm}
+	rd.last.Store(-2)
+	return rd, nil
 }
 
 // Checkpoint returns the checkpoint's metadata.
@@ -42,16 +50,6 @@ func (rd *Reader) IsHole(off int64) bool {
 // BlockSize is the checkpoint's block size.
 func (rd *Reader) BlockSize() int { return rd.cp.BlockSize }
 
-// block returns the plaintext of data block b (nil for a hole); see
-// loadChunk for cb.
-func (rd *Reader) block(ctx context.Context, b int64, cb *chunkBuffers) ([]byte, error) {
-	ref, ok := rd.bm.Lookup(b)
-	if !ok {
-		return nil, nil
-	}
-	return rd.r.loadChunk(ctx, ref.ID, rd.bm.Packs[ref.Pack], cb)
-}
-
 // ReadAtContext reads len(p) bytes at off. Holes read as zeros.
 func (rd *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
 	if off < 0 {
@@ -68,18 +66,9 @@ func (rd *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, 
 	for done := 0; done < len(p); {
 		pos := off + int64(done)
 		b, within := pos/bs, pos%bs
-		data, err := rd.block(ctx, b, nil)
-		if err != nil {
-			return done, fmt.Errorf("checkpoint %s at %d: %w", rd.cp.ID, pos, err)
-		}
 		n := int(min(bs-within, int64(len(p)-done)))
-		if data == nil {
-			clear(p[done : done+n])
-		} else {
-			if int64(len(data)) < within+int64(n) {
-				return done, fmt.Errorf("checkpoint %s block %d holds %d bytes, need %d: %w", rd.cp.ID, b, len(data), within+int64(n), ErrCorrupt)
-			}
-			copy(p[done:done+n], data[within:])
+		if err := rd.readBlock(ctx, b, within, p[done:done+n]); err != nil {
+			return done, fmt.Errorf("checkpoint %s at %d: %w", rd.cp.ID, pos, err)
 		}
 		done += n
 	}
@@ -87,6 +76,38 @@ func (rd *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, 
 		return len(p), io.EOF
 	}
 	return len(p), nil
+}
+
+// readBlock fills p from block b at offset within.
+func (rd *Reader) readBlock(ctx context.Context, b, within int64, p []byte) error {
+	ref, ok := rd.bm.Lookup(b)
+	if !ok {
+		clear(p)
+		return nil
+	}
+	hint := rd.bm.Packs[ref.Pack]
+	last := rd.last.Swap(b)
+	if len(p) < rd.cp.BlockSize && (b < last-1 || b > last+1) {
+		return rd.r.loadRange(ctx, ref.ID, hint, within, p)
+	}
+	data, err := rd.r.loadChunk(ctx, ref.ID, hint)
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) < within+int64(len(p)) {
+		return fmt.Errorf("block %d holds %d bytes, need %d: %w", b, len(data), within+int64(len(p)), ErrCorrupt)
+	}
+	copy(p, data[within:])
+	return nil
+}
+
+// Warm loads the chunk of the block holding off into the chunk cache, for
+// a read-ahead: the reads that follow are served from memory. A hole or an
+// error is left to those reads.
+func (rd *Reader) Warm(ctx context.Context, off int64) {
+	if ref, ok := rd.bm.Lookup(off / int64(rd.cp.BlockSize)); ok {
+		_, _ = rd.r.loadChunk(ctx, ref.ID, rd.bm.Packs[ref.Pack])
+	}
 }
 
 // ReadAt implements io.ReaderAt.
@@ -134,30 +155,24 @@ func (r *Repository) Restore(ctx context.Context, id string, w io.WriterAt, o Re
 	g.SetLimit(inflight)
 	// One set of buffers per fetch in flight, reused from block to block:
 	// fresh ones cost a page fault per 4 KiB.
-	free := make(chan *chunkBuffers, inflight)
+	free := make(chan *restoreBuffers, inflight)
 	for range inflight {
-		free <- &chunkBuffers{}
+		free <- &restoreBuffers{}
 	}
 	for b := int64(0); b < bm.Blocks; b++ {
-		if _, ok := bm.Lookup(b); !ok {
+		ref, ok := bm.Lookup(b)
+		if !ok {
 			continue
 		}
 		if gctx.Err() != nil {
 			break
 		}
 		g.Go(func() error {
-			cb := <-free
-			defer func() { free <- cb }()
-			data, err := rd.block(gctx, b, cb)
-			if err != nil {
-				return fmt.Errorf("block %d: %w", b, err)
-			}
+			rb := <-free
+			defer func() { free <- rb }()
 			n := min(bs, cp.Size-b*bs)
-			if int64(len(data)) < n {
-				return fmt.Errorf("block %d holds %d of %d bytes: %w", b, len(data), n, ErrCorrupt)
-			}
-			if _, err := w.WriteAt(data[:n], b*bs); err != nil {
-				return fmt.Errorf("write at %d: %w", b*bs, err)
+			if err := r.restoreChunk(gctx, ref.ID, bm.Packs[ref.Pack], w, b*bs, n, rb); err != nil {
+				return fmt.Errorf("block %d: %w", b, err)
 			}
 			done.Add(n)
 			return nil
@@ -170,6 +185,35 @@ func (r *Repository) Restore(ctx context.Context, id string, w io.WriterAt, o Re
 		return nil, err
 	}
 	return cp, nil
+}
+
+// restoreBuffers are the reusable buffers of one restore fetch in flight.
+type restoreBuffers struct {
+	chunk  chunkBuffers // whole blobs
+	frames frameBuffers // framed blobs, a few frames at a time
+}
+
+// restoreChunk writes the first n bytes of chunk id (in pack hint, says its
+// manifest) to w at off. A framed chunk goes frame by frame (writeFramed);
+// the chunk cache is neither used nor filled, since a restore reads each
+// chunk once.
+func (r *Repository) restoreChunk(ctx context.Context, id ChunkID, hint PackID, w io.WriterAt, off, n int64, rb *restoreBuffers) error {
+	return r.atChunk(ctx, id, hint, func(loc chunkLoc) error {
+		if loc.Flags&blobFramed != 0 {
+			return r.writeFramed(ctx, loc, w, off, n, &rb.frames)
+		}
+		data, err := r.fetchChunkInto(ctx, loc, &rb.chunk)
+		if err != nil {
+			return err
+		}
+		if int64(len(data)) < n {
+			return fmt.Errorf("chunk %s holds %d of %d bytes: %w", id, len(data), n, ErrCorrupt)
+		}
+		if _, err := w.WriteAt(data[:n], off); err != nil {
+			return targetError{fmt.Errorf("write at %d: %w", off, err)}
+		}
+		return nil
+	})
 }
 
 var _ io.ReaderAt = (*Reader)(nil)

@@ -2,6 +2,7 @@ package dedup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -38,44 +39,81 @@ func (s packSet) has(p PackID) bool {
 }
 
 // loadChunk returns the plaintext of chunk id, which its manifest says is in
-// pack hint. With cb nil it comes from the chunk cache or goes into it
-// (random reads come back to the same chunks); with cb (a restore, which
-// reads each chunk once) a chunk not cached is read into cb's buffers and
-// the result is valid until their next use.
-func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID, cb *chunkBuffers) ([]byte, error) {
+// pack hint, from the chunk cache or into it (random reads come back to the
+// same chunks).
+func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) ([]byte, error) {
 	if b, ok := r.chunks.get(id); ok {
 		return b, nil
 	}
+	var b []byte
+	err := r.atChunk(ctx, id, hint, func(loc chunkLoc) (err error) {
+		b, err = r.readChunk(ctx, loc)
+		return err
+	})
+	return b, err
+}
+
+// loadRange copies bytes [off, off+len(p)) of chunk id (in pack hint, says
+// its manifest) into p. A framed chunk not cached whole is read frame by
+// frame (a random read of 4 KiB decodes 128 KiB, not 4 MiB); others are
+// loaded whole through the cache.
+func (r *Repository) loadRange(ctx context.Context, id ChunkID, hint PackID, off int64, p []byte) error {
+	whole := func(b []byte) error {
+		if off+int64(len(p)) > int64(len(b)) {
+			return fmt.Errorf("chunk %s holds %d bytes, need %d: %w", id, len(b), off+int64(len(p)), ErrCorrupt)
+		}
+		copy(p, b[off:])
+		return nil
+	}
+	if b, ok := r.chunks.get(id); ok {
+		return whole(b)
+	}
+	return r.atChunk(ctx, id, hint, func(loc chunkLoc) error {
+		if loc.Flags&blobFramed == 0 {
+			b, err := r.readChunk(ctx, loc)
+			if err != nil {
+				return err
+			}
+			return whole(b)
+		}
+		fb := r.frameBufs.Get().(*frameBuffers)
+		defer r.frameBufs.Put(fb)
+		return r.readFramed(ctx, loc, off, p, fb)
+	})
+}
+
+// atChunk runs read on the place of chunk id, and again on its new place
+// when the read fails because a prune moved or removed the pack (see
+// above).
+func (r *Repository) atChunk(ctx context.Context, id ChunkID, hint PackID, read func(chunkLoc) error) error {
 	look := lookup{id: id, hint: hint, scanGen: r.scan.generation()}
 	var firstFailed PackID // where the first fetch failed, for the message
 	for attempt := 1; ; attempt++ {
 		loc, err := r.locate(ctx, &look)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 			if attempt > 1 {
-				return nil, fmt.Errorf("%w (reading it from pack %s failed first)", err, firstFailed)
+				return fmt.Errorf("%w (reading it from pack %s failed first)", err, firstFailed)
 			}
-			return nil, err
+			return err
 		}
-		var b []byte
-		if cb == nil {
-			b, err = r.readChunk(ctx, loc)
-		} else {
-			b, err = r.fetchChunkInto(ctx, loc, cb)
-		}
+		err = read(loc)
 		if err == nil {
-			return b, nil
+			return nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
+		}
+		if errors.As(err, new(targetError)) {
+			return err
 		}
 		if attempt == 1 {
 			firstFailed = loc.Pack
 		}
 		if attempt == fetchAttempts {
-			return nil, fmt.Errorf("chunk %s: %d attempts failed, last in pack %s: %w", id, attempt, loc.Pack, err)
+			return fmt.Errorf("chunk %s: %d attempts failed, last in pack %s: %w", id, attempt, loc.Pack, err)
 		}
 		// The pack may be gone, or its shards rewritten, since its headers
 		// were cached: forget them so the next look reads the stores.

@@ -35,9 +35,12 @@ type Repository struct {
 	log    func(format string, args ...any)
 	now    func() time.Time
 
-	chunks  *lru[ChunkID, []byte]
-	fetches singleflight.Group
-	headers *lru[PackID, []packEntry]
+	frameShift int // of new framed blobs; 0 writes them whole
+	chunks     *lru[ChunkID, []byte]
+	frames     *lru[frameKey, []byte] // decoded frames of random reads
+	frameBufs  sync.Pool              // *frameBuffers of range reads
+	fetches    singleflight.Group
+	headers    *lru[PackID, []packEntry]
 
 	// gate orders dedup lookups against prune's sweep: a lookup that finds
 	// a chunk pins it under the read lock, and the sweep decides and unlinks
@@ -67,7 +70,8 @@ type Options struct {
 	// NoIndex opens without badger: enough for restores and reads, which
 	// then find chunks through the manifest's pack hints and pack headers.
 	NoIndex bool
-	// CacheBytes bounds the decoded-chunk cache (default 256 MiB).
+	// CacheBytes bounds the caches of decoded chunks and, an eighth of it,
+	// decoded frames of random reads (default 256 MiB).
 	CacheBytes int64
 	// Log receives progress notes (index rebuilds); nil discards them.
 	Log func(format string, args ...any)
@@ -75,6 +79,11 @@ type Options struct {
 	Now func() time.Time
 	// NoSync skips fsync in the local shard stores (tests and benchmarks).
 	NoSync bool
+	// FrameSize is the plaintext size of the frames new chunks are stored
+	// in (docs/format.md §9.2): a power of two from 4 KiB to 128 MiB; 0
+	// means 128 KiB, and a negative size stores chunks whole, as cairn did
+	// before frames (benchmarks compare the two).
+	FrameSize int
 	// RebuildIndex throws the index away without opening it (badger may be
 	// unable to) and rebuilds it from the shard stores during Open;
 	// IndexRebuild then returns the counts.
@@ -257,12 +266,22 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 			return nil, err
 		}
 	}
+	if r.frameShift, err = frameShiftOf(opts.FrameSize); err != nil {
+		return nil, err
+	}
+	r.frameBufs.New = func() any { return &frameBuffers{} }
 	cache := opts.CacheBytes
 	if cache == 0 {
 		cache = 256 << 20
 	}
-	r.chunks = newLRU[ChunkID, []byte](cache)
-	r.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+	// Random reads keep their frames apart from whole chunks, so that a
+	// sequential reader does not flush them: an eighth of the budget.
+	r.chunks = newLRU[ChunkID, []byte](cache - cache/8)
+	r.frames = newLRU[frameKey, []byte](cache / 8)
+	// The default level, not the fastest: frames compress each 128 KiB
+	// alone, and on file-system data it wins back most of what that loses
+	// (docs/format.md §9.2) for a quarter more compression time.
+	r.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault),
 		// One encoder per core: EncodeAll calls beyond this count wait.
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true),
 		// Blobs already carry xxh3 and are checked against their keyed
@@ -318,12 +337,15 @@ func (r *Repository) Close() error {
 
 // blobScratch holds one backup worker's reusable output buffers: a fresh
 // block-sized buffer per chunk cost a quarter of backup CPU in zeroing.
-type blobScratch struct{ z, s []byte }
+type blobScratch struct{ z, s, t []byte }
 
 // encodeBlob compresses (when it saves space) and seals one chunk. The result
 // may alias raw or the scratch buffers: it is valid until the next call with
 // the same scratch, and the packer copies it before that.
 func (r *Repository) encodeBlob(id ChunkID, raw []byte, sc *blobScratch) (stored []byte, flags uint8) {
+	if r.frameShift > 0 && len(raw) > 1<<r.frameShift {
+		return r.encodeFramed(id, raw, sc, r.frameShift)
+	}
 	payload := raw
 	if r.cfg.Compression == "zstd" {
 		sc.z = r.zenc.EncodeAll(raw, sc.z[:0])
@@ -343,6 +365,9 @@ func (r *Repository) encodeBlob(id ChunkID, raw []byte, sc *blobScratch) (stored
 // decompressed into dst (grown when short). The result aliases stored or
 // dst.
 func (r *Repository) decodeBlob(e packEntry, stored, dst []byte) ([]byte, error) {
+	if e.Flags&blobFramed != 0 {
+		return r.decodeFramed(e, stored, dst)
+	}
 	plain, err := r.seal.openInPlace(stored, e.ID[:])
 	if err != nil {
 		return nil, fmt.Errorf("chunk %s: %w", e.ID, err)

@@ -75,7 +75,7 @@ func encodeShard(name string, k, m, index int, objectLen int64, blockSize int, d
 // newShardObject allocates a shard object with room for shardLen bytes of
 // data at its end, so erasure coding can write shards in place.
 func newShardObject(shardLen, blockSize int) []byte {
-	return make([]byte, shardObjectLen(shardLen, blockSize))
+	return largeBuffer(shardObjectLen(shardLen, blockSize))
 }
 
 // shardObjectLen is the size of a shard object holding shardLen bytes.

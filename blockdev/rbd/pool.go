@@ -10,8 +10,6 @@ import (
 
 	"github.com/ceph/go-ceph/rados"
 	"github.com/ceph/go-ceph/rbd"
-
-	"cairn/dedup"
 )
 
 // Pools lists the cluster's pools.
@@ -144,30 +142,30 @@ func (c *Cluster) RemoveImage(ctx context.Context, s Spec) error {
 	return nil
 }
 
-// CheckSnapshot checks that the snapshot cp was made from still exists as
-// it was: the same image (by internal ID) and the same snapshot (by ID,
-// not only by name). It returns the snapshot's spec, or an error wrapping
-// ErrNotFound when it is gone.
-func (c *Cluster) CheckSnapshot(ctx context.Context, cp *dedup.Checkpoint) (Spec, error) {
-	spec, ok := SnapshotOf(cp)
+// CheckSnapshot checks that the snapshot checkpoint id was made from (as
+// its tags record it) still exists as it was: the same image (by internal
+// ID) and the same snapshot (by ID, not only by name). It returns the
+// snapshot's spec, or an error wrapping ErrNotFound when it is gone.
+func (c *Cluster) CheckSnapshot(ctx context.Context, id string, tags map[string]string) (Spec, error) {
+	spec, ok := SnapshotOf(tags)
 	if !ok {
-		return Spec{}, fmt.Errorf("checkpoint %s is not of an RBD snapshot: %w", cp.ID, ErrNotFound)
+		return Spec{}, fmt.Errorf("checkpoint %s is not of an RBD snapshot: %w", id, ErrNotFound)
 	}
 	head, err := c.OpenImage(ctx, spec)
 	if err != nil {
 		return spec, err
 	}
 	defer head.Close()
-	if id := head.ID(); id != cp.Tags[TagImageID] {
+	if img := head.ID(); img != tags[TagImageID] {
 		return spec, fmt.Errorf("image %s is not the one checkpoint %s was made from (ID %s, was %s): %w",
-			spec.ImageName(), cp.ID, id, cp.Tags[TagImageID], ErrNotFound)
+			spec.ImageName(), id, img, tags[TagImageID], ErrNotFound)
 	}
 	snap, ok, err := head.Snapshot(ctx, spec.Snap)
 	if err != nil {
 		return spec, err
 	}
-	if !ok || strconv.FormatUint(snap.ID, 10) != cp.Tags[TagSnapID] {
-		return spec, fmt.Errorf("snapshot %s of checkpoint %s no longer exists: %w", spec, cp.ID, ErrNotFound)
+	if !ok || strconv.FormatUint(snap.ID, 10) != tags[TagSnapID] {
+		return spec, fmt.Errorf("snapshot %s of checkpoint %s no longer exists: %w", spec, id, ErrNotFound)
 	}
 	return spec, nil
 }

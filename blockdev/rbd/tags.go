@@ -2,8 +2,6 @@ package rbd
 
 import (
 	"strings"
-
-	"cairn/dedup"
 )
 
 // Tags that a backup writes on its checkpoint; docs/rbd.md lists them.
@@ -38,16 +36,17 @@ func IsReservedTag(k string) bool { return strings.HasPrefix(k, TagPrefix) }
 // snapshot had been deleted.
 const FallbackSnapMissing = "base snapshot missing"
 
-// SnapshotOf returns the snapshot cp was made from, as its tags record
-// it; ok is false for a checkpoint that is not of an RBD snapshot.
-func SnapshotOf(cp *dedup.Checkpoint) (s Spec, ok bool) {
-	s = Spec{Pool: cp.Tags[TagPool], Namespace: cp.Tags[TagNamespace], Image: cp.Tags[TagImage], Snap: cp.Tags[TagSnap]}
+// SnapshotOf returns the snapshot a checkpoint with these tags was made
+// from; ok is false for a checkpoint that is not of an RBD snapshot.
+func SnapshotOf(tags map[string]string) (s Spec, ok bool) {
+	s = Spec{Pool: tags[TagPool], Namespace: tags[TagNamespace], Image: tags[TagImage], Snap: tags[TagSnap]}
 	return s, s.Pool != "" && s.Image != "" && s.Snap != ""
 }
 
-// HasManagedSnapshot reports whether cp was made from a snapshot that the
-// repository with ID repoID created and removes again.
-func HasManagedSnapshot(cp *dedup.Checkpoint, repoID string) bool {
-	s, ok := SnapshotOf(cp)
-	return ok && cp.Tags[TagSnapManaged] == "true" && IsManaged(repoID, s.Snap)
+// HasManagedSnapshot reports whether a checkpoint with these tags was made
+// from a snapshot that the repository with ID repoID created and removes
+// again.
+func HasManagedSnapshot(tags map[string]string, repoID string) bool {
+	s, ok := SnapshotOf(tags)
+	return ok && tags[TagSnapManaged] == "true" && IsManaged(repoID, s.Snap)
 }

@@ -10,11 +10,6 @@ import (
 	"cairn/dedup"
 )
 
-// testDropDiffEnv, when "1", drops one changed extent from every RBD diff:
-// a simulated Ceph diff bug for the end-to-end tests. Never set it
-// otherwise.
-const testDropDiffEnv = "CAIRN_TEST_DROP_DIFF_EXTENT"
-
 func (c *cephFlags) connect(ctx context.Context) (*rbd.Cluster, error) {
 	return rbd.Connect(ctx, rbd.ConnOptions{Conf: c.conf, ID: c.id, Keyring: c.keyring})
 }
@@ -56,7 +51,7 @@ func (a *app) backupRBD(ctx context.Context, req rbdBackupRequest) error {
 		cp, err := backup.Run(ctx, r, src, backup.Options{
 			Snap: spec.Snap, Parent: p.parent, Latest: p.latest, Full: req.full, FullReason: p.fullReason,
 			FullEvery: req.flags.fullEvery, VerifySample: req.flags.verifySample, Workers: req.flags.workers,
-			Tags: req.tags, Report: a.reporter(), DropDiffExtent: a.getenv(testDropDiffEnv) == "1",
+			Tags: req.tags, Report: a.reporter(),
 		})
 		if err != nil {
 			return err

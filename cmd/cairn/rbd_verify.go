@@ -33,7 +33,7 @@ func (a *app) verifyAgainstSource(ctx context.Context, vs *verifySourceFlags) er
 		if err != nil {
 			return err
 		}
-		if _, ok := rbd.SnapshotOf(cp); !ok {
+		if _, ok := rbd.SnapshotOf(cp.Tags); !ok {
 			return fmt.Errorf("checkpoint %s is not of an RBD snapshot: --against-source needs one", cp.ID)
 		}
 		cl, err := vs.ceph.connect(ctx)

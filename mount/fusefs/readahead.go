@@ -114,13 +114,12 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	return 0
 }
 
-// warm brings block b into the repository's chunk cache: reading one byte
-// fetches the whole chunk, and the repository makes concurrent fetches of
-// one chunk (by the read-ahead and by readers) share a single read. Errors
-// are not reported here: the reader's own read meets them again.
+// warm brings block b into the repository's chunk cache; the repository
+// makes concurrent fetches of one chunk (by the read-ahead and by readers)
+// share a single read. Errors are not reported here: the reader's own
+// read meets them again.
 func (v *volume) warm(ctx context.Context, b int64) {
-	var one [1]byte
-	_, _ = v.rd.ReadAtContext(ctx, one[:], b*v.bs)
+	v.rd.Warm(ctx, b*v.bs)
 }
 
 // warmRange fetches the data blocks of [abs, abs+n) in parallel when there

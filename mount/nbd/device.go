@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // Extent is a run of bytes with one allocation state.
@@ -51,13 +48,13 @@ type Volume interface {
 }
 
 // VolumeDevice serves a Volume read-only. Hole blocks are reported as
-// holes, block by block. Concurrent reads of one block load it once: the
-// first fetches it (into the volume's cache) while the others wait.
+// holes, block by block. The volume decides how much a read fetches: a
+// dedup.Reader decodes only the frames a random read covers, and shares
+// the fetch of a whole chunk between concurrent readers of it.
 func VolumeDevice(v Volume) Device { return &volumeDevice{v: v} }
 
 type volumeDevice struct {
-	v      Volume
-	flight singleflight.Group // by block number
+	v Volume
 }
 
 var _ Device = (*volumeDevice)(nil)
@@ -65,7 +62,6 @@ var _ Device = (*volumeDevice)(nil)
 func (d *volumeDevice) Size() int64 { return d.v.Size() }
 
 func (d *volumeDevice) ReadAt(ctx context.Context, p []byte, off int64) error {
-	d.load(ctx, off, int64(len(p)))
 	n, err := d.v.ReadAtContext(ctx, p, off)
 	if n == len(p) && (err == nil || errors.Is(err, io.EOF)) {
 		return nil
@@ -74,26 +70,6 @@ func (d *volumeDevice) ReadAt(ctx context.Context, p []byte, off int64) error {
 		err = io.ErrUnexpectedEOF
 	}
 	return fmt.Errorf("read %d bytes at %d: %w", len(p), off, err)
-}
-
-// load fetches the data blocks of [off, off+n) one at a time, sharing each
-// fetch with concurrent readers of the same block. Errors are left to the
-// read that follows.
-func (d *volumeDevice) load(ctx context.Context, off, n int64) {
-	bs := int64(d.v.BlockSize())
-	if bs <= 0 {
-		return
-	}
-	for b := off / bs; b*bs < off+n; b++ {
-		if d.v.IsHole(b * bs) {
-			continue
-		}
-		d.flight.Do(strconv.FormatInt(b, 10), func() (any, error) {
-			var one [1]byte
-			_, err := d.v.ReadAtContext(ctx, one[:], b*bs)
-			return nil, err
-		})
-	}
 }
 
 func (d *volumeDevice) Extents(off, length int64, max int) ([]Extent, error) {

@@ -383,7 +383,7 @@ func (p *Plugin) Delete(ctx context.Context, repo *dedup.Repository, backupID st
 	if err != nil {
 		return err
 	}
-	if cephrbd.HasManagedSnapshot(cp, repo.Config().ID) {
+	if cephrbd.HasManagedSnapshot(cp.Tags, repo.Config().ID) {
 		if err := p.removeSnapshot(ctx, cp); err != nil {
 			return fmt.Errorf("delete backup %s: %w", backupID, err)
 		}
@@ -394,7 +394,7 @@ func (p *Plugin) Delete(ctx context.Context, repo *dedup.Repository, backupID st
 // removeSnapshot removes the managed snapshot cp was made from, if it is
 // still there.
 func (p *Plugin) removeSnapshot(ctx context.Context, cp *dedup.Checkpoint) error {
-	spec, _ := cephrbd.SnapshotOf(cp)
+	spec, _ := cephrbd.SnapshotOf(cp.Tags)
 	unlock, err := p.lockImage(ctx, spec, cp.Tags[cephrbd.TagImageID])
 	if err != nil {
 		return err
@@ -404,7 +404,7 @@ func (p *Plugin) removeSnapshot(ctx context.Context, cp *dedup.Checkpoint) error
 	if err != nil {
 		return err
 	}
-	if _, err := cl.CheckSnapshot(ctx, cp); errors.Is(err, cephrbd.ErrNotFound) {
+	if _, err := cl.CheckSnapshot(ctx, cp.ID, cp.Tags); errors.Is(err, cephrbd.ErrNotFound) {
 		return nil
 	} else if err != nil {
 		return err

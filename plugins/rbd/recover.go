@@ -41,7 +41,7 @@ func (p *Plugin) Recover(ctx context.Context, project string, repo *dedup.Reposi
 	}
 	keep := map[string]bool{} // image ID "@" snapshot
 	for _, cp := range cps {
-		if cephrbd.HasManagedSnapshot(cp, repoID) {
+		if cephrbd.HasManagedSnapshot(cp.Tags, repoID) {
 			keep[cp.Tags[cephrbd.TagImageID]+"@"+cp.Tags[cephrbd.TagSnap]] = true
 		}
 	}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package dedup
+
+func adviseHuge([]byte) {}

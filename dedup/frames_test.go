@@ -1,0 +1,319 @@
+package dedup
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zeebo/xxh3"
+)
+
+// storedFlags returns the flags of every blob in r's packs.
+func storedFlags(t *testing.T, r *Repository) map[uint8]int {
+	t.Helper()
+	got := map[uint8]int{}
+	err := r.listPacks(context.Background(), func(p PackID) error {
+		entries, err := r.packHeader(context.Background(), p)
+		for _, e := range entries {
+			got[e.Flags]++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// checkRandomReads reads n random ranges of the checkpoint through a
+// Reader (so partial block reads go frame by frame) and compares them.
+func checkRandomReads(t *testing.T, r *Repository, id string, want []byte, seed uint64, n int) {
+	t.Helper()
+	rd, err := r.OpenCheckpoint(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for i := range n {
+		off := rng.Int64N(int64(len(want)))
+		l := 1 + rng.Int64N(min(int64(len(want))-off, 3*int64(rd.BlockSize())/2))
+		got := make([]byte, l)
+		if i%2 == 0 {
+			rd.last.Store(-10) // a random read: frames, not the whole chunk
+		}
+		if _, err := rd.ReadAt(got, off); err != nil {
+			t.Fatalf("read [%d, %d): %v", off, off+l, err)
+		}
+		if !bytes.Equal(got, want[off:off+l]) {
+			t.Fatalf("read [%d, %d) differs", off, off+l)
+		}
+	}
+}
+
+func TestFramedRoundTrip(t *testing.T) {
+	const bs = 256 << 10
+	data := make([]byte, 9*bs+4321)
+	copy(data, randomData(7, 3*bs))
+	copy(data[4*bs:], bytes.Repeat([]byte("framed text "), 2*bs/12))
+	copy(data[7*bs+100:], randomData(8, bs+10))
+	for _, tc := range []struct {
+		name      string
+		frameSize int
+		framed    bool
+	}{
+		{"whole chunks", -1, false},
+		{"4 KiB frames", 4 << 10, true},
+		{"default frames", 0, true},
+		{"frames as large as a block", bs, false},
+	} {
+		for _, enc := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "", true: " encrypted"}[enc], func(t *testing.T) {
+				o := InitOptions{BlockSize: bs, PackSize: 1 << 20}
+				opts := Options{NoSync: true, FrameSize: tc.frameSize}
+				if enc {
+					o.Password, opts.Password = []byte("pw"), []byte("pw")
+				}
+				r, err := Init(context.Background(), t.TempDir(), o, nil, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				cp, err := r.Backup(context.Background(), NewMemSource("v", data), BackupOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				framed := 0
+				for fl, n := range storedFlags(t, r) {
+					if fl&blobFramed != 0 {
+						framed += n
+					}
+				}
+				if (framed > 0) != tc.framed {
+					t.Fatalf("%d framed blobs stored, want framed=%v", framed, tc.framed)
+				}
+				if got := restoreBytes(t, r, cp.ID, int64(len(data))); !bytes.Equal(got, data) {
+					t.Fatal("restore differs")
+				}
+				checkRandomReads(t, r, cp.ID, data, 1, 300)
+				rep, err := r.Verify(context.Background(), VerifyOptions{Deep: true})
+				if err != nil || !rep.OK {
+					t.Fatalf("verify --deep: %+v, %v", rep, err)
+				}
+			})
+		}
+	}
+}
+
+// TestFramedDamage: a damaged frame (damage the shards' checksums let
+// through, or a tampered one) fails what covers it, as corrupt, and not
+// its neighbours; a damaged table fails the blob.
+func TestFramedDamage(t *testing.T) {
+	for _, enc := range []bool{false, true} {
+		o := InitOptions{BlockSize: 256 << 10, PackSize: 1 << 20}
+		opts := Options{NoSync: true, FrameSize: 16 << 10}
+		if enc {
+			o.Password, opts.Password = []byte("pw"), []byte("pw")
+		}
+		r, err := Init(context.Background(), t.TempDir(), o, nil, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := randomData(9, 256<<10)
+		id := r.hash.id(raw)
+		stored, flags := r.encodeBlob(id, raw, &blobScratch{})
+		e := packEntry{ID: id, StoredLen: uint32(len(stored)), RawLen: uint32(len(raw)), Flags: flags}
+		tl := r.frameTableLen(e)
+		frames, err := r.decodeFrameTable(e, bytes.Clone(stored[:tl]), nil)
+		if err != nil || len(frames) != 16 {
+			t.Fatalf("encrypted=%v: table of %d frames, %v; want 16", enc, len(frames), err)
+		}
+		bad := bytes.Clone(stored)
+		bad[frames[3].off+frames[3].n/2] ^= 0xff
+		if _, err := r.decodeBlob(e, bytes.Clone(bad), nil); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("encrypted=%v: whole decode over a damaged frame: %v, want corrupt", enc, err)
+		}
+		plain := make([]byte, 16<<10)
+		for i, want := range map[int]bool{3: false, 2: true, 4: true} {
+			f := frames[i]
+			err := r.decodeFrame(id, i, f, bytes.Clone(bad[f.off:f.off+f.n]), plain)
+			if ok := err == nil && bytes.Equal(plain, raw[i*16<<10:][:16<<10]); ok != want || (err != nil && !errors.Is(err, ErrCorrupt)) {
+				t.Errorf("encrypted=%v: frame %d of the damaged blob: %v, want intact=%v", enc, i, err, want)
+			}
+		}
+		// A frame put in another frame's place fails to open: its sealing
+		// names its index.
+		if f2, f4 := frames[2], frames[4]; enc && f2.n == f4.n {
+			f4.sum = f2.sum
+			if err := r.decodeFrame(id, 4, f4, bytes.Clone(stored[f2.off:f2.off+f2.n]), plain); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("encrypted: frame 2 read in frame 4's place: %v, want corrupt", err)
+			}
+		}
+		tbad := bytes.Clone(stored)
+		tbad[5] ^= 1
+		if _, err := r.decodeFrameTable(e, tbad[:tl], nil); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("encrypted=%v: damaged frame table: %v, want corrupt", enc, err)
+		}
+		r.Close()
+	}
+}
+
+// TestFormat1Readable: repositories written before frames restore, read at
+// random, verify, and take new (framed) backups beside the old ones.
+func TestFormat1Readable(t *testing.T) {
+	vols := format1Volumes()
+	for _, enc := range []string{"plain", "encrypted"} {
+		t.Run(enc, func(t *testing.T) {
+			dir := copyTree(t, filepath.Join(format1Dir, enc))
+			// Frames smaller than the old 64 KiB blocks, so new chunks
+			// are framed.
+			opts := Options{NoSync: true, FrameSize: 16 << 10}
+			if enc == "encrypted" {
+				opts.Password = format1Password
+			}
+			ctx := context.Background()
+			r, err := Open(ctx, dir, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			cps, err := r.Checkpoints(ctx)
+			if err != nil || len(cps) != 2 {
+				t.Fatalf("checkpoints: %d, %v; want 2", len(cps), err)
+			}
+			for fl := range storedFlags(t, r) {
+				if fl&blobFramed != 0 {
+					t.Fatal("the old repository holds framed blobs: the test data is not the old format")
+				}
+			}
+			for _, cp := range cps {
+				want := vols[cp.Tags["version"]]
+				if got := restoreBytes(t, r, cp.ID, cp.Size); !bytes.Equal(got, want) {
+					t.Fatalf("checkpoint %s (%s) restores differently", cp.ID, cp.Tags["version"])
+				}
+				checkRandomReads(t, r, cp.ID, want, 2, 100)
+			}
+			// A new backup: its changed blocks are framed, its unchanged
+			// ones dedup against the old blobs.
+			v3 := append([]byte(nil), vols["v2"]...)
+			copy(v3[4<<10:], randomData(103, 200<<10))
+			cp3, err := r.Backup(ctx, NewMemSource("vol", v3), BackupOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if storedFlags(t, r)[framedFlags(14)] == 0 {
+				t.Fatal("a new backup into the old repository stored no framed blob")
+			}
+			if got := restoreBytes(t, r, cp3.ID, cp3.Size); !bytes.Equal(got, v3) {
+				t.Fatal("a new backup into the old repository restores differently")
+			}
+			checkRandomReads(t, r, cp3.ID, v3, 3, 100)
+			rep, err := r.Verify(ctx, VerifyOptions{Deep: true})
+			if err != nil || !rep.OK {
+				t.Fatalf("verify --deep: %+v, %v", rep, err)
+			}
+		})
+	}
+}
+
+// sliceTarget is an io.WriterAt over a byte slice.
+type sliceTarget []byte
+
+func (s sliceTarget) WriteAt(p []byte, off int64) (int, error) { return copy(s[off:], p), nil }
+
+// TestWriteFramedChecksChunkID: a restore writes a framed chunk frame by
+// frame and still checks its ID over the whole. Frames swapped with a
+// table to match read fine one by one in an unencrypted repository (no
+// seal binds a frame to its place there); only the ID tells.
+func TestWriteFramedChecksChunkID(t *testing.T) {
+	ctx := context.Background()
+	r, err := Init(ctx, t.TempDir(), InitOptions{BlockSize: 64 << 10, PackSize: 1 << 20, NoCompress: true}, nil, Options{NoSync: true, FrameSize: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	raw := randomData(11, 64<<10)
+	id := r.hash.id(raw)
+	stored, flags := r.encodeBlob(id, raw, &blobScratch{})
+	e := packEntry{ID: id, StoredLen: uint32(len(stored)), RawLen: uint32(len(raw)), Flags: flags}
+	put := func(p PackID, blob []byte) chunkLoc {
+		if _, err := r.obj.put(ctx, packName(p), blob); err != nil {
+			t.Fatal(err)
+		}
+		return chunkLoc{Pack: p, packEntry: e}
+	}
+	got := make(sliceTarget, len(raw))
+	if err := r.writeFramed(ctx, put(PackID{1}, bytes.Clone(stored)), got, 0, int64(len(raw)), &frameBuffers{}); err != nil || !bytes.Equal(got, raw) {
+		t.Fatalf("writeFramed of an intact chunk: %v (bytes equal: %v)", err, bytes.Equal(got, raw))
+	}
+	// Swap frames 1 and 2 (16 KiB each, stored as they are) and their
+	// table entries, and fix the table's checksum.
+	tl := r.frameTableLen(e)
+	swapped := bytes.Clone(stored)
+	f1, f2 := swapped[tl+16<<10:tl+32<<10], swapped[tl+32<<10:tl+48<<10]
+	tmp := bytes.Clone(f1)
+	copy(f1, f2)
+	copy(f2, tmp)
+	ent := swapped[12:36]
+	tmp = bytes.Clone(ent[:12])
+	copy(ent[:12], ent[12:])
+	copy(ent[12:], tmp)
+	body := swapped[:tl-8]
+	binary.LittleEndian.PutUint64(swapped[tl-8:], xxh3.Hash(body))
+	if _, err := r.decodeFrameTable(e, bytes.Clone(swapped[:tl]), nil); err != nil {
+		t.Fatalf("test bug: the swapped table does not decode: %v", err)
+	}
+	err = r.writeFramed(ctx, put(PackID{2}, swapped), make(sliceTarget, len(raw)), 0, int64(len(raw)), &frameBuffers{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "does not hash to its ID") {
+		t.Fatalf("writeFramed of swapped frames: %v, want the chunk ID mismatch", err)
+	}
+}
+
+// TestFrameCache: a random read keeps the frames it decoded, so reading
+// them again needs no store; other frames still do.
+func TestFrameCache(t *testing.T) {
+	ctx := context.Background()
+	r, err := Init(ctx, t.TempDir(), InitOptions{BlockSize: 256 << 10, PackSize: 1 << 20}, nil, Options{NoSync: true, FrameSize: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	data := randomData(12, 1<<20)
+	cp, err := r.Backup(ctx, NewMemSource("v", data), BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := r.OpenCheckpoint(ctx, cp.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(off int64) error {
+		rd.last.Store(-10)
+		got := make([]byte, 4096)
+		if _, err := rd.ReadAt(got, off); err != nil {
+			return err
+		}
+		if !bytes.Equal(got, data[off:off+4096]) {
+			t.Fatalf("read at %d differs", off)
+		}
+		return nil
+	}
+	const hot = 2*256<<10 + 5*16<<10 + 100 // block 2, frame 5
+	if err := read(hot); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(r.dir, "shards")); err != nil {
+		t.Fatal(err)
+	}
+	if err := read(hot); err != nil {
+		t.Fatalf("second read of a decoded frame went to the stores: %v", err)
+	}
+	if err := read(hot + 16<<10); err == nil {
+		t.Fatal("a frame never read came from nowhere: the stores are gone")
+	}
+}
