@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/bench-all.sh: everything `make bench` prints. The repository
 # benchmark (scripts/bench.sh: backup, restore, per-stage costs, restic) runs
-# first; then FUSE and NBD read figures on a 1 GiB checkpoint, and the Ceph
-# figures against a throwaway cluster (scripts/bench-ceph.sh starts one when
+# first, then the reference file-system image beside restic
+# (scripts/bench-reference.sh, issue 13's goals); then FUSE and NBD read
+# figures on a 1 GiB checkpoint, and the Ceph figures against a throwaway cluster (scripts/bench-ceph.sh starts one when
 # CEPH_CONF is unset). Each script prints its figures beside ceilings it
 # measures in the same run; the console's figures (scripts/bench-console.sh)
 # stand beside the API calls the page waits for; the OpenStack figures
@@ -17,6 +18,9 @@ fi
 
 echo "=== repository (scripts/bench.sh)"
 ./scripts/bench.sh
+echo
+echo "=== reference image beside restic (scripts/bench-reference.sh: ext4 of /usr/share and /usr/lib/python3)"
+./scripts/bench-reference.sh
 
 W=$(mktemp -d /tmp/cairn-bench-all.XXXXXX)
 trap 'rm -rf "$W"' EXIT
