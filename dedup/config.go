@@ -15,8 +15,19 @@ const (
 	DefaultPackSize  = 32 << 20
 	maxPackSize      = 1 << 30
 	maxShards        = 64
-	configVersion    = 1
 	configName       = "config"
+)
+
+// Format versions, the config's "version" (docs/format.md §6.1). A cairn
+// refuses a repository of a version it does not know, so that a release
+// that cannot read framed blobs says so instead of calling them corrupt.
+const (
+	// configVersionWhole repositories hold whole blobs only (§9.1); cairn
+	// still writes whole blobs into them, so that the releases that made
+	// them keep reading them, until `cairn repo upgrade`.
+	configVersionWhole = 1
+	// configVersion repositories may hold framed blobs (§9.2).
+	configVersion = 2
 )
 
 // Config is the repository configuration, stored as JSON in every shard store
@@ -75,8 +86,8 @@ func (o *InitOptions) fill() {
 
 func (c *Config) validate() error {
 	switch {
-	case c.Version != configVersion:
-		return fmt.Errorf("config version %d: %w", c.Version, ErrUnsupported)
+	case c.Version < configVersionWhole || c.Version > configVersion:
+		return fmt.Errorf("config version %d (this cairn reads %d to %d; a newer cairn wrote it?): %w", c.Version, configVersionWhole, configVersion, ErrUnsupported)
 	case c.BlockSize < minBlockSize || c.BlockSize > maxBlockSize || c.BlockSize&(c.BlockSize-1) != 0:
 		return fmt.Errorf("block size %d: must be a power of two from 64 KiB to 16 MiB", c.BlockSize)
 	case c.PackSize < 1<<20 || c.PackSize > maxPackSize:

@@ -3,6 +3,7 @@ package dedup
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/bits"
@@ -369,4 +370,39 @@ type frameKey struct {
 	id    ChunkID
 	flags uint8
 	i     uint32
+}
+
+// UpgradeReport says what Upgrade did.
+type UpgradeReport struct {
+	From, To int // format versions (the config's "version")
+}
+
+// Upgrade moves a repository of format 1 (whole blobs only) to the current
+// format, so that new backups store framed blobs: it rewrites the config in
+// every shard store with the new version and nothing else. Old blobs stay
+// as they are and readable. Releases of cairn that predate frames refuse
+// the repository afterwards (unsupported version) instead of misreading
+// it. An upgrade cut off midway leaves copies of both versions; the
+// majority decides what opens, and running Upgrade again completes it.
+func (r *Repository) Upgrade(ctx context.Context) (UpgradeReport, error) {
+	rep := UpgradeReport{From: r.cfg.Version, To: configVersion}
+	if r.cfg.Version >= configVersion {
+		rep.To = r.cfg.Version
+	}
+	next := *r.cfg
+	next.Version = rep.To
+	cb, err := json.MarshalIndent(&next, "", "  ")
+	if err != nil {
+		return rep, err
+	}
+	// Every copy, also when this process already reads the new version:
+	// that completes an upgrade another run left half done.
+	for i, s := range r.stores {
+		if err := s.Put(ctx, configName, cb); err != nil {
+			return rep, fmt.Errorf("write config to shard store %d (%s): %w; run `cairn repo upgrade` again", i, s, err)
+		}
+	}
+	r.cfg = &next
+	r.frameShift = r.framePref
+	return rep, nil
 }

@@ -181,7 +181,7 @@ func TestFormat1Readable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer r.Close()
+			defer func() { r.Close() }()
 			cps, err := r.Checkpoints(ctx)
 			if err != nil || len(cps) != 2 {
 				t.Fatalf("checkpoints: %d, %v; want 2", len(cps), err)
@@ -198,21 +198,58 @@ func TestFormat1Readable(t *testing.T) {
 				}
 				checkRandomReads(t, r, cp.ID, want, 2, 100)
 			}
-			// A new backup: its changed blocks are framed, its unchanged
-			// ones dedup against the old blobs.
+			// A new backup before the upgrade stores whole blobs, which the
+			// release that made the repository can read.
 			v3 := append([]byte(nil), vols["v2"]...)
 			copy(v3[4<<10:], randomData(103, 200<<10))
-			cp3, err := r.Backup(ctx, NewMemSource("vol", v3), BackupOptions{})
+			if _, err := r.Backup(ctx, NewMemSource("vol", v3), BackupOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for fl := range storedFlags(t, r) {
+				if fl&blobFramed != 0 {
+					t.Fatal("a backup into a format 1 repository stored framed blobs")
+				}
+			}
+			up, err := r.Upgrade(ctx)
+			if err != nil || up.From != 1 || up.To != 2 {
+				t.Fatalf("upgrade: %+v, %v; want from 1 to 2", up, err)
+			}
+			// After it, changed blocks are framed; unchanged ones dedup
+			// against the old blobs.
+			v4 := append([]byte(nil), v3...)
+			copy(v4[300<<10:], randomData(104, 100<<10))
+			cp4, err := r.Backup(ctx, NewMemSource("vol", v4), BackupOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if storedFlags(t, r)[framedFlags(14)] == 0 {
-				t.Fatal("a new backup into the old repository stored no framed blob")
+				t.Fatal("a backup after the upgrade stored no framed blob")
 			}
-			if got := restoreBytes(t, r, cp3.ID, cp3.Size); !bytes.Equal(got, v3) {
-				t.Fatal("a new backup into the old repository restores differently")
+			if got := restoreBytes(t, r, cp4.ID, cp4.Size); !bytes.Equal(got, v4) {
+				t.Fatal("a backup after the upgrade restores differently")
 			}
-			checkRandomReads(t, r, cp3.ID, v3, 3, 100)
+			checkRandomReads(t, r, cp4.ID, v4, 3, 100)
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if r, err = Open(ctx, dir, opts); err != nil {
+				t.Fatal(err)
+			}
+			if v := r.Config().Version; v != 2 {
+				t.Fatalf("reopened after the upgrade at format %d, want 2", v)
+			}
+			if up, err := r.Upgrade(ctx); err != nil || up.From != 2 || up.To != 2 {
+				t.Fatalf("second upgrade: %+v, %v; want nothing to do", up, err)
+			}
+			cps, err = r.Checkpoints(ctx)
+			if err != nil || len(cps) != 4 {
+				t.Fatalf("checkpoints after the upgrade: %d, %v; want 4", len(cps), err)
+			}
+			for _, cp := range cps {
+				if got := restoreBytes(t, r, cp.ID, cp.Size); len(got) != int(cp.Size) {
+					t.Fatalf("checkpoint %s does not restore", cp.ID)
+				}
+			}
 			rep, err := r.Verify(ctx, VerifyOptions{Deep: true})
 			if err != nil || !rep.OK {
 				t.Fatalf("verify --deep: %+v, %v", rep, err)
@@ -315,5 +352,26 @@ func TestFrameCache(t *testing.T) {
 	}
 	if err := read(hot + 16<<10); err == nil {
 		t.Fatal("a frame never read came from nowhere: the stores are gone")
+	}
+}
+
+// TestConfigVersions: both formats open; a version from a newer cairn (or
+// none) is refused as unsupported, naming what this cairn reads.
+func TestConfigVersions(t *testing.T) {
+	for _, tc := range []struct {
+		version int
+		ok      bool
+	}{{0, false}, {1, true}, {2, true}, {3, false}} {
+		c := Config{Version: tc.version, ID: "x", BlockSize: 1 << 20, PackSize: 32 << 20, DataShards: 4, ParityShards: 2,
+			Compression: "zstd", IDKey: make([]byte, 32)}
+		err := c.validate()
+		if (err == nil) != tc.ok || (err != nil && (!errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "reads 1 to 2"))) {
+			t.Errorf("version %d: %v, want ok=%v (or unsupported, naming 1 to 2)", tc.version, err, tc.ok)
+		}
+	}
+	// New repositories are of the current format, and write frames.
+	r := TestRepository(t)
+	if v := r.Config().Version; v != configVersion || r.frameShift != defaultFrameShift {
+		t.Fatalf("a new repository is at format %d, frame shift %d; want %d, %d", v, r.frameShift, configVersion, defaultFrameShift)
 	}
 }

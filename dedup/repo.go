@@ -36,6 +36,7 @@ type Repository struct {
 	now    func() time.Time
 
 	frameShift int // of new framed blobs; 0 writes them whole
+	framePref  int // frameShift once the format allows frames (Upgrade)
 	chunks     *lru[ChunkID, []byte]
 	frames     *lru[frameKey, []byte] // decoded frames of random reads
 	frameBufs  sync.Pool              // *frameBuffers of range reads
@@ -266,8 +267,11 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 			return nil, err
 		}
 	}
-	if r.frameShift, err = frameShiftOf(opts.FrameSize); err != nil {
+	if r.framePref, err = frameShiftOf(opts.FrameSize); err != nil {
 		return nil, err
+	}
+	if cfg.Version >= configVersion {
+		r.frameShift = r.framePref
 	}
 	r.frameBufs.New = func() any { return &frameBuffers{} }
 	cache := opts.CacheBytes

@@ -18,7 +18,7 @@ import (
 func newRepoCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "repo",
-		Short: "Create a repository or rebuild its index",
+		Short: "Create, connect or upgrade a repository, or rebuild its index",
 		Long:  "Commands that act on the repository as a whole.",
 		Example: `  cairn --repo /backup/repo repo init
   cairn --repo /backup/repo repo rebuild-index`,
@@ -293,4 +293,43 @@ func parseSizeFlag(name, s string) (int, error) {
 		return 0, usagef("%s %s: out of range", name, s)
 	}
 	return int(n), nil
+}
+
+func newRepoUpgradeCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "upgrade",
+		Short: "Move a repository to the current format (framed chunks)",
+		Long: `Move a repository written in format 1 (whole chunks) to the current format,
+format 2, in which new backups store each chunk as independently compressed
+and sealed 128 KiB frames: random reads (NBD exports, FUSE mounts) then
+decode only the frames they cover. Only the config is rewritten, in every
+shard store; the chunks already stored stay as they are and readable.
+
+Until a repository is upgraded, cairn keeps writing whole chunks into it, so
+that the release that created it can still read it. After the upgrade,
+releases of cairn older than format 2 refuse the repository (an unsupported
+version), rather than misreading it. Upgrading an upgraded repository changes
+nothing. If the command is cut off, run it again.`,
+		Example: `  cairn --repo /backup/repo repo upgrade
+  cairn --repo /backup/repo --json repo upgrade`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withRepo(cmd.Context(), readOnly, func(r *dedup.Repository) error {
+				rep, err := r.Upgrade(cmd.Context())
+				if err != nil {
+					return err
+				}
+				switch {
+				case a.jsonOut:
+					return writeJSON(a.stdout, map[string]int{"format_before": rep.From, "format": rep.To})
+				case a.quiet:
+				case rep.From == rep.To:
+					_, err = fmt.Fprintf(a.stdout, "repository %s is at format %d already\n", r.Config().ID, rep.To)
+				default:
+					_, err = fmt.Fprintf(a.stdout, "repository %s upgraded from format %d to %d: new chunks are stored in frames\n", r.Config().ID, rep.From, rep.To)
+				}
+				return err
+			})
+		},
+	}
 }

@@ -167,7 +167,7 @@ trailing newline) or $CAIRN_PASSWORD.`,
 	_ = pf.MarkHidden("no-sync")
 
 	repo := newRepoCmd(a)
-	repo.AddCommand(newRepoInitCmd(a), newRebuildIndexCmd(a), newRepoConnectCmd(a))
+	repo.AddCommand(newRepoInitCmd(a), newRebuildIndexCmd(a), newRepoConnectCmd(a), newRepoUpgradeCmd(a))
 	root.AddCommand(
 		repo,
 		newBackupCmd(a),
