@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"sync"
@@ -148,6 +149,7 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 		g.Go(func() error {
 			buf := largeBuffer(int(bs))
 			var scratch blobScratch
+			var ds deltaScratch
 			for b := range jobs {
 				n := min(bs, size-b*bs)
 				data := buf[:n]
@@ -176,11 +178,11 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 					results[b].pack = pack // zero when another worker is storing it
 					continue
 				}
-				stored, flags := r.encodeBlob(id, data, &scratch)
+				stored, flags, added := r.encodeBlock(gctx, sess, id, data, parent, b, &scratch, &ds)
 				if results[b].pack, err = pk.add(id, stored, int(n), flags); err != nil {
 					return err
 				}
-				newBytes.Add(n)
+				newBytes.Add(added)
 				newChunks.Add(1)
 			}
 			return nil
@@ -221,10 +223,61 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 	if err := guard.beforeCommit(ctx, sess, bm); err != nil {
 		return nil, fmt.Errorf("backup %s: %w", src.Name(), err)
 	}
+	if err := r.checkDeltaRefs(ctx, sess, guard.verify); err != nil {
+		return nil, fmt.Errorf("backup %s: %w", src.Name(), err)
+	}
 	if err := r.commit(ctx, cp, bm); err != nil {
 		return nil, err
 	}
 	return cp, nil
+}
+
+// encodeBlock encodes new chunk id, block b: as a delta over the parent's
+// version of the block when few of its pages changed, else whole. It
+// returns the plaintext bytes it added (a delta's own pages).
+func (r *Repository) encodeBlock(ctx context.Context, sess *session, id ChunkID, data []byte, parent *BlockMap, b int64, sc *blobScratch, ds *deltaScratch) ([]byte, uint8, int64) {
+	if parent != nil && r.frameShift > 0 {
+		if ref, ok := parent.Lookup(b); ok {
+			ps, ok, err := r.parentPages(ctx, ref.ID, parent.Packs[ref.Pack])
+			if err != nil && ctx.Err() == nil {
+				// The block is stored whole: slower to store, as safe.
+				r.log("block %d: parent chunk %s unreadable, stored whole: %v", b, ref.ID, err)
+			}
+			if ok {
+				if stored, flags, refs, own, ok := r.encodeDelta(id, data, ps, ds); ok {
+					sess.pinRefs(refs)
+					return stored, flags, own
+				}
+			}
+		}
+	}
+	stored, flags := r.encodeBlob(id, data, sc)
+	return stored, flags, int64(len(data))
+}
+
+// checkDeltaRefs makes sure, just before the commit, that every chunk the
+// backup's deltas take pages from is still indexed (a prune in this process
+// may have removed it before the session pinned it) and, when a prune of
+// another process may have run (packs), that its pack still exists.
+func (r *Repository) checkDeltaRefs(ctx context.Context, sess *session, packs bool) error {
+	sess.mu.Lock()
+	refs := maps.Clone(sess.deltaRefs)
+	sess.mu.Unlock()
+	for id := range refs {
+		r.gate.RLock()
+		loc, ok, err := r.idx.lookup(id)
+		r.gate.RUnlock()
+		if err != nil {
+			return fmt.Errorf("index lookup: %w", err)
+		}
+		if ok && packs && r.shardCount(ctx, packName(loc.Pack)) < r.cfg.DataShards {
+			ok = false
+		}
+		if !ok {
+			return fmt.Errorf("checkpoint not committed: chunk %s, which a delta of this backup takes pages from, was removed by a prune; run the backup again: %w", id, ErrChunkNotFound)
+		}
+	}
+	return nil
 }
 
 const (

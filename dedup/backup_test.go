@@ -72,8 +72,10 @@ func TestIncrementalWithChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.ReadBytes != bs || second.NewBytes != bs {
-		t.Fatalf("read %d new %d, want one block (%d) each", second.ReadBytes, second.NewBytes, bs)
+	// The changed block is read whole and stored as a delta: its one
+	// changed page.
+	if second.ReadBytes != bs || second.NewBytes != pageSize {
+		t.Fatalf("read %d new %d, want one block (%d) read and one page (%d) new", second.ReadBytes, second.NewBytes, bs, pageSize)
 	}
 	if second.Parent != first.ID || second.Full {
 		t.Fatalf("parent %q full %v", second.Parent, second.Full)

@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/zeebo/blake3"
@@ -119,7 +120,24 @@ type ChunkID [32]byte
 
 func (id ChunkID) String() string { return fmt.Sprintf("%x", id[:]) }
 
-type hasher struct{ key [32]byte }
+type hasher struct {
+	key [32]byte
+	// pageSeed seeds the page hashes of delta comparisons (delta.go):
+	// derived from the key, so they differ from repository to repository.
+	// They are not cryptographic; a collision would make a delta take an
+	// old page for a new one, and the chunk ID, checked over every block
+	// a restore or verify reads whole, would refuse the block.
+	pageSeed uint64
+}
+
+func (h *hasher) setKey(key []byte) {
+	copy(h.key[:], key)
+	s := h.stream()
+	_, _ = s.Write([]byte("cairn page hashes"))
+	var b [8]byte
+	s.Sum(b[:0])
+	h.pageSeed = binary.LittleEndian.Uint64(b[:])
+}
 
 func (h *hasher) id(data []byte) ChunkID {
 	hh := h.stream()

@@ -18,13 +18,18 @@ import (
 //
 //	table ‖ frame 0 ‖ … ‖ frame n−1
 //
-// table = seal(n × (stored_len u32 | compressed bit 31, xxh3 u64) ‖ xxh3 of
-// the entries u64, AD = chunk ID ‖ "frames"); frame i = seal(payload_i,
+// table = seal(n × (stored_len u32 | compressed bit 31, xxh3 u64) ‖
+// [page hashes] ‖ xxh3 of what precedes u64, AD = chunk ID ‖ "frames");
+// frame i = seal(payload_i,
 // AD = chunk ID ‖ i as u32). Every frame but the last holds frameSize bytes
 // of plaintext, so n and the table's length follow from raw_len and the
 // flags alone, and a reader fetches the table with no lookup first.
 const (
 	blobFramed = 1 << 1
+	// blobPageHashes: the frame table also holds a keyed 128-bit hash of
+	// every 4 KiB page of the chunk, so that a later version of the block
+	// can be compared page by page without reading this one (delta.go).
+	blobPageHashes = 1 << 3
 	// The frame size is 1 << (frameShiftBase + flags>>4): 4 KiB to 128 MiB,
 	// so a later choice needs no new format.
 	frameShiftBase = 12
@@ -56,6 +61,9 @@ func frameShiftOf(size int) (int, error) {
 
 func framedFlags(shift int) uint8 { return blobFramed | uint8(shift-frameShiftBase)<<4 }
 
+// pageCount is how many 4 KiB pages hold rawLen bytes.
+func pageCount(rawLen uint32) int { return int((int64(rawLen) + pageSize - 1) / pageSize) }
+
 // frameSizeOf is the plaintext size of a framed blob's frames.
 func frameSizeOf(flags uint8) int64 { return 1 << (frameShiftBase + int(flags>>4)) }
 
@@ -67,7 +75,11 @@ func frameCount(rawLen uint32, flags uint8) int {
 
 // frameTableLen is the stored length of a framed blob's table.
 func (r *Repository) frameTableLen(e packEntry) int64 {
-	return int64(frameCount(e.RawLen, e.Flags)*frameEntrySize+8) + int64(r.seal.overhead())
+	n := int64(frameCount(e.RawLen, e.Flags)*frameEntrySize + 8)
+	if e.Flags&blobPageHashes != 0 {
+		n += int64(pageCount(e.RawLen) * pageHashSize)
+	}
+	return n + int64(r.seal.overhead())
 }
 
 func frameAD(id ChunkID, i int) []byte {
@@ -84,10 +96,14 @@ type frame struct {
 	compressed bool
 }
 
-// encodeFramed compresses and seals raw frame by frame; like encodeBlob,
-// the result lives in sc until its next use.
-func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift int) ([]byte, uint8) {
+// encodeFramed compresses and seals raw frame by frame, with page hashes in
+// its table when pages is set; like encodeBlob, the result lives in sc
+// until its next use.
+func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift int, pages bool) ([]byte, uint8) {
 	flags := framedFlags(shift)
+	if pages {
+		flags |= blobPageHashes
+	}
 	fs := int(frameSizeOf(flags))
 	n := frameCount(uint32(len(raw)), flags)
 	e := packEntry{ID: id, RawLen: uint32(len(raw)), Flags: flags}
@@ -112,6 +128,9 @@ func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift
 		table = binary.LittleEndian.AppendUint32(table, word)
 		table = binary.LittleEndian.AppendUint64(table, xxh3.Hash(out[start:]))
 	}
+	if pages {
+		table = r.hash.appendPageHashes(table, raw)
+	}
 	table = binary.LittleEndian.AppendUint64(table, xxh3.Hash(table))
 	sc.t = table
 	// The table goes in front, into the room kept for it: seal appends to
@@ -125,24 +144,26 @@ func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift
 
 // decodeFrameTable opens a framed blob's table (in place: sealed is spent)
 // and checks it against e: every frame inside the blob, the lengths adding
-// up to the blob's.
-func (r *Repository) decodeFrameTable(e packEntry, sealed []byte, dst []frame) ([]frame, error) {
-	if e.Flags&^frameFlagsMask != blobFramed {
-		return nil, fmt.Errorf("chunk %s: flags %#x: %w", e.ID, e.Flags, ErrCorrupt)
+// up to the blob's. It returns the page hashes too when the table has them
+// (aliasing sealed).
+func (r *Repository) decodeFrameTable(e packEntry, sealed []byte, dst []frame) ([]frame, []byte, error) {
+	if f := e.Flags &^ frameFlagsMask; f != blobFramed && f != blobFramed|blobPageHashes {
+		return nil, nil, fmt.Errorf("chunk %s: flags %#x: %w", e.ID, e.Flags, ErrCorrupt)
 	}
 	tl := r.frameTableLen(e)
 	if int64(len(sealed)) != tl || tl > int64(e.StoredLen) {
-		return nil, fmt.Errorf("chunk %s: frame table of %d bytes in a %d-byte blob: %w", e.ID, len(sealed), e.StoredLen, ErrCorrupt)
+		return nil, nil, fmt.Errorf("chunk %s: frame table of %d bytes in a %d-byte blob: %w", e.ID, len(sealed), e.StoredLen, ErrCorrupt)
 	}
 	plain, err := r.seal.openInPlace(sealed, tableAD(e.ID))
 	if err != nil {
-		return nil, fmt.Errorf("chunk %s frame table: %w", e.ID, err)
+		return nil, nil, fmt.Errorf("chunk %s frame table: %w", e.ID, err)
 	}
 	body := plain[:len(plain)-8]
 	if xxh3.Hash(body) != binary.LittleEndian.Uint64(plain[len(body):]) {
-		return nil, fmt.Errorf("chunk %s frame table: checksum mismatch: %w", e.ID, ErrCorrupt)
+		return nil, nil, fmt.Errorf("chunk %s frame table: checksum mismatch: %w", e.ID, ErrCorrupt)
 	}
-	n := len(body) / frameEntrySize
+	n := frameCount(e.RawLen, e.Flags)
+	hashes := body[n*frameEntrySize:]
 	fs := frameSizeOf(e.Flags)
 	frames := dst[:0]
 	off := tl
@@ -152,14 +173,14 @@ func (r *Repository) decodeFrameTable(e packEntry, sealed []byte, dst []frame) (
 			sum: binary.LittleEndian.Uint64(body[i*frameEntrySize+4:]), compressed: word&frameCompressed != 0}
 		off += f.n
 		if off > int64(e.StoredLen) {
-			return nil, fmt.Errorf("chunk %s: frame %d ends past the blob's %d bytes: %w", e.ID, i, e.StoredLen, ErrCorrupt)
+			return nil, nil, fmt.Errorf("chunk %s: frame %d ends past the blob's %d bytes: %w", e.ID, i, e.StoredLen, ErrCorrupt)
 		}
 		frames = append(frames, f)
 	}
 	if off != int64(e.StoredLen) {
-		return nil, fmt.Errorf("chunk %s: frames end at %d of %d bytes: %w", e.ID, off, e.StoredLen, ErrCorrupt)
+		return nil, nil, fmt.Errorf("chunk %s: frames end at %d of %d bytes: %w", e.ID, off, e.StoredLen, ErrCorrupt)
 	}
-	return frames, nil
+	return frames, hashes, nil
 }
 
 // decodeFrame checks, opens (in place) and decompresses frame i of chunk
@@ -197,7 +218,7 @@ func (r *Repository) decodeFramed(e packEntry, stored, dst []byte) ([]byte, erro
 	if tl > int64(len(stored)) || len(stored) != int(e.StoredLen) {
 		return nil, fmt.Errorf("chunk %s: %d stored bytes, too few for its frame table: %w", e.ID, len(stored), ErrCorrupt)
 	}
-	frames, err := r.decodeFrameTable(e, stored[:tl], nil)
+	frames, _, err := r.decodeFrameTable(e, stored[:tl], nil)
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +244,7 @@ type frameBuffers struct {
 	read   readBuffers
 	table  []byte
 	frames []frame
+	hashes []byte // page hashes, when the table has them (aliases table)
 	plain  []byte // restore only: a range read's frames go to the cache
 }
 
@@ -239,7 +261,7 @@ func (r *Repository) readFrameTable(ctx context.Context, loc chunkLoc, fb *frame
 		return fmt.Errorf("read chunk %s frame table from pack %s: %w", e.ID, loc.Pack, err)
 	}
 	fb.table = append(fb.table[:0], sealed...)
-	if fb.frames, err = r.decodeFrameTable(e, fb.table, fb.frames); err != nil {
+	if fb.frames, fb.hashes, err = r.decodeFrameTable(e, fb.table, fb.frames); err != nil {
 		return fmt.Errorf("pack %s: %w", loc.Pack, err)
 	}
 	return nil

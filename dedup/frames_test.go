@@ -70,7 +70,8 @@ func TestFramedRoundTrip(t *testing.T) {
 		{"whole chunks", -1, false},
 		{"4 KiB frames", 4 << 10, true},
 		{"default frames", 0, true},
-		{"frames as large as a block", bs, false},
+		// One frame, for the page hashes a later delta compares against.
+		{"frames as large as a block", bs, true},
 	} {
 		for _, enc := range []bool{false, true} {
 			t.Run(tc.name+map[bool]string{false: "", true: " encrypted"}[enc], func(t *testing.T) {
@@ -129,7 +130,7 @@ func TestFramedDamage(t *testing.T) {
 		stored, flags := r.encodeBlob(id, raw, &blobScratch{})
 		e := packEntry{ID: id, StoredLen: uint32(len(stored)), RawLen: uint32(len(raw)), Flags: flags}
 		tl := r.frameTableLen(e)
-		frames, err := r.decodeFrameTable(e, bytes.Clone(stored[:tl]), nil)
+		frames, _, err := r.decodeFrameTable(e, bytes.Clone(stored[:tl]), nil)
 		if err != nil || len(frames) != 16 {
 			t.Fatalf("encrypted=%v: table of %d frames, %v; want 16", enc, len(frames), err)
 		}
@@ -156,7 +157,7 @@ func TestFramedDamage(t *testing.T) {
 		}
 		tbad := bytes.Clone(stored)
 		tbad[5] ^= 1
-		if _, err := r.decodeFrameTable(e, tbad[:tl], nil); !errors.Is(err, ErrCorrupt) {
+		if _, _, err := r.decodeFrameTable(e, tbad[:tl], nil); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("encrypted=%v: damaged frame table: %v, want corrupt", enc, err)
 		}
 		r.Close()
@@ -222,7 +223,7 @@ func TestFormat1Readable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if storedFlags(t, r)[framedFlags(14)] == 0 {
+			if storedFlags(t, r)[framedFlags(14)|blobPageHashes] == 0 {
 				t.Fatal("a backup after the upgrade stored no framed blob")
 			}
 			if got := restoreBytes(t, r, cp4.ID, cp4.Size); !bytes.Equal(got, v4) {
@@ -302,7 +303,7 @@ func TestWriteFramedChecksChunkID(t *testing.T) {
 	copy(ent[12:], tmp)
 	body := swapped[:tl-8]
 	binary.LittleEndian.PutUint64(swapped[tl-8:], xxh3.Hash(body))
-	if _, err := r.decodeFrameTable(e, bytes.Clone(swapped[:tl]), nil); err != nil {
+	if _, _, err := r.decodeFrameTable(e, bytes.Clone(swapped[:tl]), nil); err != nil {
 		t.Fatalf("test bug: the swapped table does not decode: %v", err)
 	}
 	err = r.writeFramed(ctx, put(PackID{2}, swapped), make(sliceTarget, len(raw)), 0, int64(len(raw)), &frameBuffers{})

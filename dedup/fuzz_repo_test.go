@@ -55,7 +55,7 @@ func FuzzDecodeBlob(f *testing.F) {
 		stored, flags := r.encodeBlob(id, raw, &blobScratch{})
 		f.Add(id[:], flags, uint32(len(raw)), stored)
 		// Framed blobs (§9.2), their table and frames, in small frames.
-		stored, flags = r.encodeFramed(id, raw, &blobScratch{}, frameShiftBase)
+		stored, flags = r.encodeFramed(id, raw, &blobScratch{}, frameShiftBase, true)
 		f.Add(id[:], flags, uint32(len(raw)), bytes.Clone(stored))
 	}
 	f.Fuzz(func(t *testing.T, id []byte, flags uint8, rawLen uint32, stored []byte) {

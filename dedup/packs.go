@@ -90,6 +90,14 @@ type chunkBuffers struct {
 // fetchChunkInto reads and decodes the chunk at loc in cb's buffers; the
 // result aliases them and is valid until their next use.
 func (r *Repository) fetchChunkInto(ctx context.Context, loc chunkLoc, cb *chunkBuffers) ([]byte, error) {
+	if loc.Flags&blobDelta != 0 {
+		plain, err := r.decodeDelta(ctx, loc, cb.plain)
+		if err != nil {
+			return nil, err
+		}
+		cb.plain = plain
+		return plain, nil
+	}
 	stored, err := r.obj.readAtInto(ctx, packName(loc.Pack), int64(loc.Offset), int64(loc.StoredLen), &cb.read)
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s from pack %s: %w", loc.ID, loc.Pack, err)

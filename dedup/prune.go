@@ -173,7 +173,10 @@ func (r *Repository) markLive(ctx context.Context, marks *markSet) error {
 			}
 		}
 	}
-	return marks.flush()
+	if err := marks.flush(); err != nil {
+		return err
+	}
+	return r.markDeltaRefs(ctx, marks)
 }
 
 // pruneMarker is written to every shard store before a prune deletes

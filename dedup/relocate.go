@@ -69,6 +69,9 @@ func (r *Repository) loadRange(ctx context.Context, id ChunkID, hint PackID, off
 		return whole(b)
 	}
 	return r.atChunk(ctx, id, hint, func(loc chunkLoc) error {
+		if loc.Flags&blobDelta != 0 {
+			return r.readDelta(ctx, loc, off, p)
+		}
 		if loc.Flags&blobFramed == 0 {
 			b, err := r.readChunk(ctx, loc)
 			if err != nil {

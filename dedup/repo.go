@@ -42,6 +42,8 @@ type Repository struct {
 	frameBufs  sync.Pool              // *frameBuffers of range reads
 	fetches    singleflight.Group
 	headers    *lru[PackID, []packEntry]
+	// deltaHeaders caches decoded delta headers (about 17 KiB each).
+	deltaHeaders *lru[ChunkID, *deltaHeader]
 
 	// gate orders dedup lookups against prune's sweep: a lookup that finds
 	// a chunk pins it under the read lock, and the sweep decides and unlinks
@@ -261,7 +263,7 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	if r.now == nil {
 		r.now = time.Now
 	}
-	copy(r.hash.key[:], keys.ID)
+	r.hash.setKey(keys.ID)
 	if keys.Data != nil {
 		if r.seal, err = newSealer(keys.Data); err != nil {
 			return nil, err
@@ -282,6 +284,7 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	// sequential reader does not flush them: an eighth of the budget.
 	r.chunks = newLRU[ChunkID, []byte](cache - cache/8)
 	r.frames = newLRU[frameKey, []byte](cache / 8)
+	r.deltaHeaders = newLRU[ChunkID, *deltaHeader](1024)
 	// The default level, not the fastest: frames compress each 128 KiB
 	// alone, and on file-system data it wins back most of what that loses
 	// (docs/format.md §9.2) for a quarter more compression time.
@@ -347,8 +350,8 @@ type blobScratch struct{ z, s, t []byte }
 // may alias raw or the scratch buffers: it is valid until the next call with
 // the same scratch, and the packer copies it before that.
 func (r *Repository) encodeBlob(id ChunkID, raw []byte, sc *blobScratch) (stored []byte, flags uint8) {
-	if r.frameShift > 0 && len(raw) > 1<<r.frameShift {
-		return r.encodeFramed(id, raw, sc, r.frameShift)
+	if r.frameShift > 0 && len(raw) > pageSize {
+		return r.encodeFramed(id, raw, sc, r.frameShift, true)
 	}
 	payload := raw
 	if r.cfg.Compression == "zstd" {
@@ -369,6 +372,10 @@ func (r *Repository) encodeBlob(id ChunkID, raw []byte, sc *blobScratch) (stored
 // decompressed into dst (grown when short). The result aliases stored or
 // dst.
 func (r *Repository) decodeBlob(e packEntry, stored, dst []byte) ([]byte, error) {
+	if e.Flags&blobDelta != 0 {
+		// Its pages lie in other chunks too: decodeDelta reads them.
+		return nil, fmt.Errorf("chunk %s is a delta: decodeBlob cannot read it alone", e.ID)
+	}
 	if e.Flags&blobFramed != 0 {
 		return r.decodeFramed(e, stored, dst)
 	}

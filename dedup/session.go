@@ -17,14 +17,18 @@ type session struct {
 	pins     map[ChunkID]struct{}
 	pending  map[ChunkID]PackID // chunks this session stored, and where
 	newPacks map[PackID]struct{}
+	// deltaRefs are the chunks this session's deltas take pages from,
+	// checked before the commit (checkDeltaRefs).
+	deltaRefs map[ChunkID]PackID
 }
 
 func (r *Repository) startSession() *session {
 	s := &session{
-		started:  r.now(),
-		pins:     make(map[ChunkID]struct{}),
-		pending:  make(map[ChunkID]PackID),
-		newPacks: make(map[PackID]struct{}),
+		started:   r.now(),
+		pins:      make(map[ChunkID]struct{}),
+		pending:   make(map[ChunkID]PackID),
+		newPacks:  make(map[PackID]struct{}),
+		deltaRefs: make(map[ChunkID]PackID),
 	}
 	r.gate.Lock()
 	r.sessions[s] = struct{}{}
@@ -81,6 +85,16 @@ func (r *Repository) dedupLookup(s *session, id ChunkID) (pack PackID, exists bo
 func (s *session) pin(id ChunkID) {
 	s.mu.Lock()
 	s.pins[id] = struct{}{}
+	s.mu.Unlock()
+}
+
+// pinRefs pins the chunks a new delta takes pages from.
+func (s *session) pinRefs(refs []deltaRef) {
+	s.mu.Lock()
+	for _, ref := range refs {
+		s.pins[ref.id] = struct{}{}
+		s.deltaRefs[ref.id] = ref.pack
+	}
 	s.mu.Unlock()
 }
 

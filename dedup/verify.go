@@ -224,6 +224,12 @@ func (r *Repository) verifyChunk(ctx context.Context, p PackID, e packEntry) err
 	if xxh3.Hash(stored) != e.Sum {
 		return fmt.Errorf("chunk %s in pack %s: checksum mismatch: %w", e.ID, p, ErrCorrupt)
 	}
+	if e.Flags&blobDelta != 0 {
+		// The pages it takes from other chunks are read and the whole
+		// block checked against its ID, as a restore does.
+		_, err = r.decodeDelta(ctx, chunkLoc{Pack: p, packEntry: e}, nil)
+		return err
+	}
 	_, err = r.decodeBlob(e, stored, nil)
 	return err
 }
