@@ -330,14 +330,13 @@ func (r *Repository) parentPages(ctx context.Context, id ChunkID, hint PackID) (
 			}
 			ps.hashes, ok = h.hashes, true
 		case loc.Flags&blobPageHashes != 0:
-			fb := r.frameBufs.Get().(*frameBuffers)
-			defer r.frameBufs.Put(fb)
-			if err := r.readFrameTable(ctx, loc, fb); err != nil {
+			hashes, err := r.readPageHashes(ctx, loc)
+			if err != nil {
 				return err
 			}
 			ps.refs = []deltaRef{self}
 			ps.src = slices.Repeat([]uint8{1}, pages)
-			ps.hashes, ok = slices.Clone(fb.hashes), true
+			ps.hashes, ok = hashes, true
 		}
 		return nil
 	})

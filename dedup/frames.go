@@ -16,11 +16,13 @@ import (
 // (docs/format.md §9.2). A read of a few KiB of a 4 MiB chunk (an NBD
 // export, a FUSE read) then fetches and decodes one frame, not the chunk.
 //
-//	table ‖ frame 0 ‖ … ‖ frame n−1
+//	table ‖ [page hashes] ‖ frame 0 ‖ … ‖ frame n−1
 //
-// table = seal(n × (stored_len u32 | compressed bit 31, xxh3 u64) ‖
-// [page hashes] ‖ xxh3 of what precedes u64, AD = chunk ID ‖ "frames");
-// frame i = seal(payload_i,
+// table = seal(n × (stored_len u32 | compressed bit 31, xxh3 u64) ‖ xxh3 of
+// the entries u64, AD = chunk ID ‖ "frames"); page hashes, with flag
+// blobPageHashes = seal(one keyed 128-bit hash per 4 KiB page ‖ xxh3 of
+// them u64, AD = chunk ID ‖ "pages"), apart from the table so that a random
+// read does not fetch them; frame i = seal(payload_i,
 // AD = chunk ID ‖ i as u32). Every frame but the last holds frameSize bytes
 // of plaintext, so n and the table's length follow from raw_len and the
 // flags alone, and a reader fetches the table with no lookup first.
@@ -41,7 +43,10 @@ const (
 	frameCompressed   = 1 << 31
 )
 
-var framesTableAD = []byte("frames")
+var (
+	framesTableAD = []byte("frames")
+	pageHashesAD  = []byte("pages")
+)
 
 // frameShiftOf checks Options.FrameSize and returns its log2 (0: write
 // chunks whole).
@@ -75,12 +80,19 @@ func frameCount(rawLen uint32, flags uint8) int {
 
 // frameTableLen is the stored length of a framed blob's table.
 func (r *Repository) frameTableLen(e packEntry) int64 {
-	n := int64(frameCount(e.RawLen, e.Flags)*frameEntrySize + 8)
-	if e.Flags&blobPageHashes != 0 {
-		n += int64(pageCount(e.RawLen) * pageHashSize)
-	}
-	return n + int64(r.seal.overhead())
+	return int64(frameCount(e.RawLen, e.Flags)*frameEntrySize+8) + int64(r.seal.overhead())
 }
+
+// pageHashesLen is the stored length of a framed blob's page hashes, which
+// follow its table (0 without them).
+func (r *Repository) pageHashesLen(e packEntry) int64 {
+	if e.Flags&blobPageHashes == 0 {
+		return 0
+	}
+	return int64(pageCount(e.RawLen)*pageHashSize+8) + int64(r.seal.overhead())
+}
+
+func pagesAD(id ChunkID) []byte { return append(append(id[:0:0], id[:]...), pageHashesAD...) }
 
 func frameAD(id ChunkID, i int) []byte {
 	return binary.LittleEndian.AppendUint32(append(id[:0:0], id[:]...), uint32(i))
@@ -108,10 +120,11 @@ func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift
 	n := frameCount(uint32(len(raw)), flags)
 	e := packEntry{ID: id, RawLen: uint32(len(raw)), Flags: flags}
 	tl := int(r.frameTableLen(e))
-	if need := len(raw) + n*r.seal.overhead() + tl; cap(sc.s) < need {
+	hl := int(r.pageHashesLen(e))
+	if need := len(raw) + n*r.seal.overhead() + tl + hl; cap(sc.s) < need {
 		sc.s = largeBuffer(need)
 	}
-	out := sc.s[:tl]
+	out := sc.s[:tl+hl]
 	table := sc.t[:0]
 	for i := range n {
 		p := raw[i*fs : min(len(raw), (i+1)*fs)]
@@ -128,9 +141,6 @@ func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift
 		table = binary.LittleEndian.AppendUint32(table, word)
 		table = binary.LittleEndian.AppendUint64(table, xxh3.Hash(out[start:]))
 	}
-	if pages {
-		table = r.hash.appendPageHashes(table, raw)
-	}
 	table = binary.LittleEndian.AppendUint64(table, xxh3.Hash(table))
 	sc.t = table
 	// The table goes in front, into the room kept for it: seal appends to
@@ -138,49 +148,90 @@ func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift
 	if got := r.seal.seal(out[:0], table, tableAD(id)); len(got) != tl {
 		panic(fmt.Sprintf("frame table sealed to %d bytes, want %d", len(got), tl))
 	}
+	if pages {
+		ph := r.hash.appendPageHashes(sc.t[:0], raw)
+		ph = binary.LittleEndian.AppendUint64(ph, xxh3.Hash(ph))
+		sc.t = ph
+		if got := r.seal.seal(out[tl:tl], ph, pagesAD(id)); len(got) != hl {
+			panic(fmt.Sprintf("page hashes sealed to %d bytes, want %d", len(got), hl))
+		}
+	}
 	sc.s = out
 	return out, flags
 }
 
 // decodeFrameTable opens a framed blob's table (in place: sealed is spent)
 // and checks it against e: every frame inside the blob, the lengths adding
-// up to the blob's. It returns the page hashes too when the table has them
-// (aliasing sealed).
-func (r *Repository) decodeFrameTable(e packEntry, sealed []byte, dst []frame) ([]frame, []byte, error) {
+// up to the blob's.
+func (r *Repository) decodeFrameTable(e packEntry, sealed []byte, dst []frame) ([]frame, error) {
 	if f := e.Flags &^ frameFlagsMask; f != blobFramed && f != blobFramed|blobPageHashes {
-		return nil, nil, fmt.Errorf("chunk %s: flags %#x: %w", e.ID, e.Flags, ErrCorrupt)
+		return nil, fmt.Errorf("chunk %s: flags %#x: %w", e.ID, e.Flags, ErrCorrupt)
 	}
 	tl := r.frameTableLen(e)
-	if int64(len(sealed)) != tl || tl > int64(e.StoredLen) {
-		return nil, nil, fmt.Errorf("chunk %s: frame table of %d bytes in a %d-byte blob: %w", e.ID, len(sealed), e.StoredLen, ErrCorrupt)
+	if int64(len(sealed)) != tl || tl+r.pageHashesLen(e) > int64(e.StoredLen) {
+		return nil, fmt.Errorf("chunk %s: frame table of %d bytes in a %d-byte blob: %w", e.ID, len(sealed), e.StoredLen, ErrCorrupt)
 	}
 	plain, err := r.seal.openInPlace(sealed, tableAD(e.ID))
 	if err != nil {
-		return nil, nil, fmt.Errorf("chunk %s frame table: %w", e.ID, err)
+		return nil, fmt.Errorf("chunk %s frame table: %w", e.ID, err)
 	}
 	body := plain[:len(plain)-8]
 	if xxh3.Hash(body) != binary.LittleEndian.Uint64(plain[len(body):]) {
-		return nil, nil, fmt.Errorf("chunk %s frame table: checksum mismatch: %w", e.ID, ErrCorrupt)
+		return nil, fmt.Errorf("chunk %s frame table: checksum mismatch: %w", e.ID, ErrCorrupt)
 	}
-	n := frameCount(e.RawLen, e.Flags)
-	hashes := body[n*frameEntrySize:]
+	n := len(body) / frameEntrySize
 	fs := frameSizeOf(e.Flags)
 	frames := dst[:0]
-	off := tl
+	off := tl + r.pageHashesLen(e)
 	for i := range n {
 		word := binary.LittleEndian.Uint32(body[i*frameEntrySize:])
 		f := frame{off: off, n: int64(word &^ frameCompressed), raw: min(fs, int64(e.RawLen)-int64(i)*fs),
 			sum: binary.LittleEndian.Uint64(body[i*frameEntrySize+4:]), compressed: word&frameCompressed != 0}
 		off += f.n
 		if off > int64(e.StoredLen) {
-			return nil, nil, fmt.Errorf("chunk %s: frame %d ends past the blob's %d bytes: %w", e.ID, i, e.StoredLen, ErrCorrupt)
+			return nil, fmt.Errorf("chunk %s: frame %d ends past the blob's %d bytes: %w", e.ID, i, e.StoredLen, ErrCorrupt)
 		}
 		frames = append(frames, f)
 	}
 	if off != int64(e.StoredLen) {
-		return nil, nil, fmt.Errorf("chunk %s: frames end at %d of %d bytes: %w", e.ID, off, e.StoredLen, ErrCorrupt)
+		return nil, fmt.Errorf("chunk %s: frames end at %d of %d bytes: %w", e.ID, off, e.StoredLen, ErrCorrupt)
 	}
-	return frames, hashes, nil
+	return frames, nil
+}
+
+// decodePageHashes opens a framed blob's page hashes (in place: sealed is
+// spent) and checks them.
+func (r *Repository) decodePageHashes(e packEntry, sealed []byte) ([]byte, error) {
+	if int64(len(sealed)) != r.pageHashesLen(e) || len(sealed) == 0 {
+		return nil, fmt.Errorf("chunk %s: page hashes of %d bytes: %w", e.ID, len(sealed), ErrCorrupt)
+	}
+	plain, err := r.seal.openInPlace(sealed, pagesAD(e.ID))
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s page hashes: %w", e.ID, err)
+	}
+	body := plain[:len(plain)-8]
+	if xxh3.Hash(body) != binary.LittleEndian.Uint64(plain[len(body):]) {
+		return nil, fmt.Errorf("chunk %s page hashes: checksum mismatch: %w", e.ID, ErrCorrupt)
+	}
+	return body, nil
+}
+
+// readPageHashes reads and checks the page hashes of the framed chunk at
+// loc.
+func (r *Repository) readPageHashes(ctx context.Context, loc chunkLoc) ([]byte, error) {
+	e := loc.packEntry
+	tl, hl := r.frameTableLen(e), r.pageHashesLen(e)
+	if hl == 0 || tl+hl > int64(e.StoredLen) {
+		return nil, fmt.Errorf("chunk %s: no page hashes in a %d-byte blob: %w", e.ID, e.StoredLen, ErrCorrupt)
+	}
+	sealed, err := r.obj.readAt(ctx, packName(loc.Pack), int64(e.Offset)+tl, hl)
+	if err != nil {
+		return nil, fmt.Errorf("read chunk %s page hashes from pack %s: %w", e.ID, loc.Pack, err)
+	}
+	if sealed, err = r.decodePageHashes(e, sealed); err != nil {
+		return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
+	}
+	return sealed, nil
 }
 
 // decodeFrame checks, opens (in place) and decompresses frame i of chunk
@@ -218,7 +269,7 @@ func (r *Repository) decodeFramed(e packEntry, stored, dst []byte) ([]byte, erro
 	if tl > int64(len(stored)) || len(stored) != int(e.StoredLen) {
 		return nil, fmt.Errorf("chunk %s: %d stored bytes, too few for its frame table: %w", e.ID, len(stored), ErrCorrupt)
 	}
-	frames, _, err := r.decodeFrameTable(e, stored[:tl], nil)
+	frames, err := r.decodeFrameTable(e, stored[:tl], nil)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +295,6 @@ type frameBuffers struct {
 	read   readBuffers
 	table  []byte
 	frames []frame
-	hashes []byte // page hashes, when the table has them (aliases table)
 	plain  []byte // restore only: a range read's frames go to the cache
 }
 
@@ -261,7 +311,7 @@ func (r *Repository) readFrameTable(ctx context.Context, loc chunkLoc, fb *frame
 		return fmt.Errorf("read chunk %s frame table from pack %s: %w", e.ID, loc.Pack, err)
 	}
 	fb.table = append(fb.table[:0], sealed...)
-	if fb.frames, fb.hashes, err = r.decodeFrameTable(e, fb.table, fb.frames); err != nil {
+	if fb.frames, err = r.decodeFrameTable(e, fb.table, fb.frames); err != nil {
 		return fmt.Errorf("pack %s: %w", loc.Pack, err)
 	}
 	return nil

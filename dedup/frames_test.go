@@ -130,7 +130,7 @@ func TestFramedDamage(t *testing.T) {
 		stored, flags := r.encodeBlob(id, raw, &blobScratch{})
 		e := packEntry{ID: id, StoredLen: uint32(len(stored)), RawLen: uint32(len(raw)), Flags: flags}
 		tl := r.frameTableLen(e)
-		frames, _, err := r.decodeFrameTable(e, bytes.Clone(stored[:tl]), nil)
+		frames, err := r.decodeFrameTable(e, bytes.Clone(stored[:tl]), nil)
 		if err != nil || len(frames) != 16 {
 			t.Fatalf("encrypted=%v: table of %d frames, %v; want 16", enc, len(frames), err)
 		}
@@ -157,7 +157,7 @@ func TestFramedDamage(t *testing.T) {
 		}
 		tbad := bytes.Clone(stored)
 		tbad[5] ^= 1
-		if _, _, err := r.decodeFrameTable(e, tbad[:tl], nil); !errors.Is(err, ErrCorrupt) {
+		if _, err := r.decodeFrameTable(e, tbad[:tl], nil); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("encrypted=%v: damaged frame table: %v, want corrupt", enc, err)
 		}
 		r.Close()
@@ -292,8 +292,9 @@ func TestWriteFramedChecksChunkID(t *testing.T) {
 	// Swap frames 1 and 2 (16 KiB each, stored as they are) and their
 	// table entries, and fix the table's checksum.
 	tl := r.frameTableLen(e)
+	fo := tl + r.pageHashesLen(e) // where the frames start
 	swapped := bytes.Clone(stored)
-	f1, f2 := swapped[tl+16<<10:tl+32<<10], swapped[tl+32<<10:tl+48<<10]
+	f1, f2 := swapped[fo+16<<10:fo+32<<10], swapped[fo+32<<10:fo+48<<10]
 	tmp := bytes.Clone(f1)
 	copy(f1, f2)
 	copy(f2, tmp)
@@ -303,7 +304,7 @@ func TestWriteFramedChecksChunkID(t *testing.T) {
 	copy(ent[12:], tmp)
 	body := swapped[:tl-8]
 	binary.LittleEndian.PutUint64(swapped[tl-8:], xxh3.Hash(body))
-	if _, _, err := r.decodeFrameTable(e, bytes.Clone(swapped[:tl]), nil); err != nil {
+	if _, err := r.decodeFrameTable(e, bytes.Clone(swapped[:tl]), nil); err != nil {
 		t.Fatalf("test bug: the swapped table does not decode: %v", err)
 	}
 	err = r.writeFramed(ctx, put(PackID{2}, swapped), make(sliceTarget, len(raw)), 0, int64(len(raw)), &frameBuffers{})

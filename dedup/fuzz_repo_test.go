@@ -2,6 +2,8 @@ package dedup
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"reflect"
 	"testing"
 	"time"
@@ -84,6 +86,101 @@ func FuzzIndexValues(f *testing.F) {
 		}
 		if pi, err := decodePackInfo(b); err == nil && !bytes.Equal(encodePackInfo(pi), b) {
 			t.Fatal("pack info does not re-encode to itself")
+		}
+	})
+}
+
+// FuzzDeltaHeader covers the delta header decoder (§9.3): whatever it
+// accepts is consistent with the chunk it describes.
+func FuzzDeltaHeader(f *testing.F) {
+	r := TestRepository(f)
+	base := randomData(1, 64<<10)
+	data := bytes.Clone(base)
+	copy(data[8<<10:], randomData(2, 100))
+	ps := pageSources{refs: []deltaRef{{id: r.hash.id(base), pack: PackID{3}}}, src: bytes.Repeat([]byte{1}, 16)}
+	ps.hashes = r.hash.appendPageHashes(nil, base)
+	stored, _, _, _, ok := r.encodeDelta(r.hash.id(data), data, ps, &deltaScratch{})
+	if !ok {
+		f.Fatal("seed delta refused")
+	}
+	f.Add(uint32(len(data)), bytes.Clone(stored[4:4+binary.LittleEndian.Uint32(stored)]))
+	f.Add(uint32(100), []byte{deltaVersion, 12, 1, 0, 1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, rawLen uint32, plain []byte) {
+		e := packEntry{ID: ChunkID{9}, RawLen: rawLen % (maxBlockSize + 1)}
+		h, err := decodeDeltaHeader(e, plain, 4)
+		if err != nil {
+			return
+		}
+		pages := pageCount(e.RawLen)
+		if len(h.src) != pages || len(h.hashes) != pages*pageHashSize || len(h.ownIdx) != pages {
+			t.Fatalf("%d sources, %d hash bytes for %d pages", len(h.src), len(h.hashes), pages)
+		}
+		if h.ownBytes <= 0 || h.ownBytes > int64(e.RawLen) || len(h.refs) == 0 || len(h.refs) > maxDeltaRefs {
+			t.Fatalf("own bytes %d of %d, %d references", h.ownBytes, e.RawLen, len(h.refs))
+		}
+		for i, s := range h.src {
+			if int(s) > len(h.refs) || (s == 0) != (h.ownIdx[i] >= 0) {
+				t.Fatalf("page %d: source %d, own index %d", i, s, h.ownIdx[i])
+			}
+		}
+	})
+}
+
+// FuzzReadDelta stores fuzzed delta blobs in a pack beside a real base
+// chunk and reads them back whole: an error or the exact block, never a
+// panic, and never bytes that do not hash to the chunk ID.
+func FuzzReadDelta(f *testing.F) {
+	ctx := context.Background()
+	r, err := Init(ctx, f.TempDir(), InitOptions{BlockSize: 64 << 10, PackSize: 1 << 20}, nil, Options{NoSync: true, FrameSize: 16 << 10})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { r.Close() })
+	base := randomData(1, 64<<10)
+	cp, err := r.Backup(ctx, NewMemSource("v", base), BackupOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	_, bm, err := r.LoadCheckpoint(ctx, cp.ID)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ps, ok, err := r.parentPages(ctx, bm.Chunks[0].ID, bm.Packs[0])
+	if err != nil || !ok {
+		f.Fatalf("parent pages: %v, %v", ok, err)
+	}
+	data := bytes.Clone(base)
+	copy(data[20<<10:], randomData(2, 5000))
+	id := r.hash.id(data)
+	stored, flags, _, _, ok := r.encodeDelta(id, data, ps, &deltaScratch{})
+	if !ok {
+		f.Fatal("seed delta refused")
+	}
+	f.Add(flags, bytes.Clone(stored))
+	f.Add(flags, bytes.Clone(stored[:len(stored)/2]))
+	pack := PackID{0xde, 0x17}
+	f.Fuzz(func(t *testing.T, flags uint8, blob []byte) {
+		if len(blob) == 0 || len(blob) > 1<<20 {
+			return
+		}
+		if _, err := r.obj.put(ctx, packName(pack), blob); err != nil {
+			t.Fatal(err)
+		}
+		r.deltaHeaders.remove(id)
+		r.frames = newLRU[frameKey, []byte](1 << 20)
+		dropHeaderCaches(r) // the shard headers of the last input
+		loc := chunkLoc{Pack: pack, packEntry: packEntry{ID: id, StoredLen: uint32(len(blob)), RawLen: uint32(len(data)), Flags: flags | blobDelta}}
+		// A read that neither ends nor fails is a bug too.
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		got, err := r.decodeDelta(tctx, loc, nil)
+		if err == nil && !bytes.Equal(got, data) {
+			t.Fatal("decodeDelta returned other bytes than the block")
+		}
+		p := make([]byte, 3000)
+		err = r.readDelta(tctx, loc, 19<<10, p)
+		if tctx.Err() != nil {
+			t.Fatalf("reads of a fuzzed delta hung: %v", err)
 		}
 	})
 }
