@@ -242,6 +242,34 @@ type RebuildIndexResult struct {
 	BadPacks    int `json:"unreadable_packs"`
 }
 
+// preferWhole drops from entries the delta copies of chunks the index
+// already has stored whole: prune rewrote those whole, and their delta
+// copies may refer to chunks that are gone.
+func (r *Repository) preferWhole(entries []packEntry) ([]packEntry, error) {
+	var out []packEntry
+	dropped := false
+	for i, e := range entries {
+		drop := false
+		if e.Flags&blobDelta != 0 {
+			loc, ok, err := r.idx.lookup(e.ID)
+			if err != nil {
+				return nil, fmt.Errorf("index lookup %s: %w", e.ID, err)
+			}
+			drop = ok && loc.Flags&blobDelta == 0
+		}
+		switch {
+		case drop && !dropped:
+			out, dropped = append([]packEntry(nil), entries[:i]...), true
+		case dropped && !drop:
+			out = append(out, e)
+		}
+	}
+	if !dropped {
+		return entries, nil
+	}
+	return out, nil
+}
+
 // RebuildIndex recreates the index from the shard stores alone.
 func (r *Repository) RebuildIndex(ctx context.Context) (RebuildIndexResult, error) {
 	var res RebuildIndexResult
@@ -264,7 +292,11 @@ func (r *Repository) RebuildIndex(ctx context.Context) (RebuildIndexResult, erro
 		}
 		n, _ := r.obj.length(ctx, packName(p))
 		pi := packInfo{Created: r.packTime(ctx, p), Length: n, ShardBytes: r.shardBytes(ctx, packName(p)), Chunks: uint32(len(entries))}
-		if err := r.idx.addPack(p, pi, entries); err != nil {
+		indexed, err := r.preferWhole(entries)
+		if err != nil {
+			return err
+		}
+		if err := r.idx.addPack(p, pi, indexed); err != nil {
 			return fmt.Errorf("index pack %s: %w", p, err)
 		}
 		res.Packs++

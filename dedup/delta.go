@@ -5,12 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strings"
-	"sync"
 
 	"github.com/zeebo/blake3"
 	"github.com/zeebo/xxh3"
-	"golang.org/x/sync/errgroup"
 )
 
 // A delta blob stores a block that differs from its parent checkpoint's
@@ -413,73 +410,4 @@ func (r *Repository) encodeDelta(id ChunkID, data []byte, ps pageSources, sc *de
 	out = append(out, payload...)
 	sc.out = out
 	return out, blobDelta | uint8(shift-frameShiftBase)<<4, refs, int64(len(own)), true
-}
-
-// markDeltaRefs marks live every chunk a live delta takes pages from. One
-// pass is enough: a delta never refers to a page its reference does not
-// store itself. A pack whose header cannot be read fails the prune: a live
-// delta in it would leave its references unmarked.
-func (r *Repository) markDeltaRefs(ctx context.Context, marks *markSet) error {
-	var packs []PackID
-	err := r.obj.list(ctx, "packs/", func(name string, shards int) error {
-		if shards < r.cfg.DataShards {
-			return nil // never completed (a killed backup): nothing live in it
-		}
-		if p, err := ParsePackID(name[strings.LastIndexByte(name, '/')+1:]); err == nil {
-			packs = append(packs, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("list packs: %w", err)
-	}
-	var mu sync.Mutex
-	refs := make(map[ChunkID]struct{})
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(pruneWorkers)
-	for _, p := range packs {
-		g.Go(func() error {
-			entries, err := r.packHeader(gctx, p)
-			if err != nil {
-				return fmt.Errorf("pack %s (run `cairn repo verify`, then `repair`): %w", p, err)
-			}
-			var deltas []packEntry
-			for _, e := range entries {
-				if e.Flags&blobDelta != 0 {
-					deltas = append(deltas, e)
-				}
-			}
-			if len(deltas) == 0 {
-				return nil
-			}
-			live, err := marks.live(deltas)
-			if err != nil {
-				return err
-			}
-			for i, e := range deltas {
-				if !live[i] {
-					continue
-				}
-				h, err := r.deltaHeaderOf(gctx, chunkLoc{Pack: p, packEntry: e})
-				if err != nil {
-					return fmt.Errorf("refusing to prune past an unreadable delta chunk: %w", err)
-				}
-				mu.Lock()
-				for _, ref := range h.refs {
-					refs[ref.id] = struct{}{}
-				}
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	for id := range refs {
-		if err := marks.add(id); err != nil {
-			return err
-		}
-	}
-	return marks.flush()
 }

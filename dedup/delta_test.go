@@ -417,3 +417,84 @@ func TestDeltaHeaderRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestDeltaRewriteWhole: with the full checkpoint deleted, the chunks its
+// blocks were stored in live on only for one delta each; prune rewrites
+// those deltas whole and frees the old packs.
+func TestDeltaRewriteWhole(t *testing.T) {
+	ctx := context.Background()
+	const bs = 128 << 10
+	dir := t.TempDir()
+	r, err := Init(ctx, dir, InitOptions{BlockSize: bs, PackSize: 1 << 20}, nil, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { r.Close() }()
+	v1 := randomData(1, 4*bs)
+	cp1, err := r.Backup(ctx, NewMemSource("vol", v1), BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstPacks := objectNames(t, r, "packs/")
+	v2 := bytes.Clone(v1)
+	for b := range 4 {
+		copy(v2[b*bs:], randomData(uint64(10+b), bs/2)) // half of each block
+	}
+	cp2, err := r.Backup(ctx, NewMemSource("vol", v2), BackupOptions{Parent: cp1.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countDeltas(t, r); n != 4 {
+		t.Fatalf("%d delta chunks, want 4", n)
+	}
+	// While the full checkpoint lives, its chunks are referenced directly:
+	// nothing to rewrite.
+	rep, err := r.Prune(ctx, PruneOptions{Grace: -1})
+	if err != nil || rep.DeltasRewritten != 0 {
+		t.Fatalf("prune with both checkpoints: %+v, %v", rep, err)
+	}
+	if err := r.DeleteCheckpoint(ctx, cp1.ID); err != nil {
+		t.Fatal(err)
+	}
+	dry, err := r.Prune(ctx, PruneOptions{Grace: -1, DryRun: true})
+	if err != nil || dry.DeltasRewritten != 4 {
+		t.Fatalf("dry run: %+v, %v; want 4 deltas to rewrite", dry, err)
+	}
+	if countDeltas(t, r) != 4 {
+		t.Fatal("a dry run rewrote deltas")
+	}
+	rep, err = r.Prune(ctx, PruneOptions{Grace: -1})
+	if err != nil || rep.DeltasRewritten != 4 {
+		t.Fatalf("prune: %+v, %v; want 4 deltas rewritten", rep, err)
+	}
+	for _, name := range objectNames(t, r, "packs/") {
+		if slices.Contains(firstPacks, name) {
+			t.Errorf("pack %s of the deleted full checkpoint is still there", name)
+		}
+	}
+	if n := countDeltas(t, r); n != 0 {
+		t.Errorf("%d delta copies left after the prune", n)
+	}
+	check := func(when string) {
+		t.Helper()
+		if got := restoreBytes(t, r, cp2.ID, cp2.Size); !bytes.Equal(got, v2) {
+			t.Fatalf("%s: the remaining checkpoint restores differently", when)
+		}
+		checkRandomReads(t, r, cp2.ID, v2, 8, 50)
+		vr, err := r.Verify(ctx, VerifyOptions{Deep: true})
+		if err != nil || !vr.OK {
+			t.Fatalf("%s: verify --deep: %+v, %v", when, vr, err)
+		}
+	}
+	check("after the prune")
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = Open(ctx, dir, Options{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	check("after an index rebuild")
+}

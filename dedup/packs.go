@@ -181,7 +181,8 @@ func (r *Repository) locate(ctx context.Context, look *lookup) (chunkLoc, error)
 
 // scanPacks reads every pack header and maps each chunk to its pack. A
 // chunk stored twice (a compaction in progress, or two backups storing it
-// at once) maps to the pack with more shards: the other may be being
+// at once) maps to a whole copy over a delta (prune rewrote the delta
+// whole), else to the pack with more shards: the other may be being
 // deleted.
 func (r *Repository) scanPacks(ctx context.Context) (map[ChunkID]chunkLoc, error) {
 	m := make(map[ChunkID]chunkLoc)
@@ -201,8 +202,11 @@ func (r *Repository) scanPacks(ctx context.Context) (map[ChunkID]chunkLoc, error
 		}
 		shards[p] = n
 		for _, e := range entries {
-			if old, dup := m[e.ID]; dup && shards[old.Pack] >= n {
-				continue
+			if old, dup := m[e.ID]; dup {
+				oldWhole, whole := old.Flags&blobDelta == 0, e.Flags&blobDelta == 0
+				if oldWhole != whole && oldWhole || oldWhole == whole && shards[old.Pack] >= n {
+					continue
+				}
 			}
 			m[e.ID] = chunkLoc{Pack: p, packEntry: e}
 		}

@@ -40,6 +40,9 @@ type PruneReport struct {
 	// (BlockedBy names them); nothing was deleted then.
 	PacksLeft int
 	BlockedBy string
+	// DeltasRewritten counts the delta chunks stored whole again because
+	// the chunks they took pages from were otherwise mostly dead.
+	DeltasRewritten int
 }
 
 const (
@@ -108,6 +111,9 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneReport, e
 	if err := r.markLive(ctx, marks); err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
+	if err := r.markDeltaRefs(ctx, marks, o, rep); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
 	if !o.DryRun {
 		if err := r.writePruneMarker(ctx, now, time.Time{}); err != nil {
 			return rep, err
@@ -173,10 +179,7 @@ func (r *Repository) markLive(ctx context.Context, marks *markSet) error {
 			}
 		}
 	}
-	if err := marks.flush(); err != nil {
-		return err
-	}
-	return r.markDeltaRefs(ctx, marks)
+	return marks.flush()
 }
 
 // pruneMarker is written to every shard store before a prune deletes

@@ -98,7 +98,7 @@ func (sw *sweeper) readLive(ctx context.Context, p PackID, own *session) (compac
 		return c, err
 	}
 	c.entries = entries
-	live, err := sw.marks.live(entries)
+	live, err := r.liveEntries(sw.marks, p, entries)
 	if err != nil {
 		return c, err
 	}

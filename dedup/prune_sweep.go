@@ -84,7 +84,7 @@ func (sw *sweeper) visit(ctx context.Context, p PackID, shards int) error {
 		}
 		entries = nil // a write that never finished holds nothing referenced
 	}
-	live, err := sw.marks.live(entries)
+	live, err := r.liveEntries(sw.marks, p, entries)
 	if err != nil {
 		return err
 	}
