@@ -381,6 +381,9 @@ type pruneJSON struct {
 	BytesFreed                 int64 `json:"bytes_freed"`
 	ChunksLive                 int64 `json:"chunks_live"`
 	ChunksDead                 int64 `json:"chunks_dead"`
+	// DeltasRewritten: delta chunks stored whole again so that the chunks
+	// they took pages from could go.
+	DeltasRewritten int `json:"deltas_rewritten"`
 	// PacksLeft and BlockedBy: another process was backing up or
 	// pruning, so nothing was deleted.
 	PacksLeft int    `json:"packs_left,omitempty"`
@@ -391,7 +394,7 @@ func toPruneJSON(r *dedup.PruneReport, dryRun bool) pruneJSON {
 	return pruneJSON{
 		DryRun: dryRun, PacksTotal: r.PacksTotal, PacksDeleted: r.PacksDeleted, PacksCompacted: r.PacksCompacted,
 		PacksKeptGrace: r.PacksKeptGrace, ManifestsIncompleteRemoved: r.ManifestsIncompleteRemoved,
-		BytesFreed: r.BytesFreed, ChunksLive: r.ChunksLive, ChunksDead: r.ChunksDead,
+		BytesFreed: r.BytesFreed, ChunksLive: r.ChunksLive, ChunksDead: r.ChunksDead, DeltasRewritten: r.DeltasRewritten,
 		PacksLeft: r.PacksLeft, BlockedBy: r.BlockedBy,
 	}
 }
@@ -407,6 +410,9 @@ func (a *app) printPruneHuman(r *dedup.PruneReport, dryRun bool) error {
 	t.add("packs", "%d total, %d deleted, %d compacted, %d kept for the grace period",
 		r.PacksTotal, r.PacksDeleted, r.PacksCompacted, r.PacksKeptGrace)
 	t.add("chunks", "%d live, %d dead", r.ChunksLive, r.ChunksDead)
+	if r.DeltasRewritten > 0 {
+		t.add("deltas", "%d rewritten whole, freeing the chunks they took pages from", r.DeltasRewritten)
+	}
 	if r.ManifestsIncompleteRemoved > 0 {
 		t.add("incomplete", "%d interrupted checkpoints removed", r.ManifestsIncompleteRemoved)
 	}
