@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"cairn/dedup/store"
+	"cairn/internal/lru"
 )
 
 // coded stores objects erasure-coded across the repository's k+m shard
@@ -24,7 +25,7 @@ type coded struct {
 	enc       reedsolomon.Encoder // nil when m == 0
 	stores    []store.Store
 	blockSize int
-	headers   *lru[shardKey, *shardHeader]
+	headers   *lru.Cache[shardKey, *shardHeader]
 }
 
 type shardKey struct {
@@ -41,7 +42,7 @@ func newCoded(k, m int, stores []store.Store) (*coded, error) {
 	if len(stores) != k+m {
 		return nil, fmt.Errorf("%d data + %d parity shards need %d shard stores, have %d", k, m, k+m, len(stores))
 	}
-	c := &coded{k: k, m: m, stores: stores, blockSize: checksumBlock, headers: newLRU[shardKey, *shardHeader](16384)}
+	c := &coded{k: k, m: m, stores: stores, blockSize: checksumBlock, headers: lru.New[shardKey, *shardHeader](16384)}
 	if m > 0 {
 		// Parallelism is the caller's choice: packs are encoded by several
 		// uploaders at once, so each encode runs on one goroutine.
@@ -125,7 +126,7 @@ func (c *coded) putPooled(ctx context.Context, name string, data []byte, pool *b
 func (c *coded) delete(ctx context.Context, name string) error {
 	var errs []error
 	for i, s := range c.stores {
-		c.headers.remove(shardKey{name, i})
+		c.headers.Remove(shardKey{name, i})
 		if err := s.Delete(ctx, name); err != nil {
 			errs = append(errs, fmt.Errorf("delete shard %d of %s: %w", i, name, err))
 		}
@@ -139,7 +140,7 @@ func (c *coded) delete(ctx context.Context, name string) error {
 // hostile length costs an error, not memory.
 func (c *coded) header(ctx context.Context, name string, i int) (*shardHeader, error) {
 	key := shardKey{name, i}
-	if h, ok := c.headers.get(key); ok {
+	if h, ok := c.headers.Get(key); ok {
 		return h, nil
 	}
 	h, err := c.readHeader(ctx, name, i)
@@ -149,7 +150,7 @@ func (c *coded) header(ctx context.Context, name string, i int) (*shardHeader, e
 		}
 		return nil, err
 	}
-	c.headers.add(key, h, 1)
+	c.headers.Add(key, h, 1)
 	return h, nil
 }
 

@@ -33,7 +33,7 @@ func TestReadOfDeletedObjectIsNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another process deleted it: this one still has its header cached.
-	c.headers.add(shardKey{"manifests/x", 0}, h, 1)
+	c.headers.Add(shardKey{"manifests/x", 0}, h, 1)
 	_, err = c.readAt(ctx, "manifests/x", 0, 100)
 	if !errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrCorrupt) {
 		t.Fatalf("read of a deleted object: %v, want not found and not corrupt", err)

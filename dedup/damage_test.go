@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"cairn/internal/lru"
 )
 
 // openDamageRepo creates a k+m repository with 64 KiB blocks, 1 MiB packs
@@ -29,8 +31,8 @@ func openDamageRepo(t *testing.T, k, m int, password []byte) *Repository {
 // dropHeaderCaches makes the next reads go to the stores for shard and pack
 // headers too. Tests only: it is not safe against concurrent readers.
 func dropHeaderCaches(r *Repository) {
-	r.headers = newLRU[PackID, []packEntry](4096)
-	r.obj.headers = newLRU[shardKey, *shardHeader](16384)
+	r.headers = lru.New[PackID, []packEntry](4096)
+	r.obj.headers = lru.New[shardKey, *shardHeader](16384)
 }
 
 // shardPath is where the local store keeps shard i of object name.

@@ -163,7 +163,7 @@ func decodeDeltaHeader(e packEntry, plain []byte, subOff int64) (*deltaHeader, e
 // deltaHeaderOf reads and decodes the header of the delta chunk at loc, or
 // takes it from the cache.
 func (r *Repository) deltaHeaderOf(ctx context.Context, loc chunkLoc) (*deltaHeader, error) {
-	if h, ok := r.deltaHeaders.get(loc.ID); ok {
+	if h, ok := r.deltaHeaders.Get(loc.ID); ok {
 		return h, nil
 	}
 	name := packName(loc.Pack)
@@ -190,7 +190,7 @@ func (r *Repository) deltaHeaderOf(ctx context.Context, loc chunkLoc) (*deltaHea
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
 	}
-	r.deltaHeaders.add(loc.ID, h, 1)
+	r.deltaHeaders.Add(loc.ID, h, 1)
 	return h, nil
 }
 
@@ -247,7 +247,7 @@ func (r *Repository) readOwnPages(ctx context.Context, loc chunkLoc, h *deltaHea
 // readPhysical copies bytes [off, off+len(p)) of the chunk ref names into
 // p, without following any further reference.
 func (r *Repository) readPhysical(ctx context.Context, ref deltaRef, off int64, p []byte) error {
-	if b, ok := r.chunks.get(ref.id); ok {
+	if b, ok := r.chunks.Get(ref.id); ok {
 		if off+int64(len(p)) > int64(len(b)) {
 			return fmt.Errorf("chunk %s holds %d bytes, need %d: %w", ref.id, len(b), off+int64(len(p)), ErrCorrupt)
 		}

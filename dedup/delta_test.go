@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/zeebo/xxh3"
+
+	"cairn/internal/lru"
 )
 
 // scatter rewrites n random 4 KiB pages of a copy of data.
@@ -175,9 +177,9 @@ func TestDeltaChainPrune(t *testing.T) {
 			t.Fatalf("prune after deleting %s: %v", gone.id, err)
 		}
 		// Fresh caches: every read goes to the packs that are left.
-		r.chunks = newLRU[ChunkID, []byte](64 << 20)
-		r.frames = newLRU[frameKey, []byte](8 << 20)
-		r.deltaHeaders = newLRU[ChunkID, *deltaHeader](1024)
+		r.chunks = lru.New[ChunkID, []byte](64 << 20)
+		r.frames = lru.New[frameKey, []byte](8 << 20)
+		r.deltaHeaders = lru.New[ChunkID, *deltaHeader](1024)
 		dropHeaderCaches(r)
 		for _, ver := range versions {
 			if got := restoreBytes(t, r, ver.id, int64(len(ver.data))); !bytes.Equal(got, ver.data) {
@@ -277,8 +279,8 @@ func TestDeltaDamage(t *testing.T) {
 		}
 	}
 	dropHeaderCaches(r)
-	r.chunks = newLRU[ChunkID, []byte](64 << 20)
-	r.frames = newLRU[frameKey, []byte](8 << 20)
+	r.chunks = lru.New[ChunkID, []byte](64 << 20)
+	r.frames = lru.New[frameKey, []byte](8 << 20)
 	rep, err := r.Verify(ctx, VerifyOptions{Deep: true})
 	if err != nil {
 		t.Fatal(err)
@@ -377,13 +379,13 @@ func TestDeltaHeaderRefused(t *testing.T) {
 	id := r.hash.id(data)
 	ps := pageSources{refs: []deltaRef{{id: ChunkID{1}}}, src: slices.Repeat([]uint8{1}, 16)}
 	ps.hashes = r.hash.appendPageHashes(nil, randomData(2, 64<<10))
-	stored, flags, _, _, ok := r.encodeDelta(id, data, ps, &deltaScratch{})
-	if ok {
+	if _, _, _, _, ok := r.encodeDelta(id, data, ps, &deltaScratch{}); ok {
 		t.Fatal("a delta with every page changed was not refused")
 	}
 	ps.hashes = r.hash.appendPageHashes(nil, data)
 	copy(ps.hashes, make([]byte, pageHashSize)) // page 0 changed
-	if stored, flags, _, _, ok = r.encodeDelta(id, data, ps, &deltaScratch{}); !ok {
+	stored, flags, _, _, ok := r.encodeDelta(id, data, ps, &deltaScratch{})
+	if !ok {
 		t.Fatal("a delta of one changed page was refused")
 	}
 	e := packEntry{ID: id, RawLen: uint32(len(data)), Flags: flags, StoredLen: uint32(len(stored))}

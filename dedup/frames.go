@@ -401,11 +401,11 @@ func (r *Repository) readFramed(ctx context.Context, loc chunkLoc, off int64, p 
 	// Frames read before come from the frame cache, with no I/O.
 	cached := true
 	for i := first; i <= last && cached; i++ {
-		_, cached = r.frames.get(frameKey{e.ID, e.Flags, uint32(i)})
+		_, cached = r.frames.Get(frameKey{e.ID, e.Flags, uint32(i)})
 	}
 	if cached {
 		for i := first; i <= last; i++ {
-			if plain, ok := r.frames.get(frameKey{e.ID, e.Flags, uint32(i)}); ok {
+			if plain, ok := r.frames.Get(frameKey{e.ID, e.Flags, uint32(i)}); ok {
 				copyOut(i, plain)
 				continue
 			}
@@ -430,7 +430,7 @@ func (r *Repository) readFramed(ctx context.Context, loc chunkLoc, off int64, p 
 		if err := r.decodeFrame(e.ID, i, f, stored[f.off-a:f.off-a+f.n], plain); err != nil {
 			return fmt.Errorf("pack %s: %w", loc.Pack, err)
 		}
-		r.frames.add(frameKey{e.ID, e.Flags, uint32(i)}, plain, f.raw)
+		r.frames.Add(frameKey{e.ID, e.Flags, uint32(i)}, plain, f.raw)
 		copyOut(i, plain)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"cairn/internal/lru"
 )
 
 // Fuzz targets for the decoders that need a repository's keys and codecs.
@@ -166,8 +168,8 @@ func FuzzReadDelta(f *testing.F) {
 		if _, err := r.obj.put(ctx, packName(pack), blob); err != nil {
 			t.Fatal(err)
 		}
-		r.deltaHeaders.remove(id)
-		r.frames = newLRU[frameKey, []byte](1 << 20)
+		r.deltaHeaders.Remove(id)
+		r.frames = lru.New[frameKey, []byte](1 << 20)
 		dropHeaderCaches(r) // the shard headers of the last input
 		loc := chunkLoc{Pack: pack, packEntry: packEntry{ID: id, StoredLen: uint32(len(blob)), RawLen: uint32(len(data)), Flags: flags | blobDelta}}
 		// A read that neither ends nor fails is a bug too.

@@ -178,7 +178,7 @@ func (r *Repository) checkPacksExist(ctx context.Context, sess *session, bm *Blo
 		if err := r.idx.removePack(p, entries); err != nil {
 			r.log("unindex deleted pack %s: %v", p, err)
 		}
-		r.headers.remove(p)
+		r.headers.Remove(p)
 	}
 	if len(gone) > 0 {
 		return fmt.Errorf("checkpoint not committed: %d packs it references (first %s) were deleted by a prune in another process; their index entries are dropped, run the backup again: %w",

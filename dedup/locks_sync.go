@@ -46,7 +46,7 @@ func (r *Repository) syncIndex(ctx context.Context, marker []byte) error {
 			return fmt.Errorf("drop deleted packs from the index: %w", err)
 		}
 		for p := range gone {
-			r.headers.remove(p)
+			r.headers.Remove(p)
 		}
 		r.log("index: dropped %d packs (%d chunks) deleted by another process", len(gone), n)
 	}

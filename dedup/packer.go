@@ -104,7 +104,7 @@ func (p *packer) uploader() error {
 			return fmt.Errorf("write pack %s: %w", sp.id, err)
 		}
 		p.packs.put(sp.data)
-		p.r.headers.add(sp.id, sp.entries, 1)
+		p.r.headers.Add(sp.id, sp.entries, 1)
 		if p.r.idx != nil {
 			pi := packInfo{Created: p.r.now(), Length: int64(len(sp.data)), ShardBytes: n, Chunks: uint32(len(sp.entries))}
 			if err := p.r.idx.addPack(sp.id, pi, sp.entries); err != nil {

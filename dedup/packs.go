@@ -13,7 +13,7 @@ import (
 
 // packHeader reads, opens and caches the header of pack p.
 func (r *Repository) packHeader(ctx context.Context, p PackID) ([]packEntry, error) {
-	if e, ok := r.headers.get(p); ok {
+	if e, ok := r.headers.Get(p); ok {
 		return e, nil
 	}
 	name := packName(p)
@@ -45,14 +45,14 @@ func (r *Repository) packHeader(ctx context.Context, p PackID) ([]packEntry, err
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", p, err)
 	}
-	r.headers.add(p, entries, 1)
+	r.headers.Add(p, entries, 1)
 	return entries, nil
 }
 
 // readChunk returns the plaintext of the chunk at loc, from the cache when it
 // is there. Only the shard ranges that hold the blob are read.
 func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) ([]byte, error) {
-	if b, ok := r.chunks.get(loc.ID); ok {
+	if b, ok := r.chunks.Get(loc.ID); ok {
 		return b, nil
 	}
 	// Concurrent readers of one block (NBD, FUSE read-ahead, a restore of
@@ -69,7 +69,7 @@ func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) ([]byte, error
 }
 
 func (r *Repository) fetchChunk(ctx context.Context, loc chunkLoc) ([]byte, error) {
-	if b, ok := r.chunks.get(loc.ID); ok {
+	if b, ok := r.chunks.Get(loc.ID); ok {
 		return b, nil
 	}
 	// Fresh buffers: the plaintext goes into the cache.
@@ -77,7 +77,7 @@ func (r *Repository) fetchChunk(ctx context.Context, loc chunkLoc) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	r.chunks.add(loc.ID, plain, int64(len(plain)))
+	r.chunks.Add(loc.ID, plain, int64(len(plain)))
 	return plain, nil
 }
 

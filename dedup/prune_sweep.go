@@ -176,7 +176,7 @@ func (sw *sweeper) remove(ctx context.Context, p PackID, entries []packEntry, co
 	if err := r.obj.delete(ctx, packName(p)); err != nil {
 		return true, fmt.Errorf("delete pack %s: %w", p, err)
 	}
-	r.headers.remove(p) // a reader may have cached it again meanwhile
+	r.headers.Remove(p) // a reader may have cached it again meanwhile
 	sw.add(func(rep *PruneReport) { rep.BytesFreed += n })
 	return true, nil
 }
@@ -202,10 +202,10 @@ func (r *Repository) unlinkPack(p PackID, entries []packEntry, copied map[ChunkI
 	if err := r.idx.removePack(p, entries); err != nil {
 		return false, fmt.Errorf("unindex pack %s: %w", p, err)
 	}
-	r.headers.remove(p)
+	r.headers.Remove(p)
 	for _, e := range entries {
 		if _, ok := copied[e.ID]; !ok {
-			r.chunks.remove(e.ID)
+			r.chunks.Remove(e.ID)
 		}
 	}
 	return true, nil

@@ -42,7 +42,7 @@ func (s packSet) has(p PackID) bool {
 // pack hint, from the chunk cache or into it (random reads come back to the
 // same chunks).
 func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) ([]byte, error) {
-	if b, ok := r.chunks.get(id); ok {
+	if b, ok := r.chunks.Get(id); ok {
 		return b, nil
 	}
 	var b []byte
@@ -65,7 +65,7 @@ func (r *Repository) loadRange(ctx context.Context, id ChunkID, hint PackID, off
 		copy(p, b[off:])
 		return nil
 	}
-	if b, ok := r.chunks.get(id); ok {
+	if b, ok := r.chunks.Get(id); ok {
 		return whole(b)
 	}
 	return r.atChunk(ctx, id, hint, func(loc chunkLoc) error {
@@ -129,10 +129,10 @@ func (r *Repository) atChunk(ctx context.Context, id ChunkID, hint PackID, read 
 // its shard headers. Cached chunk plaintext stays: it was checked against
 // its chunk ID, whatever pack it came from.
 func (r *Repository) evictPack(p PackID) {
-	r.headers.remove(p)
+	r.headers.Remove(p)
 	name := packName(p)
 	for i := range r.stores {
-		r.obj.headers.remove(shardKey{name, i})
+		r.obj.headers.Remove(shardKey{name, i})
 	}
 }
 

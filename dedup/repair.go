@@ -177,7 +177,7 @@ func (r *Repository) repairObject(ctx context.Context, c objectCheck) ([]ShardDa
 		if err := r.stores[d.Shard].Put(ctx, c.name, shards[d.Shard]); err != nil {
 			return done, fmt.Errorf("rewrite shard %d of %s: %w", d.Shard, c.name, err)
 		}
-		r.obj.headers.remove(shardKey{c.name, d.Shard})
+		r.obj.headers.Remove(shardKey{c.name, d.Shard})
 		done = append(done, d)
 	}
 	return done, nil
@@ -260,7 +260,7 @@ func (r *Repository) checkShards(ctx context.Context, name string) (objectCheck,
 // bounded whatever the pack size, and checks every block's checksum.
 func (r *Repository) checkShard(ctx context.Context, name string, i int) (*shardHeader, error) {
 	// What is stored now matters, not what was cached when it was read.
-	r.obj.headers.remove(shardKey{name, i})
+	r.obj.headers.Remove(shardKey{name, i})
 	h, err := r.obj.header(ctx, name, i)
 	if err != nil {
 		return nil, err

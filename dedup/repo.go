@@ -17,6 +17,7 @@ import (
 
 	"cairn/dedup/store"
 	"cairn/internal/atomicfile"
+	"cairn/internal/lru"
 )
 
 // Repository is an open cairn repository. It is safe for concurrent use:
@@ -37,13 +38,13 @@ type Repository struct {
 
 	frameShift int // of new framed blobs; 0 writes them whole
 	framePref  int // frameShift once the format allows frames (Upgrade)
-	chunks     *lru[ChunkID, []byte]
-	frames     *lru[frameKey, []byte] // decoded frames of random reads
-	frameBufs  sync.Pool              // *frameBuffers of range reads
+	chunks     *lru.Cache[ChunkID, []byte]
+	frames     *lru.Cache[frameKey, []byte] // decoded frames of random reads
+	frameBufs  sync.Pool                    // *frameBuffers of range reads
 	fetches    singleflight.Group
-	headers    *lru[PackID, []packEntry]
+	headers    *lru.Cache[PackID, []packEntry]
 	// deltaHeaders caches decoded delta headers (about 17 KiB each).
-	deltaHeaders *lru[ChunkID, *deltaHeader]
+	deltaHeaders *lru.Cache[ChunkID, *deltaHeader]
 
 	// gate orders dedup lookups against prune's sweep: a lookup that finds
 	// a chunk pins it under the read lock, and the sweep decides and unlinks
@@ -254,7 +255,7 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	}
 	r := &Repository{
 		cfg: cfg, stores: stores, obj: obj, log: opts.Log, now: opts.Now,
-		headers:  newLRU[PackID, []packEntry](4096),
+		headers:  lru.New[PackID, []packEntry](4096),
 		sessions: make(map[*session]struct{}),
 	}
 	if r.log == nil {
@@ -282,9 +283,9 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	}
 	// Random reads keep their frames apart from whole chunks, so that a
 	// sequential reader does not flush them: an eighth of the budget.
-	r.chunks = newLRU[ChunkID, []byte](cache - cache/8)
-	r.frames = newLRU[frameKey, []byte](cache / 8)
-	r.deltaHeaders = newLRU[ChunkID, *deltaHeader](1024)
+	r.chunks = lru.New[ChunkID, []byte](cache - cache/8)
+	r.frames = lru.New[frameKey, []byte](cache / 8)
+	r.deltaHeaders = lru.New[ChunkID, *deltaHeader](1024)
 	// The default level, not the fastest: frames compress each 128 KiB
 	// alone, and on file-system data it wins back most of what that loses
 	// (docs/format.md §9.2) for a quarter more compression time.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"cairn/internal/lru"
 )
 
 // swapRepo backs up two volumes into a 4+2 repository with 1 MiB packs and
@@ -89,7 +91,7 @@ func TestSwappedShards(t *testing.T) {
 				copyShard(t, r, i, packB, packA, c.asV1)
 			}
 			dropHeaderCaches(r)
-			r.chunks = newLRU[ChunkID, []byte](1)
+			r.chunks = lru.New[ChunkID, []byte](1)
 			for _, deep := range []bool{false, true} {
 				rep, err := r.Verify(ctx, VerifyOptions{Deep: deep})
 				if err != nil {

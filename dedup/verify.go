@@ -183,7 +183,7 @@ func (r *Repository) verifyPack(ctx context.Context, v *verifyState, p PackID, d
 	}
 	// The header is read even with fewer than k good shards: the damage may
 	// lie elsewhere, and then the chunks outside it are still readable.
-	r.headers.remove(p)
+	r.headers.Remove(p)
 	entries, herr := r.packHeader(ctx, p)
 	if herr != nil && ctx.Err() != nil {
 		return ctx.Err()
