@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cairn/internal/bigbuf"
 	"cairn/internal/extent"
 	"golang.org/x/sync/errgroup"
 )
@@ -144,10 +145,10 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 		}
 		return nil
 	})
-	zero := largeBuffer(int(bs))
+	zero := bigbuf.Make(int(bs))
 	for w := 0; w < workers; w++ {
 		g.Go(func() error {
-			buf := largeBuffer(int(bs))
+			buf := bigbuf.Make(int(bs))
 			var scratch blobScratch
 			var ds deltaScratch
 			for b := range jobs {

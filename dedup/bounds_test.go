@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+
+	"cairn/dedup/erasure"
 )
 
 // TestShardHeaderAbsurdLengths writes absurd lengths into one shard's header
@@ -21,13 +23,13 @@ import (
 func TestShardHeaderAbsurdLengths(t *testing.T) {
 	ctx := context.Background()
 	const k = 4
-	u64 := func(off int, v uint64) func([]byte, *shardHeader) {
-		return func(b []byte, _ *shardHeader) { binary.LittleEndian.PutUint64(b[off:], v) }
+	u64 := func(off int, v uint64) func([]byte, *erasure.ShardHeader) {
+		return func(b []byte, _ *erasure.ShardHeader) { binary.LittleEndian.PutUint64(b[off:], v) }
 	}
 	// object claims length L with a matching shard length, so only the
 	// bytes actually stored (or the object's kind) can refute it.
-	object := func(l int64, blockSize uint32) func([]byte, *shardHeader) {
-		return func(b []byte, _ *shardHeader) {
+	object := func(l int64, blockSize uint32) func([]byte, *erasure.ShardHeader) {
+		return func(b []byte, _ *erasure.ShardHeader) {
 			binary.LittleEndian.PutUint64(b[8:], uint64(l))
 			binary.LittleEndian.PutUint64(b[16:], uint64((l+k-1)/k))
 			binary.LittleEndian.PutUint32(b[24:], blockSize)
@@ -35,7 +37,7 @@ func TestShardHeaderAbsurdLengths(t *testing.T) {
 	}
 	cases := []struct {
 		name  string
-		apply func([]byte, *shardHeader)
+		apply func([]byte, *erasure.ShardHeader)
 	}{
 		{"object length 2^62", u64(8, 1<<62)},
 		{"object length negative", u64(8, 1<<63|5)},
@@ -44,10 +46,10 @@ func TestShardHeaderAbsurdLengths(t *testing.T) {
 		{"shard length negative", u64(16, ^uint64(0))},
 		{"2^39-byte object, 512-byte blocks", object(1<<39, 512)},
 		{"2^33-byte object, 512-byte blocks", object(1<<33, 512)},
-		{"larger than the file", func(b []byte, h *shardHeader) { object(h.objectLen+64<<20, uint32(h.blockSize))(b, h) }},
-		{"table larger than the file", func(b []byte, h *shardHeader) { object(h.objectLen, 512)(b, h) }},
-		{"block size 2^31", func(b []byte, _ *shardHeader) { binary.LittleEndian.PutUint32(b[24:], 1<<31) }},
-		{"block size zero", func(b []byte, _ *shardHeader) { binary.LittleEndian.PutUint32(b[24:], 0) }},
+		{"larger than the file", func(b []byte, h *erasure.ShardHeader) { object(h.ObjectLen+64<<20, uint32(h.BlockSize))(b, h) }},
+		{"table larger than the file", func(b []byte, h *erasure.ShardHeader) { object(h.ObjectLen, 512)(b, h) }},
+		{"block size 2^31", func(b []byte, _ *erasure.ShardHeader) { binary.LittleEndian.PutUint32(b[24:], 1<<31) }},
+		{"block size zero", func(b []byte, _ *erasure.ShardHeader) { binary.LittleEndian.PutUint32(b[24:], 0) }},
 	}
 	r := openDamageRepo(t, k, 2, nil)
 	data := randomData(51, 3<<20+77)
@@ -71,7 +73,7 @@ func TestShardHeaderAbsurdLengths(t *testing.T) {
 					}
 					dropHeaderCaches(r)
 				})
-				h, err := parseShardPrefix(orig)
+				h, err := erasure.ParseShardPrefix(orig)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -83,7 +85,7 @@ func TestShardHeaderAbsurdLengths(t *testing.T) {
 				dropHeaderCaches(r)
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
-				_, err = r.obj.header(ctx, name, victim)
+				_, err = r.obj.Header(ctx, name, victim)
 				runtime.ReadMemStats(&after)
 				if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
 					t.Errorf("reading the damaged header allocated %d bytes", grew)
@@ -213,7 +215,7 @@ func TestManifestBomb(t *testing.T) {
 			id := newCheckpointID(r.now())
 			obj := append([]byte(manifestMagic), manifestVersion, 0, 0, 0)
 			obj = append(obj, c.z...)
-			if _, err := r.obj.put(ctx, manifestName(id), obj); err != nil {
+			if _, err := r.obj.Put(ctx, manifestName(id), obj); err != nil {
 				t.Fatal(err)
 			}
 			var before, after runtime.MemStats

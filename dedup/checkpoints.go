@@ -77,11 +77,11 @@ func (r *Repository) commit(ctx context.Context, cp *Checkpoint, bm *BlockMap) e
 	if err != nil {
 		return fmt.Errorf("encode manifest %s: %w", cp.ID, err)
 	}
-	if _, err := r.obj.put(ctx, manifestName(cp.ID), b); err != nil {
+	if _, err := r.obj.Put(ctx, manifestName(cp.ID), b); err != nil {
 		// Some shards may have landed: remove them so that a commit that
 		// reported failure does not surface as a checkpoint. If this fails
 		// too, the checkpoint is complete data-wise and verify reports it.
-		if derr := r.obj.delete(context.WithoutCancel(ctx), manifestName(cp.ID)); derr != nil {
+		if derr := r.obj.Delete(context.WithoutCancel(ctx), manifestName(cp.ID)); derr != nil {
 			r.log("could not withdraw failed commit %s: %v", cp.ID, derr)
 		}
 		return fmt.Errorf("commit checkpoint %s: %w", cp.ID, err)
@@ -101,7 +101,7 @@ func (r *Repository) LoadCheckpoint(ctx context.Context, id string) (*Checkpoint
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := r.obj.get(ctx, manifestName(full))
+	b, err := r.obj.Get(ctx, manifestName(full))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil, fmt.Errorf("%s: %w", id, ErrCheckpointNotFound)
@@ -115,7 +115,7 @@ func (r *Repository) LoadCheckpoint(ctx context.Context, id string) (*Checkpoint
 // Fewer means a commit died midway; such a manifest is not a checkpoint.
 func (r *Repository) manifestIDs(ctx context.Context) ([]string, error) {
 	var ids []string
-	err := r.obj.list(ctx, "manifests/", func(name string, shards int) error {
+	err := r.obj.List(ctx, "manifests/", func(name string, shards int) error {
 		if shards >= r.cfg.DataShards {
 			ids = append(ids, strings.TrimPrefix(name, "manifests/"))
 		}
@@ -134,7 +134,7 @@ func (r *Repository) ResolveID(ctx context.Context, prefix string) (string, erro
 		// A whole ID needs no listing, whose cost grows with the number
 		// of checkpoints: it names a checkpoint if k of its manifest's
 		// shards exist, as manifestIDs would count them.
-		n, err := r.obj.shardCount(ctx, manifestName(prefix))
+		n, err := r.obj.ShardCount(ctx, manifestName(prefix))
 		if n < r.cfg.DataShards {
 			if err != nil {
 				return "", err
@@ -180,7 +180,7 @@ func (r *Repository) Checkpoints(ctx context.Context) ([]*Checkpoint, error) {
 				continue
 			}
 		}
-		b, err := r.obj.get(ctx, manifestName(id))
+		b, err := r.obj.Get(ctx, manifestName(id))
 		if err != nil {
 			return nil, fmt.Errorf("read manifest %s: %w", id, err)
 		}
@@ -223,7 +223,7 @@ func (r *Repository) DeleteCheckpoint(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.obj.delete(ctx, manifestName(full)); err != nil {
+	if err := r.obj.Delete(ctx, manifestName(full)); err != nil {
 		return fmt.Errorf("delete checkpoint %s: %w", full, err)
 	}
 	if r.idx != nil {
@@ -290,7 +290,7 @@ func (r *Repository) RebuildIndex(ctx context.Context) (RebuildIndexResult, erro
 			res.BadPacks++
 			return nil
 		}
-		n, _ := r.obj.length(ctx, packName(p))
+		n, _ := r.obj.Length(ctx, packName(p))
 		pi := packInfo{Created: r.packTime(ctx, p), Length: n, ShardBytes: r.shardBytes(ctx, packName(p)), Chunks: uint32(len(entries))}
 		indexed, err := r.preferWhole(entries)
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"cairn/internal/lru"
+	"cairn/dedup/erasure"
 )
 
 // openDamageRepo creates a k+m repository with 64 KiB blocks, 1 MiB packs
@@ -29,10 +29,10 @@ func openDamageRepo(t *testing.T, k, m int, password []byte) *Repository {
 }
 
 // dropHeaderCaches makes the next reads go to the stores for shard and pack
-// headers too. Tests only: it is not safe against concurrent readers.
+// headers too.
 func dropHeaderCaches(r *Repository) {
-	r.headers = lru.New[PackID, []packEntry](4096)
-	r.obj.headers = lru.New[shardKey, *shardHeader](16384)
+	r.headers.Clear()
+	r.obj.ForgetAll()
 }
 
 // shardPath is where the local store keeps shard i of object name.
@@ -45,7 +45,7 @@ func objectNames(t *testing.T, r *Repository, prefixes ...string) []string {
 	t.Helper()
 	var names []string
 	for _, prefix := range prefixes {
-		err := r.obj.list(context.Background(), prefix, func(name string, _ int) error {
+		err := r.obj.List(context.Background(), prefix, func(name string, _ int) error {
 			names = append(names, name)
 			return nil
 		})
@@ -95,14 +95,14 @@ type damage struct {
 	apply  func(t *testing.T, path string)
 }
 
-func flipAt(off func(h *shardHeader, size int64) int64) func(*testing.T, string) {
+func flipAt(off func(h *erasure.ShardHeader, size int64) int64) func(*testing.T, string) {
 	return func(t *testing.T, path string) {
 		t.Helper()
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := parseShardPrefix(b)
+		h, err := erasure.ParseShardPrefix(b)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
@@ -128,13 +128,15 @@ var damages = []damage{
 			t.Fatal(err)
 		}
 	}},
-	{"flip data", "corrupt", flipAt(func(h *shardHeader, _ int64) int64 { return h.dataOffset() + h.shardLen/2 })},
-	{"flip last byte", "corrupt", flipAt(func(_ *shardHeader, size int64) int64 { return size - 1 })},
-	{"flip magic", "corrupt", flipAt(func(*shardHeader, int64) int64 { return 1 })},
-	{"flip object length", "corrupt", flipAt(func(*shardHeader, int64) int64 { return 8 })},
-	{"flip shard length", "corrupt", flipAt(func(*shardHeader, int64) int64 { return 20 })},
-	{"flip header sum", "corrupt", flipAt(func(*shardHeader, int64) int64 { return 33 })},
-	{"flip checksum table", "corrupt", flipAt(func(h *shardHeader, _ int64) int64 { return shardHeaderSize + 8*int64(h.blocks()/2) + 3 })},
+	{"flip data", "corrupt", flipAt(func(h *erasure.ShardHeader, _ int64) int64 { return h.DataOffset() + h.ShardLen/2 })},
+	{"flip last byte", "corrupt", flipAt(func(_ *erasure.ShardHeader, size int64) int64 { return size - 1 })},
+	{"flip magic", "corrupt", flipAt(func(*erasure.ShardHeader, int64) int64 { return 1 })},
+	{"flip object length", "corrupt", flipAt(func(*erasure.ShardHeader, int64) int64 { return 8 })},
+	{"flip shard length", "corrupt", flipAt(func(*erasure.ShardHeader, int64) int64 { return 20 })},
+	{"flip header sum", "corrupt", flipAt(func(*erasure.ShardHeader, int64) int64 { return 33 })},
+	{"flip checksum table", "corrupt", flipAt(func(h *erasure.ShardHeader, _ int64) int64 {
+		return h.DataOffset() - 8*int64(len(h.Sums)-len(h.Sums)/2) + 3
+	})},
 }
 
 // TestErasureDamage damages up to m shards of every pack and manifest:
@@ -222,7 +224,7 @@ func joinInts(v []int) string {
 // Repair leaves them alone.
 func TestUnrecoverable(t *testing.T) {
 	ctx := context.Background()
-	atStart := flipAt(func(h *shardHeader, _ int64) int64 { return h.dataOffset() })
+	atStart := flipAt(func(h *erasure.ShardHeader, _ int64) int64 { return h.DataOffset() })
 	cases := []struct {
 		name  string
 		k, m  int

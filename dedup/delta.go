@@ -8,6 +8,8 @@ import (
 
 	"github.com/zeebo/blake3"
 	"github.com/zeebo/xxh3"
+
+	"cairn/internal/bigbuf"
 )
 
 // A delta blob stores a block that differs from its parent checkpoint's
@@ -170,7 +172,7 @@ func (r *Repository) deltaHeaderOf(ctx context.Context, loc chunkLoc) (*deltaHea
 	if loc.StoredLen < 4 {
 		return nil, fmt.Errorf("chunk %s: delta blob of %d bytes: %w", loc.ID, loc.StoredLen, ErrCorrupt)
 	}
-	lb, err := r.obj.readAt(ctx, name, int64(loc.Offset), 4)
+	lb, err := r.obj.ReadAt(ctx, name, int64(loc.Offset), 4)
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s delta header from pack %s: %w", loc.ID, loc.Pack, err)
 	}
@@ -178,7 +180,7 @@ func (r *Repository) deltaHeaderOf(ctx context.Context, loc chunkLoc) (*deltaHea
 	if hl+4 >= int64(loc.StoredLen) {
 		return nil, fmt.Errorf("chunk %s: delta header of %d bytes in a %d-byte blob: %w", loc.ID, hl, loc.StoredLen, ErrCorrupt)
 	}
-	sealed, err := r.obj.readAt(ctx, name, int64(loc.Offset)+4, hl)
+	sealed, err := r.obj.ReadAt(ctx, name, int64(loc.Offset)+4, hl)
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s delta header from pack %s: %w", loc.ID, loc.Pack, err)
 	}
@@ -286,7 +288,7 @@ func (r *Repository) readPhysical(ctx context.Context, ref deltaRef, off int64, 
 // short) and checks that it hashes to the chunk ID.
 func (r *Repository) decodeDelta(ctx context.Context, loc chunkLoc, dst []byte) ([]byte, error) {
 	if cap(dst) < int(loc.RawLen) {
-		dst = largeBuffer(int(loc.RawLen))
+		dst = bigbuf.Make(int(loc.RawLen))
 	}
 	dst = dst[:loc.RawLen]
 	if err := r.readDelta(ctx, loc, 0, dst); err != nil {

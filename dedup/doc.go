@@ -16,12 +16,17 @@
 //   - Coded object: a pack or manifest cut into k data shards (the last one
 //     zero-padded) plus m Reed–Solomon parity shards, all under the same
 //     name. Any k intact shards give it back; any byte range can be rebuilt
-//     from the same range of k shards.
+//     from the same range of k shards. Package dedup/erasure.
 //   - Pack: a coded object of blobs followed by a header listing them
 //     (sealed when encrypted) and a 16-byte trailer. Named by 16 random
 //     bytes: packs/xx/<32 hex digits>.
 //   - Blob: the stored form of one chunk: zstd when that saves space, then
-//     AES-256-GCM with the chunk ID as additional data when encrypted.
+//     AES-256-GCM with the chunk ID as additional data when encrypted;
+//     whole, in independently sealed frames (with page hashes), or as a
+//     delta (format.md §9).
+//   - Delta: a chunk stored as the pages that changed since the parent
+//     checkpoint's version of its block, plus references to chunks that
+//     store the other pages themselves: one hop at most (delta.go).
 //   - Chunk: the plaintext of one data block; stored once however many
 //     blocks and checkpoints share it.
 //   - Chunk ID: keyed BLAKE3-256 of a chunk's plaintext, under a secret key

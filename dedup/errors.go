@@ -1,6 +1,10 @@
 package dedup
 
-import "errors"
+import (
+	"errors"
+
+	"cairn/dedup/erasure"
+)
 
 // Sentinel errors. Callers branch on them with errors.Is; the wrapped message
 // carries the context (which pack, which checkpoint).
@@ -12,7 +16,7 @@ var (
 	ErrNeedKey = errors.New("repository is encrypted: give --key-file or set CAIRN_PASSWORD")
 	// ErrCorrupt means stored bytes failed a checksum or authentication and
 	// could not be reconstructed from parity.
-	ErrCorrupt = errors.New("corrupt data")
+	ErrCorrupt = erasure.ErrCorrupt
 	// ErrNoRepository means the location holds no cairn repository.
 	ErrNoRepository = errors.New("no cairn repository here (run `cairn repo init`)")
 	// ErrRepositoryExists means init found an existing repository.
@@ -29,5 +33,5 @@ var (
 	// to it safely (docs/format.md, "The index on a full disk").
 	ErrNoSpace = errors.New("no space left")
 	// ErrUnsupported means the stored data was written by a newer format.
-	ErrUnsupported = errors.New("unsupported format version")
+	ErrUnsupported = erasure.ErrUnsupported
 )

@@ -9,6 +9,9 @@ import (
 	"math/bits"
 
 	"github.com/zeebo/xxh3"
+
+	"cairn/dedup/erasure"
+	"cairn/internal/bigbuf"
 )
 
 // A framed blob stores a chunk as independent frames, each compressed and
@@ -122,7 +125,7 @@ func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift
 	tl := int(r.frameTableLen(e))
 	hl := int(r.pageHashesLen(e))
 	if need := len(raw) + n*r.seal.overhead() + tl + hl; cap(sc.s) < need {
-		sc.s = largeBuffer(need)
+		sc.s = bigbuf.Make(need)
 	}
 	out := sc.s[:tl+hl]
 	table := sc.t[:0]
@@ -224,7 +227,7 @@ func (r *Repository) readPageHashes(ctx context.Context, loc chunkLoc) ([]byte, 
 	if hl == 0 || tl+hl > int64(e.StoredLen) {
 		return nil, fmt.Errorf("chunk %s: no page hashes in a %d-byte blob: %w", e.ID, e.StoredLen, ErrCorrupt)
 	}
-	sealed, err := r.obj.readAt(ctx, packName(loc.Pack), int64(e.Offset)+tl, hl)
+	sealed, err := r.obj.ReadAt(ctx, packName(loc.Pack), int64(e.Offset)+tl, hl)
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s page hashes from pack %s: %w", e.ID, loc.Pack, err)
 	}
@@ -274,7 +277,7 @@ func (r *Repository) decodeFramed(e packEntry, stored, dst []byte) ([]byte, erro
 		return nil, err
 	}
 	if cap(dst) < int(e.RawLen) {
-		dst = largeBuffer(int(e.RawLen))
+		dst = bigbuf.Make(int(e.RawLen))
 	}
 	dst = dst[:e.RawLen]
 	fs := frameSizeOf(e.Flags)
@@ -292,7 +295,7 @@ func (r *Repository) decodeFramed(e packEntry, stored, dst []byte) ([]byte, erro
 // frameBuffers are the reusable buffers of one range read or restore of a
 // framed blob.
 type frameBuffers struct {
-	read   readBuffers
+	read   erasure.ReadBuffers
 	table  []byte
 	frames []frame
 	plain  []byte // restore only: a range read's frames go to the cache
@@ -306,7 +309,7 @@ func (r *Repository) readFrameTable(ctx context.Context, loc chunkLoc, fb *frame
 	if tl > int64(e.StoredLen) {
 		return fmt.Errorf("chunk %s: frame table of %d bytes in a %d-byte blob: %w", e.ID, tl, e.StoredLen, ErrCorrupt)
 	}
-	sealed, err := r.obj.readAtInto(ctx, packName(loc.Pack), int64(e.Offset), tl, &fb.read)
+	sealed, err := r.obj.ReadAtInto(ctx, packName(loc.Pack), int64(e.Offset), tl, &fb.read)
 	if err != nil {
 		return fmt.Errorf("read chunk %s frame table from pack %s: %w", e.ID, loc.Pack, err)
 	}
@@ -353,7 +356,7 @@ func (r *Repository) writeFramed(ctx context.Context, loc chunkLoc, w io.WriterA
 			j++
 		}
 		a, b := frames[i].off, frames[j-1].off+frames[j-1].n
-		stored, err := r.obj.readAtInto(ctx, packName(loc.Pack), int64(e.Offset)+a, b-a, &fb.read)
+		stored, err := r.obj.ReadAtInto(ctx, packName(loc.Pack), int64(e.Offset)+a, b-a, &fb.read)
 		if err != nil {
 			return fmt.Errorf("read chunk %s frames %d-%d from pack %s: %w", e.ID, i, j-1, loc.Pack, err)
 		}
@@ -420,7 +423,7 @@ func (r *Repository) readFramed(ctx context.Context, loc chunkLoc, off int64, p 
 		return err
 	}
 	a, b := fb.frames[first].off, fb.frames[last].off+fb.frames[last].n
-	stored, err := r.obj.readAtInto(ctx, packName(loc.Pack), int64(e.Offset)+a, b-a, &fb.read)
+	stored, err := r.obj.ReadAtInto(ctx, packName(loc.Pack), int64(e.Offset)+a, b-a, &fb.read)
 	if err != nil {
 		return fmt.Errorf("read chunk %s frames %d-%d from pack %s: %w", e.ID, first, last, loc.Pack, err)
 	}

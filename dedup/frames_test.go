@@ -280,7 +280,7 @@ func TestWriteFramedChecksChunkID(t *testing.T) {
 	stored, flags := r.encodeBlob(id, raw, &blobScratch{})
 	e := packEntry{ID: id, StoredLen: uint32(len(stored)), RawLen: uint32(len(raw)), Flags: flags}
 	put := func(p PackID, blob []byte) chunkLoc {
-		if _, err := r.obj.put(ctx, packName(p), blob); err != nil {
+		if _, err := r.obj.Put(ctx, packName(p), blob); err != nil {
 			t.Fatal(err)
 		}
 		return chunkLoc{Pack: p, packEntry: e}

@@ -165,7 +165,7 @@ func FuzzReadDelta(f *testing.F) {
 		if len(blob) == 0 || len(blob) > 1<<20 {
 			return
 		}
-		if _, err := r.obj.put(ctx, packName(pack), blob); err != nil {
+		if _, err := r.obj.Put(ctx, packName(pack), blob); err != nil {
 			t.Fatal(err)
 		}
 		r.deltaHeaders.Remove(id)

@@ -2,10 +2,8 @@ package dedup
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -17,48 +15,6 @@ import (
 // damaged or hostile: decoders must return an error, never panic or
 // allocate without bound, and what they accept must survive re-encoding.
 // Seeds are real encodings, so mutations start from valid input.
-
-func FuzzShardHeader(f *testing.F) {
-	for _, n := range []int{0, 1, 511, 512, 513, 3 * 512, 3000} {
-		data := randomData(uint64(n), n)
-		f.Add(encodeShard("packs/x", 1, 0, 0, int64(n), 512, data))
-		f.Add(encodeShard("manifests/y", 4, 2, 5, int64(max(0, 4*n-3)), checksumBlock, data))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		fixed, ferr := parseShardFixed(b)
-		h, err := parseShardPrefix(b)
-		if err != nil {
-			return
-		}
-		if ferr != nil {
-			t.Fatalf("prefix accepted what the fixed header parser refused: %v", ferr)
-		}
-		if fixed.k != h.k || fixed.shardLen != h.shardLen || fixed.blockSize != h.blockSize {
-			t.Fatal("fixed and full header parsers disagree")
-		}
-		if h.shardLen != (h.objectLen+int64(h.k)-1)/int64(h.k) {
-			t.Fatalf("shard length %d accepted for a %d-byte object in %d shards", h.shardLen, h.objectLen, h.k)
-		}
-		if len(h.sums) != h.blocks() || h.dataOffset() > int64(len(b)) {
-			t.Fatalf("table of %d sums for %d blocks, data at %d of %d bytes", len(h.sums), h.blocks(), h.dataOffset(), len(b))
-		}
-		data := b[h.dataOffset():]
-		if int64(len(data)) > h.shardLen {
-			data = data[:h.shardLen]
-		}
-		// Any block-aligned range may be checked, including one past the
-		// table: a reader must get an answer, not a panic.
-		for off := int64(0); off <= int64(len(data)); off += int64(h.blockSize) {
-			h.verifyRange(off, data[off:])
-		}
-		if int64(len(data)) == h.shardLen && h.verifyRange(0, data) < 0 {
-			again, err := parseShardPrefix(encodeShard("", h.k, h.m, h.index, h.objectLen, h.blockSize, data))
-			if err != nil || !sameShard(again, h) {
-				t.Fatalf("re-encoded shard header differs: %v", err)
-			}
-		}
-	})
-}
 
 func FuzzDecodePackHeader(f *testing.F) {
 	entries := []packEntry{
@@ -226,46 +182,6 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if b2, _ := json.Marshal(cfg2); !bytes.Equal(b2, again) {
 			t.Fatal("config changed across a re-encode")
-		}
-	})
-}
-
-// FuzzShardObject stores b as the only shard of a pack and reads it the way
-// every reader does: whatever the header claims, the read allocates no more
-// than the bytes stored, and what it accepts is exactly the stored object.
-func FuzzShardObject(f *testing.F) {
-	const name = "packs/ab/abababababababababababababababab"
-	for _, n := range []int{0, 1, 512, 3000} {
-		data := randomData(uint64(n), n)
-		f.Add(encodeShard(name, 1, 0, 0, int64(n), 512, data))
-		f.Add(encodeShard("packs/other", 1, 0, 0, int64(n), 512, data))
-	}
-	v1 := encodeShard(name, 1, 0, 0, 600, 512, randomData(7, 600))
-	v1[4] = 1
-	binary.LittleEndian.PutUint32(v1[28:], 0)
-	f.Add(v1)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		ctx := context.Background()
-		s := store.NewMem()
-		if err := s.Put(ctx, name, b); err != nil {
-			t.Fatal(err)
-		}
-		c, err := newCoded(1, 0, []store.Store{s})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err := c.header(ctx, name, 0)
-		if err != nil {
-			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) {
-				t.Fatalf("header error is neither corrupt nor unsupported: %v", err)
-			}
-			return
-		}
-		if h.dataOffset()+h.shardLen != int64(len(b)) || !h.belongsTo(name) {
-			t.Fatalf("header of a %d-byte shard accepted: data at %d, %d bytes, tag %08x", len(b), h.dataOffset(), h.shardLen, h.tag)
-		}
-		if got, err := c.get(ctx, name); err == nil && int64(len(got)) != h.objectLen {
-			t.Fatalf("read %d bytes of a %d-byte object", len(got), h.objectLen)
 		}
 	})
 }

@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/sync/errgroup"
+
+	"cairn/dedup/store"
 )
 
 // pruneWaitPoll is how often a committing backup looks again whether the
@@ -262,7 +265,7 @@ func (r *Repository) readPruneMarker(ctx context.Context) ([]byte, error) {
 		}
 		errs = append(errs, fmt.Errorf("shard store %d: %w", i, err))
 	}
-	if allNotFound(errs) {
+	if !slices.ContainsFunc(errs, func(err error) bool { return !errors.Is(err, store.ErrNotFound) }) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("read %s: %w", pruneMarkerName, errors.Join(errs...))

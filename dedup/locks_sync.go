@@ -25,7 +25,7 @@ func (r *Repository) syncIndex(ctx context.Context, marker []byte) error {
 		return fmt.Errorf("read index: %w", err)
 	}
 	present := make(map[PackID]bool, len(indexed))
-	err = r.obj.list(ctx, "packs/", func(name string, shards int) error {
+	err = r.obj.List(ctx, "packs/", func(name string, shards int) error {
 		if p, err := ParsePackID(name[strings.LastIndexByte(name, '/')+1:]); err == nil && shards >= r.cfg.DataShards {
 			present[p] = true
 		}

@@ -26,7 +26,7 @@ func TestOrphanPacksAreNotDamage(t *testing.T) {
 	id := r.hash.id(blob)
 	hdr := encodePackHeader([]packEntry{{ID: id, StoredLen: uint32(len(blob)), RawLen: uint32(len(blob)), Sum: xxh3.Hash(blob)}})
 	data := append(append(append([]byte(nil), blob...), hdr...), encodePackTrailer(len(hdr))...)
-	if _, err := r.obj.put(ctx, packName(orphan), data); err != nil {
+	if _, err := r.obj.Put(ctx, packName(orphan), data); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < r.cfg.ParityShards+1; i++ {

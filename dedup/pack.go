@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
+	"strings"
 )
 
 // PackID names a pack: 16 random bytes, written as 32 hex digits.
@@ -142,3 +144,25 @@ func decodePackTrailer(t []byte, packLen int64) (int64, error) {
 }
 
 func packHeaderAD(p PackID) []byte { return append([]byte("pack:"), p[:]...) }
+
+// maxObjectLen is the largest logical length an object named name may have
+// (erasure.New's bound): a pack holds at most the largest pack size, one
+// block beyond it and a header of at most maxPackEntries entries; a
+// manifest at most its largest body, sealed. Anything else is bounded by
+// the erasure layer's own limit alone.
+func maxObjectLen(name string) int64 {
+	switch {
+	case strings.HasPrefix(name, "packs/"):
+		return maxPackObject
+	case strings.HasPrefix(name, "manifests/"):
+		return maxManifestObject
+	}
+	return math.MaxInt64
+}
+
+const (
+	maxPackObject     = maxPackSize + 2*maxBlockSize + 4 + maxPackEntries*packEntrySize + sealOverhead + packTrailerSize
+	maxManifestObject = 8 + maxManifestBody + sealOverhead
+	// sealOverhead bounds what sealing adds to a plaintext (nonce and tag).
+	sealOverhead = 64
+)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/zeebo/xxh3"
 	"golang.org/x/sync/errgroup"
+
+	"cairn/internal/bigbuf"
 )
 
 // packer appends blobs to the open pack and hands sealed packs to a bounded
@@ -27,7 +29,7 @@ type packer struct {
 
 	// packs and shards recycle the pack buffers and shard objects of
 	// this backup.
-	packs, shards *bufferPool
+	packs, shards *bigbuf.Pool
 
 	statsMu     sync.Mutex
 	storedBytes int64
@@ -44,7 +46,7 @@ func newPacker(ctx context.Context, r *Repository, s *session, uploaders int) *p
 	// Buffers for the packs being uploaded and the one being filled; for
 	// each upload, k+m shard objects.
 	p := &packer{r: r, s: s, uploads: make(chan sealedPack), g: g, ctx: gctx,
-		packs: newBufferPool(uploaders + 1), shards: newBufferPool(uploaders * (r.cfg.DataShards + r.cfg.ParityShards))}
+		packs: bigbuf.NewPool(uploaders + 1), shards: bigbuf.NewPool(uploaders * (r.cfg.DataShards + r.cfg.ParityShards))}
 	for i := 0; i < uploaders; i++ {
 		g.Go(p.uploader)
 	}
@@ -58,7 +60,7 @@ func (p *packer) add(id ChunkID, stored []byte, rawLen int, flags uint8) (PackID
 	defer p.mu.Unlock()
 	if p.buf == nil {
 		p.id = newPackID()
-		p.buf = p.packs.get(p.r.cfg.PackSize + maxBlockSize)[:0]
+		p.buf = p.packs.Get(p.r.cfg.PackSize + maxBlockSize)[:0]
 		p.s.mu.Lock()
 		p.s.newPacks[p.id] = struct{}{}
 		p.s.mu.Unlock()
@@ -99,11 +101,11 @@ func (p *packer) sealLocked() error {
 
 func (p *packer) uploader() error {
 	for sp := range p.uploads {
-		n, err := p.r.obj.putPooled(p.ctx, packName(sp.id), sp.data, p.shards)
+		n, err := p.r.obj.PutPooled(p.ctx, packName(sp.id), sp.data, p.shards)
 		if err != nil {
 			return fmt.Errorf("write pack %s: %w", sp.id, err)
 		}
-		p.packs.put(sp.data)
+		p.packs.Put(sp.data)
 		p.r.headers.Add(sp.id, sp.entries, 1)
 		if p.r.idx != nil {
 			pi := packInfo{Created: p.r.now(), Length: int64(len(sp.data)), ShardBytes: n, Chunks: uint32(len(sp.entries))}

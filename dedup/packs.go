@@ -8,6 +8,7 @@ import (
 
 	"github.com/zeebo/xxh3"
 
+	"cairn/dedup/erasure"
 	"cairn/dedup/store"
 )
 
@@ -17,14 +18,14 @@ func (r *Repository) packHeader(ctx context.Context, p PackID) ([]packEntry, err
 		return e, nil
 	}
 	name := packName(p)
-	n, err := r.obj.length(ctx, name)
+	n, err := r.obj.Length(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", p, err)
 	}
 	if n < packTrailerSize {
 		return nil, fmt.Errorf("pack %s of %d bytes: %w", p, n, ErrCorrupt)
 	}
-	t, err := r.obj.readAt(ctx, name, n-packTrailerSize, packTrailerSize)
+	t, err := r.obj.ReadAt(ctx, name, n-packTrailerSize, packTrailerSize)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s trailer: %w", p, err)
 	}
@@ -33,7 +34,7 @@ func (r *Repository) packHeader(ctx context.Context, p PackID) ([]packEntry, err
 		return nil, fmt.Errorf("pack %s: %w", p, err)
 	}
 	blobsEnd := n - packTrailerSize - hl
-	sealed, err := r.obj.readAt(ctx, name, blobsEnd, hl)
+	sealed, err := r.obj.ReadAt(ctx, name, blobsEnd, hl)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s header: %w", p, err)
 	}
@@ -83,7 +84,7 @@ func (r *Repository) fetchChunk(ctx context.Context, loc chunkLoc) ([]byte, erro
 
 // chunkBuffers are the reusable buffers of one chunk fetch at a time.
 type chunkBuffers struct {
-	read  readBuffers
+	read  erasure.ReadBuffers
 	plain []byte
 }
 
@@ -98,7 +99,7 @@ func (r *Repository) fetchChunkInto(ctx context.Context, loc chunkLoc, cb *chunk
 		cb.plain = plain
 		return plain, nil
 	}
-	stored, err := r.obj.readAtInto(ctx, packName(loc.Pack), int64(loc.Offset), int64(loc.StoredLen), &cb.read)
+	stored, err := r.obj.ReadAtInto(ctx, packName(loc.Pack), int64(loc.Offset), int64(loc.StoredLen), &cb.read)
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s from pack %s: %w", loc.ID, loc.Pack, err)
 	}
@@ -187,7 +188,7 @@ func (r *Repository) locate(ctx context.Context, look *lookup) (chunkLoc, error)
 func (r *Repository) scanPacks(ctx context.Context) (map[ChunkID]chunkLoc, error) {
 	m := make(map[ChunkID]chunkLoc)
 	shards := make(map[PackID]int)
-	err := r.obj.list(ctx, "packs/", func(name string, n int) error {
+	err := r.obj.List(ctx, "packs/", func(name string, n int) error {
 		p, err := ParsePackID(name[strings.LastIndexByte(name, '/')+1:])
 		if err != nil {
 			return nil // not ours: ignore stray files
@@ -220,7 +221,7 @@ func (r *Repository) scanPacks(ctx context.Context) (map[ChunkID]chunkLoc, error
 
 // listPacks calls fn for every pack any shard store holds a shard of.
 func (r *Repository) listPacks(ctx context.Context, fn func(PackID) error) error {
-	return r.obj.list(ctx, "packs/", func(name string, _ int) error {
+	return r.obj.List(ctx, "packs/", func(name string, _ int) error {
 		base := name[strings.LastIndexByte(name, '/')+1:]
 		p, err := ParsePackID(base)
 		if err != nil {

@@ -158,7 +158,7 @@ func (r *Repository) markLive(ctx context.Context, marks *markSet) error {
 		return fmt.Errorf("list checkpoints: %w", err)
 	}
 	for _, id := range ids {
-		b, err := r.obj.get(ctx, manifestName(id))
+		b, err := r.obj.Get(ctx, manifestName(id))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -220,7 +220,7 @@ func (r *Repository) writePruneMarker(ctx context.Context, now, finished time.Ti
 func (r *Repository) removeIncompleteManifests(ctx context.Context, fence time.Time, dry bool) (int, error) {
 	fence = fence.Truncate(time.Millisecond) // IDs carry milliseconds
 	var names []string
-	err := r.obj.list(ctx, "manifests/", func(name string, shards int) error {
+	err := r.obj.List(ctx, "manifests/", func(name string, shards int) error {
 		t, ok := checkpointIDTime(strings.TrimPrefix(name, "manifests/"))
 		if shards < r.cfg.DataShards && ok && t.Before(fence) {
 			names = append(names, name)
@@ -240,7 +240,7 @@ func (r *Repository) removeIncompleteManifests(ctx context.Context, fence time.T
 		return len(names), nil
 	}
 	for i, name := range names {
-		if err := r.obj.delete(ctx, name); err != nil {
+		if err := r.obj.Delete(ctx, name); err != nil {
 			return i, fmt.Errorf("remove incomplete manifest: %w", err)
 		}
 	}

@@ -107,7 +107,7 @@ func (sw *sweeper) readLive(ctx context.Context, p PackID, own *session) (compac
 		if _, ok := held[e.ID]; !live[i] && !ok {
 			continue
 		}
-		b, err := r.obj.readAt(ctx, packName(p), int64(e.Offset), int64(e.StoredLen))
+		b, err := r.obj.ReadAt(ctx, packName(p), int64(e.Offset), int64(e.StoredLen))
 		if err != nil {
 			return c, fmt.Errorf("read chunk %s: %w", e.ID, err)
 		}

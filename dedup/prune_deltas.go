@@ -132,7 +132,7 @@ func (r *Repository) markDeltaRefs(ctx context.Context, marks *markSet, o PruneO
 // liveDeltas lists the live, current delta chunks of every complete pack.
 func (r *Repository) liveDeltas(ctx context.Context, marks *markSet) ([]liveDelta, error) {
 	var packs []PackID
-	err := r.obj.list(ctx, "packs/", func(name string, shards int) error {
+	err := r.obj.List(ctx, "packs/", func(name string, shards int) error {
 		if shards < r.cfg.DataShards {
 			return nil // never completed (a killed backup): nothing live in it
 		}

@@ -48,7 +48,7 @@ func (sw *sweeper) run(ctx context.Context) error {
 		shards int
 	}
 	var packs []listed
-	err := sw.r.obj.list(ctx, "packs/", func(name string, shards int) error {
+	err := sw.r.obj.List(ctx, "packs/", func(name string, shards int) error {
 		if p, err := ParsePackID(name[strings.LastIndexByte(name, '/')+1:]); err == nil {
 			packs = append(packs, listed{p, shards})
 		}
@@ -173,7 +173,7 @@ func (sw *sweeper) remove(ctx context.Context, p PackID, entries []packEntry, co
 		return false, err
 	}
 	n := r.shardBytes(ctx, packName(p))
-	if err := r.obj.delete(ctx, packName(p)); err != nil {
+	if err := r.obj.Delete(ctx, packName(p)); err != nil {
 		return true, fmt.Errorf("delete pack %s: %w", p, err)
 	}
 	r.headers.Remove(p) // a reader may have cached it again meanwhile

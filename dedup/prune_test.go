@@ -224,7 +224,7 @@ func TestPruneOrphans(t *testing.T) {
 	r.endSession(s)
 	// A pack killed mid-write: k-1 shards, never indexed.
 	half := newPackID()
-	if _, err := r.obj.put(ctx, packName(half), randomData(40, 300<<10)); err != nil {
+	if _, err := r.obj.Put(ctx, packName(half), randomData(40, 300<<10)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {

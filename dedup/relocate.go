@@ -132,7 +132,7 @@ func (r *Repository) evictPack(p PackID) {
 	r.headers.Remove(p)
 	name := packName(p)
 	for i := range r.stores {
-		r.obj.headers.Remove(shardKey{name, i})
+		r.obj.Forget(name, i)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"cairn/dedup/store"
+	"cairn/dedup/erasure"
 )
 
 // RepairReport is what Repair did.
@@ -27,9 +27,6 @@ type RepairReport struct {
 	// killed backup's leftovers, which prune removes.
 	Orphans []string
 }
-
-// errUnrepairable: the surviving shards cannot give trustworthy replacements.
-var errUnrepairable = errors.New("cannot be rebuilt from its surviving shards")
 
 // Repair rewrites the missing and corrupt shards of every pack and manifest
 // that still has k good ones, from the object rebuilt out of them, and
@@ -86,7 +83,7 @@ func (r *Repository) Repair(ctx context.Context) (*RepairReport, error) {
 	for _, c := range damaged {
 		rewritten, err := r.repairObject(ctx, c)
 		switch {
-		case errors.Is(err, errUnrepairable):
+		case errors.Is(err, erasure.ErrUnrepairable):
 			r.log("not repairing %s: %v", c.name, err)
 			rep.Unrecoverable = append(rep.Unrecoverable, c.name)
 		case err != nil:
@@ -137,55 +134,20 @@ func (r *Repository) repairConfig(ctx context.Context, rep *RepairReport) error 
 // repairObject rebuilds c's object and rewrites its damaged shards. It
 // returns the shards it rewrote.
 func (r *Repository) repairObject(ctx context.Context, c objectCheck) ([]ShardDamage, error) {
-	data, err := r.obj.get(ctx, c.name)
-	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			return nil, fmt.Errorf("%w: %w", errUnrepairable, err)
-		}
-		return nil, fmt.Errorf("rebuild %s: %w", c.name, err)
-	}
-	shards, err := r.obj.encode(c.name, data, nil)
-	if err != nil {
-		return nil, fmt.Errorf("re-encode %s: %w", c.name, err)
-	}
-	// The rebuilt object must re-encode to exactly the shards that survived.
-	// If it does not, they do not belong together (a shard of another
-	// object, another geometry), and parity computed from them would only
-	// spread the damage.
-	good := -1
-	for i, s := range shards {
-		if slices.ContainsFunc(c.damage, func(d ShardDamage) bool { return d.Shard == i }) {
-			continue
-		}
-		have, err := r.obj.header(ctx, c.name, i)
-		if err != nil {
-			return nil, fmt.Errorf("%w: shard %d: %w", errUnrepairable, i, err)
-		}
-		want, err := parseShardPrefix(s)
-		if err != nil || !sameShard(have, want) {
-			return nil, fmt.Errorf("%w: shard %d differs from the rebuilt object's", errUnrepairable, i)
-		}
-		good = i
-	}
-	// If the object went away since the scan (a checkpoint deleted), a
-	// rewritten shard would bring a fragment of it back.
-	if _, err := r.stores[good].Stat(ctx, c.name); errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	var done []ShardDamage
+	chk := erasure.Check{Name: c.name, Good: c.good}
 	for _, d := range c.damage {
-		if err := r.stores[d.Shard].Put(ctx, c.name, shards[d.Shard]); err != nil {
-			return done, fmt.Errorf("rewrite shard %d of %s: %w", d.Shard, c.name, err)
-		}
-		r.obj.headers.Remove(shardKey{c.name, d.Shard})
-		done = append(done, d)
+		chk.Damage = append(chk.Damage, erasure.Damage{Shard: d.Shard, Problem: d.Problem})
 	}
-	return done, nil
-}
-
-func sameShard(a, b *shardHeader) bool {
-	return a.k == b.k && a.m == b.m && a.index == b.index && a.objectLen == b.objectLen &&
-		a.shardLen == b.shardLen && a.blockSize == b.blockSize && slices.Equal(a.sums, b.sums)
+	rewritten, err := r.obj.Rebuild(ctx, chk)
+	var done []ShardDamage
+	for _, i := range rewritten {
+		for _, d := range c.damage {
+			if d.Shard == i {
+				done = append(done, d)
+			}
+		}
+	}
+	return done, err
 }
 
 // inFlight returns the packs running backups of this process wrote (they may
@@ -215,78 +177,14 @@ type objectCheck struct {
 	damage []ShardDamage
 }
 
-// checkShards reads every shard of name in full. Only failures of the stores
-// to answer at all (and cancellation) are errors; everything else is damage.
+// checkShards reads every shard of name in full (erasure.CheckObject).
 func (r *Repository) checkShards(ctx context.Context, name string) (objectCheck, error) {
-	c := objectCheck{name: name, k: r.cfg.DataShards}
-	headers := make([]*shardHeader, len(r.stores))
-	votes := make(map[int64]int)
-	for i := range r.stores {
-		h, err := r.checkShard(ctx, name, i)
-		if err != nil {
-			if ctx.Err() != nil {
-				return c, ctx.Err()
-			}
-			c.damage = append(c.damage, ShardDamage{Object: name, Shard: i, Problem: shardProblem(err)})
-			continue
-		}
-		headers[i] = h
-		votes[h.objectLen]++
+	chk, err := r.obj.CheckObject(ctx, name, verifyPiece)
+	c := objectCheck{name: name, k: r.cfg.DataShards, good: chk.Good}
+	for _, d := range chk.Damage {
+		c.damage = append(c.damage, ShardDamage{Object: name, Shard: d.Shard, Problem: d.Problem})
 	}
-	// Every shard records the object's length. One whose own checksums pass
-	// but which disagrees with the majority belongs to some other object.
-	length, best := int64(0), 0
-	for n, v := range votes {
-		if v > best || v == best && n < length {
-			length, best = n, v
-		}
-	}
-	for i, h := range headers {
-		if h == nil {
-			continue
-		}
-		if h.objectLen != length {
-			c.damage = append(c.damage, ShardDamage{Object: name, Shard: i,
-				Problem: fmt.Sprintf("corrupt: object length %d, other shards say %d", h.objectLen, length)})
-			continue
-		}
-		c.good++
-	}
-	sort.Slice(c.damage, func(i, j int) bool { return c.damage[i].Shard < c.damage[j].Shard })
-	return c, nil
-}
-
-// checkShard reads shard i of name in verifyPiece steps, so memory stays
-// bounded whatever the pack size, and checks every block's checksum.
-func (r *Repository) checkShard(ctx context.Context, name string, i int) (*shardHeader, error) {
-	// What is stored now matters, not what was cached when it was read.
-	r.obj.headers.Remove(shardKey{name, i})
-	h, err := r.obj.header(ctx, name, i)
-	if err != nil {
-		return nil, err
-	}
-	size, err := r.stores[i].Stat(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if want := h.dataOffset() + h.shardLen; size != want {
-		return nil, fmt.Errorf("shard of %d bytes, its header says %d: %w", size, want, ErrCorrupt)
-	}
-	piece := int64(max(1, verifyPiece/h.blockSize) * h.blockSize)
-	for a := int64(0); a < h.shardLen; a += piece {
-		if _, err := r.obj.readShard(ctx, name, i, a, min(a+piece, h.shardLen)); err != nil {
-			return nil, err
-		}
-	}
-	return h, nil
-}
-
-// shardProblem describes a shard read failure for a report.
-func shardProblem(err error) string {
-	if errors.Is(err, store.ErrNotFound) {
-		return "missing"
-	}
-	return "corrupt: " + err.Error()
+	return c, err
 }
 
 // checkConfig reads the config copy of every store and takes the majority

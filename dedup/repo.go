@@ -15,6 +15,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/singleflight"
 
+	"cairn/dedup/erasure"
 	"cairn/dedup/store"
 	"cairn/internal/atomicfile"
 	"cairn/internal/lru"
@@ -26,7 +27,7 @@ type Repository struct {
 	dir    string
 	cfg    *Config
 	stores []store.Store
-	obj    *coded
+	obj    *erasure.Objects
 	seal   *sealer
 	hash   hasher
 	idx    *index // nil when opened without an index
@@ -249,7 +250,7 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	if err != nil {
 		return nil, err
 	}
-	obj, err := newCoded(cfg.DataShards, cfg.ParityShards, stores)
+	obj, err := erasure.New(cfg.DataShards, cfg.ParityShards, stores, maxObjectLen)
 	if err != nil {
 		return nil, err
 	}

@@ -117,7 +117,7 @@ func (r *Repository) MarkBadBase(ctx context.Context, id, reason string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.obj.put(ctx, badBaseName(full), b); err != nil {
+	if _, err := r.obj.Put(ctx, badBaseName(full), b); err != nil {
 		return fmt.Errorf("mark checkpoint %s as a bad base: %w", full, err)
 	}
 	return nil
@@ -126,7 +126,7 @@ func (r *Repository) MarkBadBase(ctx context.Context, id, reason string) error {
 // BadBaseOf returns the mark of checkpoint id (a full ID), or nil when it
 // has none.
 func (r *Repository) BadBaseOf(ctx context.Context, id string) (*BadBase, error) {
-	b, err := r.obj.get(ctx, badBaseName(id))
+	b, err := r.obj.Get(ctx, badBaseName(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}

@@ -195,19 +195,19 @@ func BenchmarkStageDecrypt(b *testing.B) {
 	}
 }
 
-// BenchmarkStageErasureEncode is coded.encode of a 32 MiB pack at 4+2: the
+// BenchmarkStageErasureEncode is erasure.Objects.Encode of a 32 MiB pack at 4+2: the
 // Reed–Solomon parity plus building the six shard objects (xxh3 checksum
 // tables and copies). MB/s are of pack bytes in.
 func BenchmarkStageErasureEncode(b *testing.B) {
 	r, _ := stageRepo(b, false)
-	if r.obj.k != 4 || r.obj.m != 2 {
-		b.Fatalf("repository is %d+%d, want 4+2", r.obj.k, r.obj.m)
+	if k, m := r.obj.Shards(); k != 4 || m != 2 {
+		b.Fatalf("repository is %d+%d, want 4+2", k, m)
 	}
 	pack := stageData(2, DefaultPackSize)
 	b.SetBytes(int64(len(pack)))
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := r.obj.encode("packs/bench", pack, nil); err != nil {
+		if _, err := r.obj.Encode("packs/bench", pack, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -222,13 +222,13 @@ func BenchmarkStageReconstruct(b *testing.B) {
 	ctx := context.Background()
 	pack := stageData(3, DefaultPackSize)
 	const name = "packs/00/bench"
-	if _, err := r.obj.put(ctx, name, pack); err != nil {
+	if _, err := r.obj.Put(ctx, name, pack); err != nil {
 		b.Fatal(err)
 	}
 	mems[0].Remove(name)
 	mems[1].Remove(name)
 	const off, n = 1 << 20, stageBlock // inside shard 0 (8 MiB per shard)
-	got, err := r.obj.readAt(ctx, name, off, n)
+	got, err := r.obj.ReadAt(ctx, name, off, n)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func BenchmarkStageReconstruct(b *testing.B) {
 	b.SetBytes(n)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := r.obj.readAt(ctx, name, off, n); err != nil {
+		if _, err := r.obj.ReadAt(ctx, name, off, n); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -251,14 +251,14 @@ func BenchmarkStageRead(b *testing.B) {
 	ctx := context.Background()
 	pack := stageData(3, DefaultPackSize)
 	const name = "packs/00/bench"
-	if _, err := r.obj.put(ctx, name, pack); err != nil {
+	if _, err := r.obj.Put(ctx, name, pack); err != nil {
 		b.Fatal(err)
 	}
 	const off, n = 1 << 20, stageBlock
 	b.SetBytes(n)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := r.obj.readAt(ctx, name, off, n); err != nil {
+		if _, err := r.obj.ReadAt(ctx, name, off, n); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zeebo/xxh3"
+
+	"cairn/dedup/erasure"
 	"cairn/internal/lru"
 )
 
@@ -51,13 +54,18 @@ func copyShard(t *testing.T, r *Repository, i int, from, to string, asV1 bool) {
 		t.Fatal(err)
 	}
 	if asV1 {
-		h, err := parseShardPrefix(b)
+		h, err := erasure.ParseShardPrefix(b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b[4] = 1
 		binary.LittleEndian.PutUint32(b[28:], 0)
-		binary.LittleEndian.PutUint64(b[32:], headerSum(b[:h.dataOffset()]))
+		// The header checksum (docs/format.md §8.1): xxh3 of the first
+		// 32 bytes followed by the checksum table.
+		sum := xxh3.New()
+		_, _ = sum.Write(b[:32])
+		_, _ = sum.Write(b[40:h.DataOffset()])
+		binary.LittleEndian.PutUint64(b[32:], sum.Sum64())
 	}
 	if err := os.WriteFile(shardPath(r, i, to), b, 0o600); err != nil {
 		t.Fatal(err)
@@ -155,8 +163,8 @@ func TestShardBelongsToObject(t *testing.T) {
 			copyShard(t, r, 3, packB, packA, v1)
 			copyShard(t, r, 4, packB, packB, v1)
 			dropHeaderCaches(r)
-			_, errA := r.obj.header(ctx, packA, 3)
-			_, errB := r.obj.header(ctx, packB, 4)
+			_, errA := r.obj.Header(ctx, packA, 3)
+			_, errB := r.obj.Header(ctx, packB, 4)
 			if v1 {
 				if errA != nil || errB != nil {
 					t.Fatalf("version-1 shards refused: %v, %v", errA, errB)

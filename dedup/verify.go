@@ -156,7 +156,7 @@ func (r *Repository) verifyTargets(ctx context.Context) ([]PackID, map[string]in
 		return nil, nil, err
 	}
 	manifests := make(map[string]int)
-	err := r.obj.list(ctx, "manifests/", func(name string, shards int) error {
+	err := r.obj.List(ctx, "manifests/", func(name string, shards int) error {
 		manifests[name] = shards
 		return nil
 	})
@@ -217,7 +217,7 @@ func (r *Repository) verifyPack(ctx context.Context, v *verifyState, p PackID, d
 // verifyChunk rereads one chunk the way a restore does, but never from the
 // chunk cache.
 func (r *Repository) verifyChunk(ctx context.Context, p PackID, e packEntry) error {
-	stored, err := r.obj.readAt(ctx, packName(p), int64(e.Offset), int64(e.StoredLen))
+	stored, err := r.obj.ReadAt(ctx, packName(p), int64(e.Offset), int64(e.StoredLen))
 	if err != nil {
 		return err
 	}
@@ -245,7 +245,7 @@ func (r *Repository) verifyManifest(ctx context.Context, v *verifyState, name st
 	derr := errors.New("fewer than k good shards")
 	if files >= r.cfg.DataShards && check.good >= r.cfg.DataShards {
 		var b []byte
-		if b, derr = r.obj.get(ctx, name); derr == nil {
+		if b, derr = r.obj.Get(ctx, name); derr == nil {
 			_, bm, derr = r.decodeManifest(strings.TrimPrefix(name, "manifests/"), b, true)
 		}
 		if derr != nil && ctx.Err() != nil {

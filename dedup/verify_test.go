@@ -77,7 +77,7 @@ func TestVerifyMissingPack(t *testing.T) {
 		want = append(want, e.ID.String())
 	}
 	slices.Sort(want)
-	if err := r.obj.delete(ctx, name); err != nil {
+	if err := r.obj.Delete(ctx, name); err != nil {
 		t.Fatal(err)
 	}
 	noIndex, err := Open(ctx, r.Dir(), Options{NoIndex: true, NoSync: true})
@@ -152,7 +152,7 @@ func TestDeepVerifyBadChunk(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pack, err := r.obj.get(ctx, name)
+			pack, err := r.obj.Get(ctx, name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,7 +169,7 @@ func TestDeepVerifyBadChunk(t *testing.T) {
 			blobsEnd := int64(len(pack)) - packTrailerSize - hl
 			hdr := r.seal.seal(nil, encodePackHeader(entries), packHeaderAD(p))
 			pack = append(append(pack[:blobsEnd], hdr...), encodePackTrailer(len(hdr))...)
-			if _, err := r.obj.put(ctx, name, pack); err != nil {
+			if _, err := r.obj.Put(ctx, name, pack); err != nil {
 				t.Fatal(err)
 			}
 			dropHeaderCaches(r)

@@ -17,9 +17,10 @@ const module = "cairn"
 
 // layers lists every part of the tree with its rank; higher ranks sit
 // higher in the stack (STYLE.md: api, mount → appliance → plugins →
-// backup → blockdev, dedup → shard stores). A package belongs to the layer with the
-// longest matching prefix, so dedup/store (and dedup/store/storetest) is its
-// own, lower layer beneath dedup.
+// backup → blockdev, dedup → erasure-coded objects → shard stores). A
+// package belongs to the layer with the longest matching prefix, so
+// dedup/erasure and dedup/store (and dedup/store/storetest) are layers of
+// their own beneath dedup.
 //
 // A package may import:
 //   - packages of its own layer (e.g. dedup/store/storetest → dedup/store);
@@ -46,8 +47,9 @@ var layers = []layer{
 	{prefix: "appliance", rank: 5},
 	{prefix: "plugins", rank: 4},
 	{prefix: "backup", rank: 3}, // the one backup and restore flow
-	{prefix: "blockdev", rank: 1},
-	{prefix: "dedup", rank: 1},
+	{prefix: "blockdev", rank: 2},
+	{prefix: "dedup", rank: 2},
+	{prefix: "dedup/erasure", rank: 1}, // erasure-coded objects over the stores
 	{prefix: "dedup/store", rank: 0},
 	// internal/ holds project-wide helpers below every layer; they may
 	// import nothing of the layers above.

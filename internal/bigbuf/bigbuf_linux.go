@@ -1,4 +1,4 @@
-package dedup
+package bigbuf
 
 import (
 	"unsafe"

@@ -1,5 +1,5 @@
 //go:build !linux
 
-package dedup
+package bigbuf
 
 func adviseHuge([]byte) {}

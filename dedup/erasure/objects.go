@@ -1,4 +1,6 @@
-package dedup
+// Package erasure stores objects erasure-coded across k+m shard stores
+// (docs/format.md §8): the layer under packs and manifests.
+package erasure
 
 import (
 	"context"
@@ -11,21 +13,23 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"cairn/dedup/store"
+	"cairn/internal/bigbuf"
 	"cairn/internal/lru"
 )
 
-// coded stores objects erasure-coded across the repository's k+m shard
-// stores: the object is cut into k equal data shards (the last zero-padded),
-// m parity shards are computed, and shard i goes to store i under the same
+// Objects stores objects erasure-coded across k+m shard stores: the
+// object is cut into k equal data shards (the last zero-padded), m parity
+// shards are computed, and shard i goes to store i under the same
 // name. Any k intact shards give the object back. Reed–Solomon works column
 // by column, so any byte range can be rebuilt from the same range of k other
 // shards: a damaged shard costs a read of that range only, not the object.
-type coded struct {
+type Objects struct {
 	k, m      int
 	enc       reedsolomon.Encoder // nil when m == 0
 	stores    []store.Store
 	blockSize int
-	headers   *lru.Cache[shardKey, *shardHeader]
+	headers   *lru.Cache[shardKey, *ShardHeader]
+	maxLen    func(name string) int64
 }
 
 type shardKey struct {
@@ -38,11 +42,14 @@ type shardKey struct {
 // table stays tiny (1 KiB per 8 MiB shard).
 const checksumBlock = 64 << 10
 
-func newCoded(k, m int, stores []store.Store) (*coded, error) {
+// New returns the objects of stores, k data and m parity shards each.
+// maxLen bounds the length a shard header may claim for an object of that
+// name, so that a damaged header costs an error, not memory.
+func New(k, m int, stores []store.Store, maxLen func(name string) int64) (*Objects, error) {
 	if len(stores) != k+m {
 		return nil, fmt.Errorf("%d data + %d parity shards need %d shard stores, have %d", k, m, k+m, len(stores))
 	}
-	c := &coded{k: k, m: m, stores: stores, blockSize: checksumBlock, headers: lru.New[shardKey, *shardHeader](16384)}
+	c := &Objects{k: k, m: m, stores: stores, blockSize: checksumBlock, headers: lru.New[shardKey, *ShardHeader](16384), maxLen: maxLen}
 	if m > 0 {
 		// Parallelism is the caller's choice: packs are encoded by several
 		// uploaders at once, so each encode runs on one goroutine.
@@ -55,12 +62,12 @@ func newCoded(k, m int, stores []store.Store) (*coded, error) {
 	return c, nil
 }
 
-func (c *coded) shardLen(objectLen int64) int64 {
+func (c *Objects) shardLen(objectLen int64) int64 {
 	return (objectLen + int64(c.k) - 1) / int64(c.k)
 }
 
 // encode returns the k+m shard objects of data, the content of object name.
-func (c *coded) encode(name string, data []byte, pool *bufferPool) ([][]byte, error) {
+func (c *Objects) Encode(name string, data []byte, pool *bigbuf.Pool) ([][]byte, error) {
 	sl := int(c.shardLen(int64(len(data))))
 	// Each shard object is allocated whole and its data region filled in
 	// place (data shards by one copy, parity by the encoder), so a pack is
@@ -68,7 +75,7 @@ func (c *coded) encode(name string, data []byte, pool *bufferPool) ([][]byte, er
 	objs := make([][]byte, c.k+c.m)
 	shards := make([][]byte, c.k+c.m)
 	for i := range objs {
-		objs[i] = pool.get(shardObjectLen(sl, c.blockSize))
+		objs[i] = pool.Get(shardObjectLen(sl, c.blockSize))
 		shards[i] = objs[i][len(objs[i])-sl:]
 		if i < c.k {
 			lo, hi := min(i*sl, len(data)), min((i+1)*sl, len(data))
@@ -89,20 +96,20 @@ func (c *coded) encode(name string, data []byte, pool *bufferPool) ([][]byte, er
 }
 
 // put writes all k+m shards of data under name and returns the bytes written.
-func (c *coded) put(ctx context.Context, name string, data []byte) (int64, error) {
-	return c.putPooled(ctx, name, data, nil)
+func (c *Objects) Put(ctx context.Context, name string, data []byte) (int64, error) {
+	return c.PutPooled(ctx, name, data, nil)
 }
 
 // putPooled is put with its shard objects from pool, and given back to it.
-func (c *coded) putPooled(ctx context.Context, name string, data []byte, pool *bufferPool) (int64, error) {
-	objs, err := c.encode(name, data, pool)
+func (c *Objects) PutPooled(ctx context.Context, name string, data []byte, pool *bigbuf.Pool) (int64, error) {
+	objs, err := c.Encode(name, data, pool)
 	if err != nil {
 		return 0, err
 	}
 	// Stores do not keep what Put is given (store.Store's contract).
 	defer func() {
 		for _, obj := range objs {
-			pool.put(obj)
+			pool.Put(obj)
 		}
 	}()
 	var total int64
@@ -123,7 +130,7 @@ func (c *coded) putPooled(ctx context.Context, name string, data []byte, pool *b
 }
 
 // delete removes every shard of name. Missing shards are not an error.
-func (c *coded) delete(ctx context.Context, name string) error {
+func (c *Objects) Delete(ctx context.Context, name string) error {
 	var errs []error
 	for i, s := range c.stores {
 		c.headers.Remove(shardKey{name, i})
@@ -138,7 +145,7 @@ func (c *coded) delete(ctx context.Context, name string) error {
 // header claims sizes a read before it is checked against the shard's size
 // in its store and the largest object of name's kind, so a damaged or
 // hostile length costs an error, not memory.
-func (c *coded) header(ctx context.Context, name string, i int) (*shardHeader, error) {
+func (c *Objects) Header(ctx context.Context, name string, i int) (*ShardHeader, error) {
 	key := shardKey{name, i}
 	if h, ok := c.headers.Get(key); ok {
 		return h, nil
@@ -154,7 +161,7 @@ func (c *coded) header(ctx context.Context, name string, i int) (*shardHeader, e
 	return h, nil
 }
 
-func (c *coded) readHeader(ctx context.Context, name string, i int) (*shardHeader, error) {
+func (c *Objects) readHeader(ctx context.Context, name string, i int) (*ShardHeader, error) {
 	fixed := make([]byte, shardHeaderSize)
 	if err := c.stores[i].ReadAt(ctx, name, fixed, 0); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -166,63 +173,68 @@ func (c *coded) readHeader(ctx context.Context, name string, i int) (*shardHeade
 	if err != nil {
 		return nil, err
 	}
-	if limit := maxObjectLen(name); h.objectLen > limit {
+	if limit := c.limit(name); h.ObjectLen > limit {
 		return nil, fmt.Errorf("header claims an object of %d bytes, more than the %d an object of its kind may have: %w",
-			h.objectLen, limit, ErrCorrupt)
+			h.ObjectLen, limit, ErrCorrupt)
 	}
 	size, err := c.stores[i].Stat(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	if want := h.dataOffset() + h.shardLen; size != want {
+	if want := h.DataOffset() + h.ShardLen; size != want {
 		return nil, fmt.Errorf("shard of %d bytes, its header says %d: %w", size, want, ErrCorrupt)
 	}
-	prefix := make([]byte, h.dataOffset())
+	prefix := make([]byte, h.DataOffset())
 	copy(prefix, fixed)
 	if err := c.stores[i].ReadAt(ctx, name, prefix[shardHeaderSize:], shardHeaderSize); err != nil {
 		return nil, err
 	}
-	if h, err = parseShardPrefix(prefix); err != nil {
+	if h, err = ParseShardPrefix(prefix); err != nil {
 		return nil, err
 	}
-	if h.index != i || h.k != c.k || h.m != c.m {
-		return nil, fmt.Errorf("claims to be shard %d of %d+%d: %w", h.index, h.k, h.m, ErrCorrupt)
+	if h.Index != i || h.K != c.k || h.M != c.m {
+		return nil, fmt.Errorf("claims to be shard %d of %d+%d: %w", h.Index, h.K, h.M, ErrCorrupt)
 	}
 	if !h.belongsTo(name) {
 		return nil, fmt.Errorf("belongs to another object (object tag %08x, want %08x): %w",
-			h.tag, objectTag(name), ErrCorrupt)
+			h.Tag, objectTag(name), ErrCorrupt)
 	}
 	return h, nil
 }
 
-// maxObjectLen is the largest logical length an object named name may have:
-// a pack holds at most the largest pack size, one block beyond it and a
-// header of at most maxPackEntries entries; a manifest at most its largest
-// body, sealed. Anything else is bounded by maxObject alone.
-func maxObjectLen(name string) int64 {
-	switch {
-	case strings.HasPrefix(name, "packs/"):
-		return maxPackObject
-	case strings.HasPrefix(name, "manifests/"):
-		return maxManifestObject
+// maxObject bounds any object's length, whatever maxLen says.
+const maxObject = 1 << 40
+
+func (c *Objects) limit(name string) int64 {
+	if c.maxLen == nil {
+		return maxObject
 	}
-	return maxObject
+	return min(maxObject, c.maxLen(name))
 }
 
-const (
-	maxObject         = 1 << 40
-	maxPackObject     = maxPackSize + 2*maxBlockSize + 4 + maxPackEntries*packEntrySize + sealOverhead + packTrailerSize
-	maxManifestObject = 8 + maxManifestBody + sealOverhead
-	// sealOverhead bounds what sealing adds to a plaintext (nonce and tag).
-	sealOverhead = 64
-)
+// Forget drops what is cached of shard i of name: the next read looks at
+// the store.
+func (c *Objects) Forget(name string, i int) { c.headers.Remove(shardKey{name, i}) }
+
+// ForgetObject drops what is cached of every shard of name.
+func (c *Objects) ForgetObject(name string) {
+	for i := range c.stores {
+		c.Forget(name, i)
+	}
+}
+
+// ForgetAll drops every cached shard header.
+func (c *Objects) ForgetAll() { c.headers.Clear() }
+
+// Shards returns k and m.
+func (c *Objects) Shards() (k, m int) { return c.k, c.m }
 
 // anyHeader returns the header of the first readable shard; all shards of an
 // object agree on its length.
-func (c *coded) anyHeader(ctx context.Context, name string) (*shardHeader, error) {
+func (c *Objects) anyHeader(ctx context.Context, name string) (*ShardHeader, error) {
 	var errs []error
 	for i := range c.stores {
-		h, err := c.header(ctx, name, i)
+		h, err := c.Header(ctx, name, i)
 		if err == nil {
 			return h, nil
 		}
@@ -247,34 +259,34 @@ func allNotFound(errs []error) bool {
 }
 
 // length returns the logical length of the object.
-func (c *coded) length(ctx context.Context, name string) (int64, error) {
+func (c *Objects) Length(ctx context.Context, name string) (int64, error) {
 	h, err := c.anyHeader(ctx, name)
 	if err != nil {
 		return 0, err
 	}
-	return h.objectLen, nil
+	return h.ObjectLen, nil
 }
 
 // readShard reads and verifies the block-aligned range [a,b) of shard i.
-func (c *coded) readShard(ctx context.Context, name string, i int, a, b int64) ([]byte, error) {
+func (c *Objects) ReadShard(ctx context.Context, name string, i int, a, b int64) ([]byte, error) {
 	return c.readShardInto(ctx, name, i, a, b, nil)
 }
 
 // readShardInto is readShard into buf, which is used when large enough.
-func (c *coded) readShardInto(ctx context.Context, name string, i int, a, b int64, buf []byte) ([]byte, error) {
-	h, err := c.header(ctx, name, i)
+func (c *Objects) readShardInto(ctx context.Context, name string, i int, a, b int64, buf []byte) ([]byte, error) {
+	h, err := c.Header(ctx, name, i)
 	if err != nil {
 		return nil, err
 	}
-	if b > h.shardLen {
-		return nil, fmt.Errorf("range %d-%d beyond shard length %d: %w", a, b, h.shardLen, ErrCorrupt)
+	if b > h.ShardLen {
+		return nil, fmt.Errorf("range %d-%d beyond shard length %d: %w", a, b, h.ShardLen, ErrCorrupt)
 	}
 	if int64(cap(buf)) >= b-a {
 		buf = buf[:b-a]
 	} else {
-		buf = largeBuffer(int(b - a))
+		buf = bigbuf.Make(int(b - a))
 	}
-	if err := c.stores[i].ReadAt(ctx, name, buf, h.dataOffset()+a); err != nil {
+	if err := c.stores[i].ReadAt(ctx, name, buf, h.DataOffset()+a); err != nil {
 		return nil, err
 	}
 	if bad := h.verifyRange(a, buf); bad >= 0 {
@@ -286,25 +298,25 @@ func (c *coded) readShardInto(ctx context.Context, name string, i int, a, b int6
 // readAt returns n bytes of the object starting at off, reading only the data
 // shards that hold them and rebuilding from parity where one fails. The
 // result is the caller's.
-func (c *coded) readAt(ctx context.Context, name string, off, n int64) ([]byte, error) {
-	return c.readAtInto(ctx, name, off, n, &readBuffers{})
+func (c *Objects) ReadAt(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	return c.ReadAtInto(ctx, name, off, n, &ReadBuffers{})
 }
 
-// readBuffers are the reusable buffers of readAtInto.
-type readBuffers struct{ shard, out []byte }
+// ReadBuffers are the reusable buffers of readAtInto.
+type ReadBuffers struct{ shard, out []byte }
 
 // readAtInto is readAt into rb's buffers: the result aliases one of them
 // and is valid until their next use. A range within one shard (a chunk,
 // almost always) is not copied out of the shard read.
-func (c *coded) readAtInto(ctx context.Context, name string, off, n int64, rb *readBuffers) ([]byte, error) {
+func (c *Objects) ReadAtInto(ctx context.Context, name string, off, n int64, rb *ReadBuffers) ([]byte, error) {
 	h, err := c.anyHeader(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	if off < 0 || n < 0 || off+n > h.objectLen {
-		return nil, fmt.Errorf("read %s at %d+%d beyond its length %d: %w", name, off, n, h.objectLen, ErrCorrupt)
+	if off < 0 || n < 0 || off+n > h.ObjectLen {
+		return nil, fmt.Errorf("read %s at %d+%d beyond its length %d: %w", name, off, n, h.ObjectLen, ErrCorrupt)
 	}
-	sl := h.shardLen
+	sl := h.ShardLen
 	out := rb.out[:0]
 	for pos := off; pos < off+n; {
 		j := int(pos / sl)
@@ -337,7 +349,7 @@ func (c *coded) readAtInto(ctx context.Context, name string, off, n int64, rb *r
 
 // reconstructRange reads [a,b) of every shard and returns the k data shard
 // ranges, rebuilt from parity where shards are missing or corrupt.
-func (c *coded) reconstructRange(ctx context.Context, name string, a, b, shardLen int64) ([][]byte, error) {
+func (c *Objects) reconstructRange(ctx context.Context, name string, a, b, shardLen int64) ([][]byte, error) {
 	if b > shardLen {
 		b = shardLen
 	}
@@ -346,7 +358,7 @@ func (c *coded) reconstructRange(ctx context.Context, name string, a, b, shardLe
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range shards {
 		g.Go(func() error {
-			shards[i], errs[i] = c.readShard(gctx, name, i, a, b)
+			shards[i], errs[i] = c.ReadShard(gctx, name, i, a, b)
 			return nil
 		})
 	}
@@ -381,17 +393,17 @@ func (c *coded) reconstructRange(ctx context.Context, name string, a, b, shardLe
 }
 
 // get returns the whole object.
-func (c *coded) get(ctx context.Context, name string) ([]byte, error) {
-	n, err := c.length(ctx, name)
+func (c *Objects) Get(ctx context.Context, name string) ([]byte, error) {
+	n, err := c.Length(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return c.readAt(ctx, name, 0, n)
+	return c.ReadAt(ctx, name, 0, n)
 }
 
 // shardCount returns how many shard stores hold a shard of name, and the
 // first error other than "not found" (a store that cannot answer).
-func (c *coded) shardCount(ctx context.Context, name string) (int, error) {
+func (c *Objects) ShardCount(ctx context.Context, name string) (int, error) {
 	n := 0
 	var firstErr error
 	for i, s := range c.stores {
@@ -408,7 +420,7 @@ func (c *coded) shardCount(ctx context.Context, name string) (int, error) {
 
 // list calls fn once for each object name found in any shard store under
 // prefix, with the number of stores holding a shard of it.
-func (c *coded) list(ctx context.Context, prefix string, fn func(name string, shards int) error) error {
+func (c *Objects) List(ctx context.Context, prefix string, fn func(name string, shards int) error) error {
 	seen := make(map[string]int)
 	for i, s := range c.stores {
 		err := s.List(ctx, prefix, func(name string, _ int64) error {

@@ -1,4 +1,4 @@
-package dedup
+package erasure
 
 import (
 	"context"
@@ -18,23 +18,23 @@ func TestReadOfDeletedObjectIsNotFound(t *testing.T) {
 	for i := range stores {
 		stores[i] = store.NewMem()
 	}
-	c, err := newCoded(4, 2, stores)
+	c, err := New(4, 2, stores, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.put(ctx, "manifests/x", randomData(5, 300<<10)); err != nil {
+	if _, err := c.Put(ctx, "manifests/x", randomData(5, 300<<10)); err != nil {
 		t.Fatal(err)
 	}
-	h, err := c.header(ctx, "manifests/x", 0)
+	h, err := c.Header(ctx, "manifests/x", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.delete(ctx, "manifests/x"); err != nil {
+	if err := c.Delete(ctx, "manifests/x"); err != nil {
 		t.Fatal(err)
 	}
 	// Another process deleted it: this one still has its header cached.
 	c.headers.Add(shardKey{"manifests/x", 0}, h, 1)
-	_, err = c.readAt(ctx, "manifests/x", 0, 100)
+	_, err = c.ReadAt(ctx, "manifests/x", 0, 100)
 	if !errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrCorrupt) {
 		t.Fatalf("read of a deleted object: %v, want not found and not corrupt", err)
 	}

@@ -1,10 +1,12 @@
-package dedup
+package erasure
 
 import (
 	"encoding/binary"
 	"fmt"
 
 	"github.com/zeebo/xxh3"
+
+	"cairn/internal/bigbuf"
 )
 
 // A shard object is one of the k+m pieces of an erasure-coded object (a pack
@@ -33,25 +35,26 @@ const (
 	shardHeaderSize = 40
 )
 
-type shardHeader struct {
-	version     int
-	tag         uint32 // objectTag of the object's name; 0 in version 1
-	k, m, index int
-	objectLen   int64
-	shardLen    int64
-	blockSize   int
-	sums        []uint64
+// ShardHeader is the decoded header of a shard object.
+type ShardHeader struct {
+	Version     int
+	Tag         uint32 // objectTag of the object's name; 0 in version 1
+	K, M, Index int
+	ObjectLen   int64 // of the whole object
+	ShardLen    int64 // of this shard's data
+	BlockSize   int   // checksum block size
+	Sums        []uint64
 }
 
-func (h *shardHeader) blocks() int {
-	if h.shardLen == 0 {
+func (h *ShardHeader) blocks() int {
+	if h.ShardLen == 0 {
 		return 0
 	}
-	return int((h.shardLen + int64(h.blockSize) - 1) / int64(h.blockSize))
+	return int((h.ShardLen + int64(h.BlockSize) - 1) / int64(h.BlockSize))
 }
 
-// dataOffset is where shard data starts inside the shard object.
-func (h *shardHeader) dataOffset() int64 { return shardHeaderSize + 8*int64(h.blocks()) }
+// DataOffset is where shard data starts inside the shard object.
+func (h *ShardHeader) DataOffset() int64 { return shardHeaderSize + 8*int64(h.blocks()) }
 
 // objectTag is what a shard header records of its object's name. It is not
 // keyed: it catches shards put under the wrong name, not forgeries by
@@ -60,8 +63,8 @@ func objectTag(name string) uint32 { return uint32(xxh3.HashString(name)) }
 
 // belongsTo reports whether the shard was written for object name. Version-1
 // shards carry no tag and cannot tell.
-func (h *shardHeader) belongsTo(name string) bool {
-	return h.version < 2 || h.tag == objectTag(name)
+func (h *ShardHeader) belongsTo(name string) bool {
+	return h.Version < 2 || h.Tag == objectTag(name)
 }
 
 // encodeShard builds the shard object for data, a shard of object name.
@@ -75,7 +78,7 @@ func encodeShard(name string, k, m, index int, objectLen int64, blockSize int, d
 // newShardObject allocates a shard object with room for shardLen bytes of
 // data at its end, so erasure coding can write shards in place.
 func newShardObject(shardLen, blockSize int) []byte {
-	return largeBuffer(shardObjectLen(shardLen, blockSize))
+	return bigbuf.Make(shardObjectLen(shardLen, blockSize))
 }
 
 // shardObjectLen is the size of a shard object holding shardLen bytes.
@@ -112,7 +115,7 @@ func headerSum(prefix []byte) uint64 {
 
 // parseShardFixed decodes the fixed 40-byte header; the caller then reads the
 // checksum table whose length it implies.
-func parseShardFixed(b []byte) (*shardHeader, error) {
+func parseShardFixed(b []byte) (*ShardHeader, error) {
 	if len(b) < shardHeaderSize {
 		return nil, fmt.Errorf("shard header of %d bytes: %w", len(b), ErrCorrupt)
 	}
@@ -122,46 +125,46 @@ func parseShardFixed(b []byte) (*shardHeader, error) {
 	if b[4] != 1 && b[4] != shardVersion {
 		return nil, fmt.Errorf("shard version %d: %w", b[4], ErrUnsupported)
 	}
-	h := &shardHeader{
-		version: int(b[4]),
-		tag:     binary.LittleEndian.Uint32(b[28:]),
-		k:       int(b[5]), m: int(b[6]), index: int(b[7]),
-		objectLen: int64(binary.LittleEndian.Uint64(b[8:])),
-		shardLen:  int64(binary.LittleEndian.Uint64(b[16:])),
-		blockSize: int(binary.LittleEndian.Uint32(b[24:])),
+	h := &ShardHeader{
+		Version: int(b[4]),
+		Tag:     binary.LittleEndian.Uint32(b[28:]),
+		K:       int(b[5]), M: int(b[6]), Index: int(b[7]),
+		ObjectLen: int64(binary.LittleEndian.Uint64(b[8:])),
+		ShardLen:  int64(binary.LittleEndian.Uint64(b[16:])),
+		BlockSize: int(binary.LittleEndian.Uint32(b[24:])),
 	}
-	if h.version == 1 && h.tag != 0 {
+	if h.Version == 1 && h.Tag != 0 {
 		return nil, fmt.Errorf("shard header reserved bytes set: %w", ErrCorrupt)
 	}
 	// S must be exactly ceil(L/k), as writers cut it: checked before the
 	// header checksum, it stops one damaged length byte from sizing a
 	// checksum-table read of up to 128 MiB.
-	if h.k == 0 || h.index >= h.k+h.m || h.blockSize < 512 || h.blockSize > 64<<20 ||
-		h.objectLen < 0 || h.objectLen > maxObject ||
-		h.shardLen != (h.objectLen+int64(h.k)-1)/int64(h.k) {
+	if h.K == 0 || h.Index >= h.K+h.M || h.BlockSize < 512 || h.BlockSize > 64<<20 ||
+		h.ObjectLen < 0 || h.ObjectLen > maxObject ||
+		h.ShardLen != (h.ObjectLen+int64(h.K)-1)/int64(h.K) {
 		return nil, fmt.Errorf("shard header fields out of range: %w", ErrCorrupt)
 	}
 	return h, nil
 }
 
-// parseShardPrefix decodes header and checksum table from the object's first
+// ParseShardPrefix decodes header and checksum table from the object's first
 // bytes (at least dataOffset of them) and checks the header checksum.
-func parseShardPrefix(b []byte) (*shardHeader, error) {
+func ParseShardPrefix(b []byte) (*ShardHeader, error) {
 	h, err := parseShardFixed(b)
 	if err != nil {
 		return nil, err
 	}
 	n := h.blocks()
-	if int64(len(b)) < h.dataOffset() {
+	if int64(len(b)) < h.DataOffset() {
 		return nil, fmt.Errorf("shard checksum table truncated: %w", ErrCorrupt)
 	}
-	prefix := b[:h.dataOffset()]
+	prefix := b[:h.DataOffset()]
 	if binary.LittleEndian.Uint64(prefix[32:]) != headerSum(prefix) {
 		return nil, fmt.Errorf("shard header checksum mismatch: %w", ErrCorrupt)
 	}
-	h.sums = make([]uint64, n)
-	for i := range h.sums {
-		h.sums[i] = binary.LittleEndian.Uint64(prefix[shardHeaderSize+8*i:])
+	h.Sums = make([]uint64, n)
+	for i := range h.Sums {
+		h.Sums[i] = binary.LittleEndian.Uint64(prefix[shardHeaderSize+8*i:])
 	}
 	return h, nil
 }
@@ -169,12 +172,12 @@ func parseShardPrefix(b []byte) (*shardHeader, error) {
 // verifyRange checks data, which holds shard bytes starting at the
 // block-aligned offset off, against the checksum table. It returns the index
 // of the first bad block or -1.
-func (h *shardHeader) verifyRange(off int64, data []byte) int {
-	bs := h.blockSize
+func (h *ShardHeader) verifyRange(off int64, data []byte) int {
+	bs := h.BlockSize
 	first := int(off / int64(bs))
 	for i := 0; i*bs < len(data); i++ {
 		end := min((i+1)*bs, len(data))
-		if first+i >= len(h.sums) || xxh3.Hash(data[i*bs:end]) != h.sums[first+i] {
+		if first+i >= len(h.Sums) || xxh3.Hash(data[i*bs:end]) != h.Sums[first+i] {
 			return first + i
 		}
 	}
