@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cairn/dedup/pack"
 	"cairn/internal/bigbuf"
 	"cairn/internal/extent"
 	"golang.org/x/sync/errgroup"
@@ -271,7 +272,7 @@ func (r *Repository) checkDeltaRefs(ctx context.Context, sess *session, packs bo
 		if err != nil {
 			return fmt.Errorf("index lookup: %w", err)
 		}
-		if ok && packs && r.shardCount(ctx, packName(loc.Pack)) < r.cfg.DataShards {
+		if ok && packs && r.shardCount(ctx, pack.Name(loc.Pack)) < r.cfg.DataShards {
 			ok = false
 		}
 		if !ok {
@@ -331,15 +332,15 @@ func buildBlockMap(results []blockResult, s *session) *BlockMap {
 			}
 			continue
 		}
-		pack := res.pack
-		if pack == (PackID{}) {
-			pack = s.pending[res.id]
+		p := res.pack
+		if p == (PackID{}) {
+			p = s.pending[res.id]
 		}
-		i, ok := packIdx[pack]
+		i, ok := packIdx[p]
 		if !ok {
 			i = uint32(len(bm.Packs))
-			packIdx[pack] = i
-			bm.Packs = append(bm.Packs, pack)
+			packIdx[p] = i
+			bm.Packs = append(bm.Packs, p)
 		}
 		bm.Chunks = append(bm.Chunks, ChunkRef{ID: res.id, Pack: i})
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"cairn/dedup/erasure"
+	"cairn/dedup/pack"
 )
 
 // TestShardHeaderAbsurdLengths writes absurd lengths into one shard's header
@@ -113,14 +114,14 @@ func TestShardHeaderAbsurdLengths(t *testing.T) {
 // lengths a tampered store could hold: each refuses them as corrupt.
 func TestDecodeAbsurdLengths(t *testing.T) {
 	entry := func(off uint64, stored, raw uint32) []byte {
-		return encodePackHeader([]packEntry{{ID: ChunkID{1}, Offset: off, StoredLen: stored, RawLen: raw}})
+		return pack.EncodeHeader([]packEntry{{ID: ChunkID{1}, Offset: off, StoredLen: stored, RawLen: raw}})
 	}
 	count := func(n uint32, body int) []byte {
 		b := binary.LittleEndian.AppendUint32(nil, n)
 		return append(b, make([]byte, body)...)
 	}
 	trailer := func(hl uint32) []byte {
-		t := encodePackTrailer(0)
+		t := pack.EncodeTrailer(0)
 		binary.LittleEndian.PutUint32(t[8:], hl)
 		return t
 	}
@@ -139,19 +140,19 @@ func TestDecodeAbsurdLengths(t *testing.T) {
 		name   string
 		decode func() error
 	}{
-		{"pack trailer: header length 2^32-1", func() error { _, err := decodePackTrailer(trailer(^uint32(0)), 1<<20); return err }},
-		{"pack trailer: header length = pack length", func() error { _, err := decodePackTrailer(trailer(1<<20), 1<<20); return err }},
-		{"pack trailer: negative pack length", func() error { _, err := decodePackTrailer(trailer(0), -1); return err }},
-		{"pack header: 2^32-1 entries", func() error { _, err := decodePackHeader(count(^uint32(0), 0), 1<<20); return err }},
-		{"pack header: more entries than bytes", func() error { _, err := decodePackHeader(count(3, packEntrySize), 1<<20); return err }},
+		{"pack trailer: header length 2^32-1", func() error { _, err := pack.DecodeTrailer(trailer(^uint32(0)), 1<<20); return err }},
+		{"pack trailer: header length = pack length", func() error { _, err := pack.DecodeTrailer(trailer(1<<20), 1<<20); return err }},
+		{"pack trailer: negative pack length", func() error { _, err := pack.DecodeTrailer(trailer(0), -1); return err }},
+		{"pack header: 2^32-1 entries", func() error { _, err := pack.DecodeHeader(count(^uint32(0), 0), 1<<20, maxBlockSize); return err }},
+		{"pack header: more entries than bytes", func() error { _, err := pack.DecodeHeader(count(3, pack.EntrySize), 1<<20, maxBlockSize); return err }},
 		{"pack header: entries beyond the limit", func() error {
-			_, err := decodePackHeader(count(maxPackEntries+1, (maxPackEntries+1)*packEntrySize), 1<<40)
+			_, err := pack.DecodeHeader(count(pack.MaxEntries+1, (pack.MaxEntries+1)*pack.EntrySize), 1<<40, maxBlockSize)
 			return err
 		}},
-		{"pack entry: offset 2^62", func() error { _, err := decodePackHeader(entry(1<<62, 1, 1), 1<<20); return err }},
-		{"pack entry: offset all ones", func() error { _, err := decodePackHeader(entry(^uint64(0), 1, 1), 1<<20); return err }},
-		{"pack entry: stored length 2^32-1", func() error { _, err := decodePackHeader(entry(0, ^uint32(0), 1), 1<<20); return err }},
-		{"pack entry: raw length 2^32-1", func() error { _, err := decodePackHeader(entry(0, 1, ^uint32(0)), 1<<20); return err }},
+		{"pack entry: offset 2^62", func() error { _, err := pack.DecodeHeader(entry(1<<62, 1, 1), 1<<20, maxBlockSize); return err }},
+		{"pack entry: offset all ones", func() error { _, err := pack.DecodeHeader(entry(^uint64(0), 1, 1), 1<<20, maxBlockSize); return err }},
+		{"pack entry: stored length 2^32-1", func() error { _, err := pack.DecodeHeader(entry(0, ^uint32(0), 1), 1<<20, maxBlockSize); return err }},
+		{"pack entry: raw length 2^32-1", func() error { _, err := pack.DecodeHeader(entry(0, 1, ^uint32(0)), 1<<20, maxBlockSize); return err }},
 		{"manifest: metadata length 2^62", func() error { _, _, err := decodeManifestBody(uv(1<<62), true); return err }},
 		{"manifest: metadata length beyond body", func() error { _, _, err := decodeManifestBody(append(uv(100), '{'), true); return err }},
 		{"manifest: size 2^62", func() error { _, _, err := decodeManifestBody(meta(1<<62), true); return err }},

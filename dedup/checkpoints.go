@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"cairn/dedup/pack"
 	"cairn/dedup/store"
 )
 
@@ -290,8 +291,8 @@ func (r *Repository) RebuildIndex(ctx context.Context) (RebuildIndexResult, erro
 			res.BadPacks++
 			return nil
 		}
-		n, _ := r.obj.Length(ctx, packName(p))
-		pi := packInfo{Created: r.packTime(ctx, p), Length: n, ShardBytes: r.shardBytes(ctx, packName(p)), Chunks: uint32(len(entries))}
+		n, _ := r.obj.Length(ctx, pack.Name(p))
+		pi := packInfo{Created: r.packTime(ctx, p), Length: n, ShardBytes: r.shardBytes(ctx, pack.Name(p)), Chunks: uint32(len(entries))}
 		indexed, err := r.preferWhole(entries)
 		if err != nil {
 			return err

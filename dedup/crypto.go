@@ -9,6 +9,8 @@ import (
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/argon2"
+
+	"cairn/dedup/pack"
 )
 
 // KDFParams records how the master key is derived from a passphrase, so a
@@ -116,9 +118,7 @@ func (s *sealer) overhead() int {
 // ChunkID identifies a chunk by a keyed BLAKE3 hash of its plaintext. The key
 // is secret to the repository, so nobody without it can craft a block whose
 // ID collides with another's, nor test whether the repository holds a block.
-type ChunkID [32]byte
-
-func (id ChunkID) String() string { return fmt.Sprintf("%x", id[:]) }
+type ChunkID = pack.ChunkID
 
 type hasher struct {
 	key [32]byte

@@ -9,6 +9,7 @@ import (
 	"github.com/zeebo/blake3"
 	"github.com/zeebo/xxh3"
 
+	"cairn/dedup/pack"
 	"cairn/internal/bigbuf"
 )
 
@@ -65,7 +66,7 @@ type deltaHeader struct {
 
 // sub is where the own pages' framed blob of the delta at loc lies.
 func (h *deltaHeader) sub(loc chunkLoc) chunkLoc {
-	return chunkLoc{Pack: loc.Pack, packEntry: packEntry{
+	return chunkLoc{Pack: loc.Pack, Entry: packEntry{
 		ID:        deltaPayloadID(loc.ID),
 		Offset:    loc.Offset + uint64(h.subOff),
 		StoredLen: loc.StoredLen - uint32(h.subOff),
@@ -168,7 +169,7 @@ func (r *Repository) deltaHeaderOf(ctx context.Context, loc chunkLoc) (*deltaHea
 	if h, ok := r.deltaHeaders.Get(loc.ID); ok {
 		return h, nil
 	}
-	name := packName(loc.Pack)
+	name := pack.Name(loc.Pack)
 	if loc.StoredLen < 4 {
 		return nil, fmt.Errorf("chunk %s: delta blob of %d bytes: %w", loc.ID, loc.StoredLen, ErrCorrupt)
 	}
@@ -188,7 +189,7 @@ func (r *Repository) deltaHeaderOf(ctx context.Context, loc chunkLoc) (*deltaHea
 	if err != nil {
 		return nil, fmt.Errorf("chunk %s delta header in pack %s: %w", loc.ID, loc.Pack, err)
 	}
-	h, err := decodeDeltaHeader(loc.packEntry, plain, 4+hl)
+	h, err := decodeDeltaHeader(loc.Entry, plain, 4+hl)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
 	}

@@ -212,7 +212,7 @@ func checkOneHop(t *testing.T, r *Repository) {
 			if e.Flags&blobDelta == 0 {
 				continue
 			}
-			h, err := r.deltaHeaderOf(ctx, chunkLoc{Pack: p, packEntry: e})
+			h, err := r.deltaHeaderOf(ctx, chunkLoc{Pack: p, Entry: e})
 			if err != nil {
 				return err
 			}

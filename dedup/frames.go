@@ -11,6 +11,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"cairn/dedup/erasure"
+	"cairn/dedup/pack"
 	"cairn/internal/bigbuf"
 )
 
@@ -222,12 +223,12 @@ func (r *Repository) decodePageHashes(e packEntry, sealed []byte) ([]byte, error
 // readPageHashes reads and checks the page hashes of the framed chunk at
 // loc.
 func (r *Repository) readPageHashes(ctx context.Context, loc chunkLoc) ([]byte, error) {
-	e := loc.packEntry
+	e := loc.Entry
 	tl, hl := r.frameTableLen(e), r.pageHashesLen(e)
 	if hl == 0 || tl+hl > int64(e.StoredLen) {
 		return nil, fmt.Errorf("chunk %s: no page hashes in a %d-byte blob: %w", e.ID, e.StoredLen, ErrCorrupt)
 	}
-	sealed, err := r.obj.ReadAt(ctx, packName(loc.Pack), int64(e.Offset)+tl, hl)
+	sealed, err := r.obj.ReadAt(ctx, pack.Name(loc.Pack), int64(e.Offset)+tl, hl)
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s page hashes from pack %s: %w", e.ID, loc.Pack, err)
 	}
@@ -304,12 +305,12 @@ type frameBuffers struct {
 // readFrameTable reads and checks the frame table of the framed chunk at
 // loc into fb.frames.
 func (r *Repository) readFrameTable(ctx context.Context, loc chunkLoc, fb *frameBuffers) error {
-	e := loc.packEntry
+	e := loc.Entry
 	tl := r.frameTableLen(e)
 	if tl > int64(e.StoredLen) {
 		return fmt.Errorf("chunk %s: frame table of %d bytes in a %d-byte blob: %w", e.ID, tl, e.StoredLen, ErrCorrupt)
 	}
-	sealed, err := r.obj.ReadAtInto(ctx, packName(loc.Pack), int64(e.Offset), tl, &fb.read)
+	sealed, err := r.obj.ReadAtInto(ctx, pack.Name(loc.Pack), int64(e.Offset), tl, &fb.read)
 	if err != nil {
 		return fmt.Errorf("read chunk %s frame table from pack %s: %w", e.ID, loc.Pack, err)
 	}
@@ -338,7 +339,7 @@ func (e targetError) Unwrap() error { return e.err }
 // checks the chunk's ID over all of it at the end: a chunk that fails
 // fails the restore, whose target is then incomplete anyway.
 func (r *Repository) writeFramed(ctx context.Context, loc chunkLoc, w io.WriterAt, off, n int64, fb *frameBuffers) error {
-	e := loc.packEntry
+	e := loc.Entry
 	if n > int64(e.RawLen) {
 		return fmt.Errorf("chunk %s holds %d bytes, need %d: %w", e.ID, e.RawLen, n, ErrCorrupt)
 	}
@@ -356,7 +357,7 @@ func (r *Repository) writeFramed(ctx context.Context, loc chunkLoc, w io.WriterA
 			j++
 		}
 		a, b := frames[i].off, frames[j-1].off+frames[j-1].n
-		stored, err := r.obj.ReadAtInto(ctx, packName(loc.Pack), int64(e.Offset)+a, b-a, &fb.read)
+		stored, err := r.obj.ReadAtInto(ctx, pack.Name(loc.Pack), int64(e.Offset)+a, b-a, &fb.read)
 		if err != nil {
 			return fmt.Errorf("read chunk %s frames %d-%d from pack %s: %w", e.ID, i, j-1, loc.Pack, err)
 		}
@@ -387,7 +388,7 @@ func (r *Repository) writeFramed(ctx context.Context, loc chunkLoc, w io.WriterA
 // authenticated on its own; the chunk ID, a hash of the whole chunk, is
 // checked only by whole reads (restore, verify).
 func (r *Repository) readFramed(ctx context.Context, loc chunkLoc, off int64, p []byte, fb *frameBuffers) error {
-	e := loc.packEntry
+	e := loc.Entry
 	if off < 0 || off+int64(len(p)) > int64(e.RawLen) {
 		return fmt.Errorf("read [%d, %d) of chunk %s of %d bytes: %w", off, off+int64(len(p)), e.ID, e.RawLen, ErrCorrupt)
 	}
@@ -423,7 +424,7 @@ func (r *Repository) readFramed(ctx context.Context, loc chunkLoc, off int64, p 
 		return err
 	}
 	a, b := fb.frames[first].off, fb.frames[last].off+fb.frames[last].n
-	stored, err := r.obj.ReadAtInto(ctx, packName(loc.Pack), int64(e.Offset)+a, b-a, &fb.read)
+	stored, err := r.obj.ReadAtInto(ctx, pack.Name(loc.Pack), int64(e.Offset)+a, b-a, &fb.read)
 	if err != nil {
 		return fmt.Errorf("read chunk %s frames %d-%d from pack %s: %w", e.ID, first, last, loc.Pack, err)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/zeebo/xxh3"
+
+	"cairn/dedup/pack"
 )
 
 // storedFlags returns the flags of every blob in r's packs.
@@ -280,10 +282,10 @@ func TestWriteFramedChecksChunkID(t *testing.T) {
 	stored, flags := r.encodeBlob(id, raw, &blobScratch{})
 	e := packEntry{ID: id, StoredLen: uint32(len(stored)), RawLen: uint32(len(raw)), Flags: flags}
 	put := func(p PackID, blob []byte) chunkLoc {
-		if _, err := r.obj.Put(ctx, packName(p), blob); err != nil {
+		if _, err := r.obj.Put(ctx, pack.Name(p), blob); err != nil {
 			t.Fatal(err)
 		}
-		return chunkLoc{Pack: p, packEntry: e}
+		return chunkLoc{Pack: p, Entry: e}
 	}
 	got := make(sliceTarget, len(raw))
 	if err := r.writeFramed(ctx, put(PackID{1}, bytes.Clone(stored)), got, 0, int64(len(raw)), &frameBuffers{}); err != nil || !bytes.Equal(got, raw) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn/dedup/pack"
 	"cairn/internal/lru"
 )
 
@@ -79,7 +80,7 @@ func FuzzDecodeBlob(f *testing.F) {
 // FuzzIndexValues covers the index's value decoders: the index is a cache,
 // but its files can be damaged like anything on disk.
 func FuzzIndexValues(f *testing.F) {
-	loc := chunkLoc{Pack: PackID{7}, packEntry: packEntry{ID: ChunkID{1}, Offset: 1 << 40, StoredLen: 3, RawLen: 4, Flags: 1, Sum: 5}}
+	loc := chunkLoc{Pack: PackID{7}, Entry: packEntry{ID: ChunkID{1}, Offset: 1 << 40, StoredLen: 3, RawLen: 4, Flags: 1, Sum: 5}}
 	f.Add(encodeLoc(loc))
 	f.Add(encodePackInfo(packInfo{Created: time.Unix(1700000000, 5), Length: 1 << 20, ShardBytes: 3 << 19, Chunks: 16}))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -160,18 +161,18 @@ func FuzzReadDelta(f *testing.F) {
 	}
 	f.Add(flags, bytes.Clone(stored))
 	f.Add(flags, bytes.Clone(stored[:len(stored)/2]))
-	pack := PackID{0xde, 0x17}
+	pid := PackID{0xde, 0x17}
 	f.Fuzz(func(t *testing.T, flags uint8, blob []byte) {
 		if len(blob) == 0 || len(blob) > 1<<20 {
 			return
 		}
-		if _, err := r.obj.Put(ctx, packName(pack), blob); err != nil {
+		if _, err := r.obj.Put(ctx, pack.Name(pid), blob); err != nil {
 			t.Fatal(err)
 		}
 		r.deltaHeaders.Remove(id)
 		r.frames = lru.New[frameKey, []byte](1 << 20)
 		dropHeaderCaches(r) // the shard headers of the last input
-		loc := chunkLoc{Pack: pack, packEntry: packEntry{ID: id, StoredLen: uint32(len(blob)), RawLen: uint32(len(data)), Flags: flags | blobDelta}}
+		loc := chunkLoc{Pack: pid, Entry: packEntry{ID: id, StoredLen: uint32(len(blob)), RawLen: uint32(len(data)), Flags: flags | blobDelta}}
 		// A read that neither ends nor fails is a bug too.
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()

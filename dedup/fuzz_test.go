@@ -16,49 +16,6 @@ import (
 // allocate without bound, and what they accept must survive re-encoding.
 // Seeds are real encodings, so mutations start from valid input.
 
-func FuzzDecodePackHeader(f *testing.F) {
-	entries := []packEntry{
-		{ID: ChunkID{1}, Offset: 0, StoredLen: 100, RawLen: 65536, Flags: blobCompressed, Sum: 42},
-		{ID: ChunkID{2, 3}, Offset: 100, StoredLen: 65536, RawLen: 65536, Sum: 1 << 63},
-	}
-	f.Add(encodePackHeader(nil), uint64(0))
-	f.Add(encodePackHeader(entries[:1]), uint64(100))
-	f.Add(encodePackHeader(entries), uint64(65636))
-	f.Add(encodePackHeader(entries), uint64(65635))
-	f.Fuzz(func(t *testing.T, b []byte, blobsEnd uint64) {
-		got, err := decodePackHeader(b, blobsEnd)
-		if err != nil {
-			return
-		}
-		for i, e := range got {
-			if e.Offset+uint64(e.StoredLen) > blobsEnd || e.Offset+uint64(e.StoredLen) < e.Offset {
-				t.Fatalf("entry %d (%d+%d) accepted beyond %d", i, e.Offset, e.StoredLen, blobsEnd)
-			}
-		}
-		if !bytes.Equal(encodePackHeader(got), b) {
-			t.Fatal("pack header does not re-encode to itself")
-		}
-	})
-}
-
-func FuzzDecodePackTrailer(f *testing.F) {
-	f.Add(encodePackTrailer(0), int64(packTrailerSize))
-	f.Add(encodePackTrailer(4+packEntrySize), int64(1<<20))
-	f.Add(encodePackTrailer(1<<31), int64(1<<31))
-	f.Fuzz(func(t *testing.T, b []byte, packLen int64) {
-		hl, err := decodePackTrailer(b, packLen)
-		if err != nil {
-			return
-		}
-		if hl < 0 || hl+packTrailerSize > packLen {
-			t.Fatalf("header length %d accepted for a pack of %d bytes", hl, packLen)
-		}
-		if again, err := decodePackTrailer(encodePackTrailer(int(hl)), packLen); err != nil || again != hl {
-			t.Fatalf("trailer round trip: %d, %v; want %d", again, err, hl)
-		}
-	})
-}
-
 // manifestSeeds are block maps of every shape: empty, all holes, mixed.
 func manifestSeeds() []struct {
 	cp *Checkpoint

@@ -32,11 +32,6 @@ type index struct {
 	log     func(format string, args ...any)
 }
 
-type chunkLoc struct {
-	Pack PackID
-	packEntry
-}
-
 type packInfo struct {
 	Created     time.Time
 	Length      int64
@@ -310,7 +305,7 @@ func (x *index) addPack(p PackID, pi packInfo, entries []packEntry) error {
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, e := range entries {
-		if err := wb.Set(chunkKey(e.ID), encodeLoc(chunkLoc{Pack: p, packEntry: e})); err != nil {
+		if err := wb.Set(chunkKey(e.ID), encodeLoc(chunkLoc{Pack: p, Entry: e})); err != nil {
 			return err
 		}
 	}

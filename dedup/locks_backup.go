@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/sync/errgroup"
 
+	"cairn/dedup/pack"
 	"cairn/dedup/store"
 )
 
@@ -118,7 +119,7 @@ func (r *Repository) checkPacksExist(ctx context.Context, sess *session, bm *Blo
 			continue
 		}
 		g.Go(func() error {
-			ok := r.shardCount(gctx, packName(p)) >= r.cfg.DataShards
+			ok := r.shardCount(gctx, pack.Name(p)) >= r.cfg.DataShards
 			mu.Lock()
 			exists[p] = ok
 			mu.Unlock()
@@ -137,7 +138,7 @@ func (r *Repository) checkPacksExist(ctx context.Context, sess *session, bm *Blo
 		sess.mu.Lock()
 		_, own := sess.newPacks[p]
 		sess.mu.Unlock()
-		ok := own || r.shardCount(ctx, packName(p)) >= r.cfg.DataShards
+		ok := own || r.shardCount(ctx, pack.Name(p)) >= r.cfg.DataShards
 		exists[p] = ok
 		return ok
 	}

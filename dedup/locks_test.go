@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cairn/dedup/pack"
 )
 
 // putForeignLock writes a lock as another process would.
@@ -238,7 +240,7 @@ func TestIncrementalAfterKilledCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range bm.Packs {
-		if r.shardCount(ctx, packName(p)) < r.cfg.DataShards {
+		if r.shardCount(ctx, pack.Name(p)) < r.cfg.DataShards {
 			t.Fatalf("committed block map names deleted pack %s", p)
 		}
 	}

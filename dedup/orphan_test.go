@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"cairn/dedup/pack"
 )
 
 // TestOrphanPacksAreNotDamage: a backup killed while writing a pack leaves
@@ -21,16 +23,16 @@ func TestOrphanPacksAreNotDamage(t *testing.T) {
 	}
 	// An orphan: a pack written as a killed backup would, never indexed,
 	// with a readable header (in the last data shard) over lost chunks.
-	orphan := newPackID()
+	orphan := pack.NewID()
 	blob := randomData(12, 100<<10)
 	id := r.hash.id(blob)
-	hdr := encodePackHeader([]packEntry{{ID: id, StoredLen: uint32(len(blob)), RawLen: uint32(len(blob)), Sum: xxh3.Hash(blob)}})
-	data := append(append(append([]byte(nil), blob...), hdr...), encodePackTrailer(len(hdr))...)
-	if _, err := r.obj.Put(ctx, packName(orphan), data); err != nil {
+	hdr := pack.EncodeHeader([]packEntry{{ID: id, StoredLen: uint32(len(blob)), RawLen: uint32(len(blob)), Sum: xxh3.Hash(blob)}})
+	data := append(append(append([]byte(nil), blob...), hdr...), pack.EncodeTrailer(len(hdr))...)
+	if _, err := r.obj.Put(ctx, pack.Name(orphan), data); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < r.cfg.ParityShards+1; i++ {
-		if err := os.Remove(filepath.Join(r.Dir(), "shards", string(rune('0'+i)), packName(orphan))); err != nil {
+		if err := os.Remove(filepath.Join(r.Dir(), "shards", string(rune('0'+i)), pack.Name(orphan))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -39,7 +41,7 @@ func TestOrphanPacksAreNotDamage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !rep.OK || len(rep.Orphans) != 1 || rep.Orphans[0] != packName(orphan) {
+		if !rep.OK || len(rep.Orphans) != 1 || rep.Orphans[0] != pack.Name(orphan) {
 			t.Fatalf("verify deep=%v: ok=%v orphans=%v unrecoverable=%v damaged=%v bad=%v",
 				deep, rep.OK, rep.Orphans, rep.Unrecoverable, rep.DamagedShards, rep.BadChunks)
 		}

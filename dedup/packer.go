@@ -8,6 +8,7 @@ import (
 	"github.com/zeebo/xxh3"
 	"golang.org/x/sync/errgroup"
 
+	"cairn/dedup/pack"
 	"cairn/internal/bigbuf"
 )
 
@@ -59,7 +60,7 @@ func (p *packer) add(id ChunkID, stored []byte, rawLen int, flags uint8) (PackID
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.buf == nil {
-		p.id = newPackID()
+		p.id = pack.NewID()
 		p.buf = p.packs.Get(p.r.cfg.PackSize + maxBlockSize)[:0]
 		p.s.mu.Lock()
 		p.s.newPacks[p.id] = struct{}{}
@@ -70,25 +71,25 @@ func (p *packer) add(id ChunkID, stored []byte, rawLen int, flags uint8) (PackID
 		RawLen: uint32(rawLen), Flags: flags, Sum: xxh3.Hash(stored),
 	})
 	p.buf = append(p.buf, stored...)
-	pack := p.id
+	dst := p.id
 	p.s.mu.Lock()
-	p.s.pending[id] = pack
+	p.s.pending[id] = dst
 	p.s.mu.Unlock()
 	if len(p.buf) >= p.r.cfg.PackSize {
 		if err := p.sealLocked(); err != nil {
-			return pack, err
+			return dst, err
 		}
 	}
-	return pack, nil
+	return dst, nil
 }
 
 func (p *packer) sealLocked() error {
 	if len(p.ents) == 0 {
 		return nil
 	}
-	hdr := p.r.seal.seal(nil, encodePackHeader(p.ents), packHeaderAD(p.id))
+	hdr := p.r.seal.seal(nil, pack.EncodeHeader(p.ents), packHeaderAD(p.id))
 	data := append(p.buf, hdr...)
-	data = append(data, encodePackTrailer(len(hdr))...)
+	data = append(data, pack.EncodeTrailer(len(hdr))...)
 	sp := sealedPack{id: p.id, data: data, entries: p.ents}
 	p.buf, p.ents = nil, nil
 	select {
@@ -101,7 +102,7 @@ func (p *packer) sealLocked() error {
 
 func (p *packer) uploader() error {
 	for sp := range p.uploads {
-		n, err := p.r.obj.PutPooled(p.ctx, packName(sp.id), sp.data, p.shards)
+		n, err := p.r.obj.PutPooled(p.ctx, pack.Name(sp.id), sp.data, p.shards)
 		if err != nil {
 			return fmt.Errorf("write pack %s: %w", sp.id, err)
 		}

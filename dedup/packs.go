@@ -9,6 +9,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"cairn/dedup/erasure"
+	"cairn/dedup/pack"
 	"cairn/dedup/store"
 )
 
@@ -17,23 +18,23 @@ func (r *Repository) packHeader(ctx context.Context, p PackID) ([]packEntry, err
 	if e, ok := r.headers.Get(p); ok {
 		return e, nil
 	}
-	name := packName(p)
+	name := pack.Name(p)
 	n, err := r.obj.Length(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", p, err)
 	}
-	if n < packTrailerSize {
+	if n < pack.TrailerSize {
 		return nil, fmt.Errorf("pack %s of %d bytes: %w", p, n, ErrCorrupt)
 	}
-	t, err := r.obj.ReadAt(ctx, name, n-packTrailerSize, packTrailerSize)
+	t, err := r.obj.ReadAt(ctx, name, n-pack.TrailerSize, pack.TrailerSize)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s trailer: %w", p, err)
 	}
-	hl, err := decodePackTrailer(t, n)
+	hl, err := pack.DecodeTrailer(t, n)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", p, err)
 	}
-	blobsEnd := n - packTrailerSize - hl
+	blobsEnd := n - pack.TrailerSize - hl
 	sealed, err := r.obj.ReadAt(ctx, name, blobsEnd, hl)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s header: %w", p, err)
@@ -42,7 +43,7 @@ func (r *Repository) packHeader(ctx context.Context, p PackID) ([]packEntry, err
 	if err != nil {
 		return nil, fmt.Errorf("pack %s header: %w", p, err)
 	}
-	entries, err := decodePackHeader(plain, uint64(blobsEnd))
+	entries, err := pack.DecodeHeader(plain, uint64(blobsEnd), maxBlockSize)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", p, err)
 	}
@@ -99,14 +100,14 @@ func (r *Repository) fetchChunkInto(ctx context.Context, loc chunkLoc, cb *chunk
 		cb.plain = plain
 		return plain, nil
 	}
-	stored, err := r.obj.ReadAtInto(ctx, packName(loc.Pack), int64(loc.Offset), int64(loc.StoredLen), &cb.read)
+	stored, err := r.obj.ReadAtInto(ctx, pack.Name(loc.Pack), int64(loc.Offset), int64(loc.StoredLen), &cb.read)
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s from pack %s: %w", loc.ID, loc.Pack, err)
 	}
 	if xxh3.Hash(stored) != loc.Sum {
 		return nil, fmt.Errorf("chunk %s in pack %s: checksum mismatch: %w", loc.ID, loc.Pack, ErrCorrupt)
 	}
-	plain, err := r.decodeBlob(loc.packEntry, stored, cb.plain)
+	plain, err := r.decodeBlob(loc.Entry, stored, cb.plain)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
 	}
@@ -139,7 +140,7 @@ func (r *Repository) locate(ctx context.Context, look *lookup) (chunkLoc, error)
 		if hintErr == nil {
 			for _, e := range entries {
 				if e.ID == id {
-					return chunkLoc{Pack: look.hint, packEntry: e}, nil
+					return chunkLoc{Pack: look.hint, Entry: e}, nil
 				}
 			}
 		} else if ctx.Err() != nil {
@@ -209,7 +210,7 @@ func (r *Repository) scanPacks(ctx context.Context) (map[ChunkID]chunkLoc, error
 					continue
 				}
 			}
-			m[e.ID] = chunkLoc{Pack: p, packEntry: e}
+			m[e.ID] = chunkLoc{Pack: p, Entry: e}
 		}
 		return nil
 	})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/zeebo/xxh3"
+
+	"cairn/dedup/pack"
 )
 
 // compaction is one nearly empty pack whose live chunks are being copied.
@@ -107,7 +109,7 @@ func (sw *sweeper) readLive(ctx context.Context, p PackID, own *session) (compac
 		if _, ok := held[e.ID]; !live[i] && !ok {
 			continue
 		}
-		b, err := r.obj.ReadAt(ctx, packName(p), int64(e.Offset), int64(e.StoredLen))
+		b, err := r.obj.ReadAt(ctx, pack.Name(p), int64(e.Offset), int64(e.StoredLen))
 		if err != nil {
 			return c, fmt.Errorf("read chunk %s: %w", e.ID, err)
 		}

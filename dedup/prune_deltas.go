@@ -171,7 +171,7 @@ func (r *Repository) liveDeltas(ctx context.Context, marks *markSet) ([]liveDelt
 				if !live[i] {
 					continue
 				}
-				loc := chunkLoc{Pack: p, packEntry: e}
+				loc := chunkLoc{Pack: p, Entry: e}
 				h, err := r.deltaHeaderOf(gctx, loc)
 				if err != nil {
 					return fmt.Errorf("refusing to prune past an unreadable delta chunk: %w", err)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/sync/errgroup"
+
+	"cairn/dedup/pack"
 )
 
 const (
@@ -135,7 +137,7 @@ func (sw *sweeper) visit(ctx context.Context, p PackID, shards int) error {
 		return nil
 	}
 	if sw.o.DryRun {
-		n := r.shardBytes(ctx, packName(p))
+		n := r.shardBytes(ctx, pack.Name(p))
 		if compact {
 			n = n * (total - liveBytes) / total
 		}
@@ -172,8 +174,8 @@ func (sw *sweeper) remove(ctx context.Context, p PackID, entries []packEntry, co
 		}
 		return false, err
 	}
-	n := r.shardBytes(ctx, packName(p))
-	if err := r.obj.Delete(ctx, packName(p)); err != nil {
+	n := r.shardBytes(ctx, pack.Name(p))
+	if err := r.obj.Delete(ctx, pack.Name(p)); err != nil {
 		return true, fmt.Errorf("delete pack %s: %w", p, err)
 	}
 	r.headers.Remove(p) // a reader may have cached it again meanwhile

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"cairn/dedup/pack"
 )
 
 const testBS = 64 << 10
@@ -146,11 +148,11 @@ func TestPruneAfterForget(t *testing.T) {
 		if (s.want.PacksDeleted > 0) != (rep.BytesFreed > 0) {
 			t.Fatalf("%s: %d bytes freed for %d packs", s.name, rep.BytesFreed, rep.PacksDeleted)
 		}
-		if n := r.shardCount(ctx, packName(onlyA[0])); (n == 0) != s.gone {
+		if n := r.shardCount(ctx, pack.Name(onlyA[0])); (n == 0) != s.gone {
 			t.Fatalf("%s: pack only A used has %d shards", s.name, n)
 		}
 		for _, p := range packsB {
-			if n := r.shardCount(ctx, packName(p)); n != 6 {
+			if n := r.shardCount(ctx, pack.Name(p)); n != 6 {
 				t.Fatalf("%s: pack %s of B has %d shards", s.name, p, n)
 			}
 		}
@@ -187,7 +189,7 @@ func TestPruneCompactsOnlyNearlyEmptyPacks(t *testing.T) {
 	if rep.PacksCompacted != 1 || rep.PacksDeleted != 0 || rep.ChunksDead != 20 || rep.BytesFreed <= 0 {
 		t.Fatalf("report %+v: want one pack compacted", rep)
 	}
-	if r.shardCount(ctx, packName(packsA[0])) != 0 || r.shardCount(ctx, packName(packsA[1])) != 6 {
+	if r.shardCount(ctx, pack.Name(packsA[0])) != 0 || r.shardCount(ctx, pack.Name(packsA[1])) != 6 {
 		t.Fatal("the nearly empty pack should be gone and the mostly live one untouched")
 	}
 	if got := restoreBytes(t, r, b.ID, b.Size); !bytes.Equal(got, dataB) {
@@ -223,12 +225,12 @@ func TestPruneOrphans(t *testing.T) {
 	}
 	r.endSession(s)
 	// A pack killed mid-write: k-1 shards, never indexed.
-	half := newPackID()
-	if _, err := r.obj.Put(ctx, packName(half), randomData(40, 300<<10)); err != nil {
+	half := pack.NewID()
+	if _, err := r.obj.Put(ctx, pack.Name(half), randomData(40, 300<<10)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if err := r.stores[i].Delete(ctx, packName(half)); err != nil {
+		if err := r.stores[i].Delete(ctx, pack.Name(half)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -252,7 +254,7 @@ func TestPruneOrphans(t *testing.T) {
 	if rep.PacksDeleted != 3 || rep.ManifestsIncompleteRemoved != 1 {
 		t.Fatalf("past grace: %+v, want 3 packs and 1 manifest removed", rep)
 	}
-	if r.shardCount(ctx, packName(half)) != 0 || r.shardCount(ctx, manifestName(c.ID)) != 0 {
+	if r.shardCount(ctx, pack.Name(half)) != 0 || r.shardCount(ctx, manifestName(c.ID)) != 0 {
 		t.Fatal("orphans left behind")
 	}
 	restoreFresh(t, r, a.ID, dataA)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"cairn/dedup/pack"
 )
 
 // compactionFixture is a repository where checkpoint A shares few blocks
@@ -166,7 +168,7 @@ func TestReaderSurvivesCompaction(t *testing.T) {
 				t.Fatalf("round 1: report %+v, want %d packs compacted", rep, f.packsB)
 			}
 			for _, p := range before {
-				if n := pruner.shardCount(context.Background(), packName(p)); n != 0 {
+				if n := pruner.shardCount(context.Background(), pack.Name(p)); n != 0 {
 					t.Fatalf("round 1: pack %s that A used still has %d shards", p, n)
 				}
 			}
@@ -180,7 +182,7 @@ func TestReaderSurvivesCompaction(t *testing.T) {
 				t.Fatalf("round 2: report %+v, want the packs of round 1 compacted", rep)
 			}
 			for p := range moved {
-				if n := pruner.shardCount(context.Background(), packName(p)); n != 0 {
+				if n := pruner.shardCount(context.Background(), pack.Name(p)); n != 0 {
 					t.Fatalf("round 2: pack %s that A's chunks moved to still has %d shards", p, n)
 				}
 			}

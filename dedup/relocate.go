@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"cairn/dedup/pack"
 )
 
 // A reader caches where chunks are: pack headers (Repository.headers),
@@ -130,7 +132,7 @@ func (r *Repository) atChunk(ctx context.Context, id ChunkID, hint PackID, read 
 // its chunk ID, whatever pack it came from.
 func (r *Repository) evictPack(p PackID) {
 	r.headers.Remove(p)
-	name := packName(p)
+	name := pack.Name(p)
 	for i := range r.stores {
 		r.obj.Forget(name, i)
 	}

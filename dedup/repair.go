@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"cairn/dedup/erasure"
+	"cairn/dedup/pack"
 )
 
 // RepairReport is what Repair did.
@@ -44,7 +45,7 @@ func (r *Repository) Repair(ctx context.Context) (*RepairReport, error) {
 	}
 	names := slices.Collect(maps.Keys(manifests))
 	for _, p := range packs {
-		names = append(names, packName(p))
+		names = append(names, pack.Name(p))
 	}
 	rep := &RepairReport{}
 	if err := r.repairConfig(ctx, rep); err != nil {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/zeebo/xxh3"
 	"golang.org/x/sync/errgroup"
+
+	"cairn/dedup/pack"
 )
 
 // VerifyOptions steer Verify.
@@ -177,7 +179,7 @@ func (r *Repository) verifyTargets(ctx context.Context) ([]PackID, map[string]in
 }
 
 func (r *Repository) verifyPack(ctx context.Context, v *verifyState, p PackID, deep bool) error {
-	check, err := r.checkShards(ctx, packName(p))
+	check, err := r.checkShards(ctx, pack.Name(p))
 	if err != nil {
 		return err
 	}
@@ -217,7 +219,7 @@ func (r *Repository) verifyPack(ctx context.Context, v *verifyState, p PackID, d
 // verifyChunk rereads one chunk the way a restore does, but never from the
 // chunk cache.
 func (r *Repository) verifyChunk(ctx context.Context, p PackID, e packEntry) error {
-	stored, err := r.obj.ReadAt(ctx, packName(p), int64(e.Offset), int64(e.StoredLen))
+	stored, err := r.obj.ReadAt(ctx, pack.Name(p), int64(e.Offset), int64(e.StoredLen))
 	if err != nil {
 		return err
 	}
@@ -227,7 +229,7 @@ func (r *Repository) verifyChunk(ctx context.Context, p PackID, e packEntry) err
 	if e.Flags&blobDelta != 0 {
 		// The pages it takes from other chunks are read and the whole
 		// block checked against its ID, as a restore does.
-		_, err = r.decodeDelta(ctx, chunkLoc{Pack: p, packEntry: e}, nil)
+		_, err = r.decodeDelta(ctx, chunkLoc{Pack: p, Entry: e}, nil)
 		return err
 	}
 	_, err = r.decodeBlob(e, stored, nil)

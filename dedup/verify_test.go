@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/zeebo/xxh3"
+
+	"cairn/dedup/pack"
 )
 
 // TestVerifyClean checks a healthy repository with and without an index:
@@ -152,24 +154,24 @@ func TestDeepVerifyBadChunk(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pack, err := r.obj.Get(ctx, name)
+			obj, err := r.obj.Get(ctx, name)
 			if err != nil {
 				t.Fatal(err)
 			}
 			e := &entries[len(entries)/2]
-			blob := pack[e.Offset : e.Offset+uint64(e.StoredLen)]
+			blob := obj[e.Offset : e.Offset+uint64(e.StoredLen)]
 			blob[len(blob)/2] ^= 1
 			if c.fixSum {
 				e.Sum = xxh3.Hash(blob)
 			}
-			hl, err := decodePackTrailer(pack[len(pack)-packTrailerSize:], int64(len(pack)))
+			hl, err := pack.DecodeTrailer(obj[len(obj)-pack.TrailerSize:], int64(len(obj)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			blobsEnd := int64(len(pack)) - packTrailerSize - hl
-			hdr := r.seal.seal(nil, encodePackHeader(entries), packHeaderAD(p))
-			pack = append(append(pack[:blobsEnd], hdr...), encodePackTrailer(len(hdr))...)
-			if _, err := r.obj.Put(ctx, name, pack); err != nil {
+			blobsEnd := int64(len(obj)) - pack.TrailerSize - hl
+			hdr := r.seal.seal(nil, pack.EncodeHeader(entries), packHeaderAD(p))
+			obj = append(append(obj[:blobsEnd], hdr...), pack.EncodeTrailer(len(hdr))...)
+			if _, err := r.obj.Put(ctx, name, obj); err != nil {
 				t.Fatal(err)
 			}
 			dropHeaderCaches(r)
