@@ -267,7 +267,7 @@ func (r *Repository) checkDeltaRefs(ctx context.Context, sess *session, packs bo
 	sess.mu.Unlock()
 	for id := range refs {
 		r.gate.RLock()
-		loc, ok, err := r.idx.lookup(id)
+		loc, ok, err := r.idx.Lookup(id)
 		r.gate.RUnlock()
 		if err != nil {
 			return fmt.Errorf("index lookup: %w", err)

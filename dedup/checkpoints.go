@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"cairn/dedup/index"
 	"cairn/dedup/pack"
 	"cairn/dedup/store"
 )
@@ -88,7 +89,7 @@ func (r *Repository) commit(ctx context.Context, cp *Checkpoint, bm *BlockMap) e
 		return fmt.Errorf("commit checkpoint %s: %w", cp.ID, err)
 	}
 	if r.idx != nil {
-		if err := r.idx.putMeta(cp); err != nil {
+		if err := r.cacheMeta(cp); err != nil {
 			r.log("checkpoint %s committed but not cached in the index: %v", cp.ID, err)
 		}
 	}
@@ -176,7 +177,7 @@ func (r *Repository) Checkpoints(ctx context.Context) ([]*Checkpoint, error) {
 	out := make([]*Checkpoint, 0, len(ids))
 	for _, id := range ids {
 		if r.idx != nil {
-			if cp, ok := r.idx.getMeta(id); ok {
+			if cp, ok := r.cachedMeta(id); ok {
 				out = append(out, cp)
 				continue
 			}
@@ -190,7 +191,7 @@ func (r *Repository) Checkpoints(ctx context.Context) ([]*Checkpoint, error) {
 			return nil, err
 		}
 		if r.idx != nil {
-			_ = r.idx.putMeta(cp)
+			_ = r.cacheMeta(cp)
 		}
 		out = append(out, cp)
 	}
@@ -228,7 +229,7 @@ func (r *Repository) DeleteCheckpoint(ctx context.Context, id string) error {
 		return fmt.Errorf("delete checkpoint %s: %w", full, err)
 	}
 	if r.idx != nil {
-		if err := r.idx.deleteMeta(full); err != nil {
+		if err := r.idx.DeleteMeta(full); err != nil {
 			return fmt.Errorf("forget checkpoint %s in the index: %w", full, err)
 		}
 	}
@@ -252,7 +253,7 @@ func (r *Repository) preferWhole(entries []packEntry) ([]packEntry, error) {
 	for i, e := range entries {
 		drop := false
 		if e.Flags&blobDelta != 0 {
-			loc, ok, err := r.idx.lookup(e.ID)
+			loc, ok, err := r.idx.Lookup(e.ID)
 			if err != nil {
 				return nil, fmt.Errorf("index lookup %s: %w", e.ID, err)
 			}
@@ -278,7 +279,7 @@ func (r *Repository) RebuildIndex(ctx context.Context) (RebuildIndexResult, erro
 		return res, errors.New("repository opened without an index")
 	}
 	marker, markerErr := r.readPruneMarker(ctx)
-	if err := r.idx.dropAll(); err != nil {
+	if err := r.idx.DropAll(); err != nil {
 		return res, fmt.Errorf("clear index: %w", err)
 	}
 	err := r.listPacks(ctx, func(p PackID) error {
@@ -292,12 +293,12 @@ func (r *Repository) RebuildIndex(ctx context.Context) (RebuildIndexResult, erro
 			return nil
 		}
 		n, _ := r.obj.Length(ctx, pack.Name(p))
-		pi := packInfo{Created: r.packTime(ctx, p), Length: n, ShardBytes: r.shardBytes(ctx, pack.Name(p)), Chunks: uint32(len(entries))}
+		pi := index.PackInfo{Created: r.packTime(ctx, p), Length: n, ShardBytes: r.shardBytes(ctx, pack.Name(p)), Chunks: uint32(len(entries))}
 		indexed, err := r.preferWhole(entries)
 		if err != nil {
 			return err
 		}
-		if err := r.idx.addPack(p, pi, indexed); err != nil {
+		if err := r.idx.AddPack(p, pi, indexed); err != nil {
 			return fmt.Errorf("index pack %s: %w", p, err)
 		}
 		res.Packs++
@@ -312,13 +313,13 @@ func (r *Repository) RebuildIndex(ctx context.Context) (RebuildIndexResult, erro
 		return res, err
 	}
 	res.Checkpoints = len(cps)
-	if err := r.idx.finishRebuild(); err != nil {
+	if err := r.idx.FinishRebuild(); err != nil {
 		return res, fmt.Errorf("finish index rebuild: %w", err)
 	}
 	if markerErr == nil {
 		r.rebuiltAt(ctx, marker)
 	}
-	r.idx.gc()
+	r.idx.GC()
 	return res, nil
 }
 

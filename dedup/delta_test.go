@@ -221,7 +221,7 @@ func checkOneHop(t *testing.T, r *Repository) {
 					continue
 				}
 				ref := h.refs[s-1]
-				loc, ok, err := r.idx.lookup(ref.id)
+				loc, ok, err := r.idx.Lookup(ref.id)
 				if err != nil || !ok {
 					t.Fatalf("delta %s refers to chunk %s, not indexed: %v", e.ID, ref.id, err)
 				}

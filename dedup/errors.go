@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"cairn/dedup/erasure"
+	"cairn/dedup/index"
 )
 
 // Sentinel errors. Callers branch on them with errors.Is; the wrapped message
@@ -28,10 +29,10 @@ var (
 	// ErrChunkNotFound means a chunk a manifest references is in no pack.
 	ErrChunkNotFound = errors.New("chunk not found in any pack")
 	// ErrIndexLocked means another process holds the badger index.
-	ErrIndexLocked = errors.New("the index is in use by another cairn process")
+	ErrIndexLocked = index.ErrLocked
 	// ErrNoSpace means the file system of the index is too full to write
 	// to it safely (docs/format.md, "The index on a full disk").
-	ErrNoSpace = errors.New("no space left")
+	ErrNoSpace = index.ErrNoSpace
 	// ErrUnsupported means the stored data was written by a newer format.
 	ErrUnsupported = erasure.ErrUnsupported
 )

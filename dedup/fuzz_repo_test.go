@@ -77,22 +77,6 @@ func FuzzDecodeBlob(f *testing.F) {
 	})
 }
 
-// FuzzIndexValues covers the index's value decoders: the index is a cache,
-// but its files can be damaged like anything on disk.
-func FuzzIndexValues(f *testing.F) {
-	loc := chunkLoc{Pack: PackID{7}, Entry: packEntry{ID: ChunkID{1}, Offset: 1 << 40, StoredLen: 3, RawLen: 4, Flags: 1, Sum: 5}}
-	f.Add(encodeLoc(loc))
-	f.Add(encodePackInfo(packInfo{Created: time.Unix(1700000000, 5), Length: 1 << 20, ShardBytes: 3 << 19, Chunks: 16}))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if l, err := decodeLoc(ChunkID{1}, b); err == nil && !bytes.Equal(encodeLoc(l), b) {
-			t.Fatal("chunk location does not re-encode to itself")
-		}
-		if pi, err := decodePackInfo(b); err == nil && !bytes.Equal(encodePackInfo(pi), b) {
-			t.Fatal("pack info does not re-encode to itself")
-		}
-	})
-}
-
 // FuzzDeltaHeader covers the delta header decoder (§9.3): whatever it
 // accepts is consistent with the chunk it describes.
 func FuzzDeltaHeader(f *testing.F) {

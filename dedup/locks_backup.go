@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/sync/errgroup"
 
 	"cairn/dedup/pack"
@@ -45,10 +44,10 @@ func (r *Repository) guardBackup(ctx context.Context) (*backupGuard, error) {
 		g.verify = len(liveLocks(locks, lockPrune)) > 0
 		g.marker, err = r.readPruneMarker(ctx)
 	}
-	if err == nil && !bytes.Equal(g.marker, r.idx.seenPrune()) {
+	if err == nil && !bytes.Equal(g.marker, r.idx.SeenPrune()) {
 		r.log("a prune ran in another process since this index last looked: dropping the packs it deleted from the index")
 		err = r.syncIndex(ctx, g.marker)
-		g.verify = g.verify || !bytes.Equal(g.marker, r.idx.seenPrune())
+		g.verify = g.verify || !bytes.Equal(g.marker, r.idx.SeenPrune())
 	}
 	if err != nil {
 		l.release()
@@ -151,7 +150,7 @@ func (r *Repository) checkPacksExist(ctx context.Context, sess *session, bm *Blo
 		if exists[p] {
 			continue
 		}
-		loc, found, err := r.idx.lookup(c.ID)
+		loc, found, err := r.idx.Lookup(c.ID)
 		if err != nil {
 			return fmt.Errorf("look up chunk %s of deleted pack %s: %w", c.ID, p, err)
 		}
@@ -179,7 +178,7 @@ func (r *Repository) checkPacksExist(ctx context.Context, sess *session, bm *Blo
 	var gone []PackID
 	for p, entries := range lost {
 		gone = append(gone, p)
-		if err := r.idx.removePack(p, entries); err != nil {
+		if err := r.idx.RemovePack(p, entries); err != nil {
 			r.log("unindex deleted pack %s: %v", p, err)
 		}
 		r.headers.Remove(p)
@@ -220,7 +219,7 @@ func (r *Repository) guardPrune(ctx context.Context) (*pruneGuard, error) {
 		l.release()
 		return nil, fmt.Errorf("list the locks of other processes: %w", err)
 	}
-	g.consistent = bytes.Equal(marker, r.idx.seenPrune())
+	g.consistent = bytes.Equal(marker, r.idx.SeenPrune())
 	if g.blocked = liveLocks(locks, ""); len(g.blocked) > 0 {
 		l.release()
 		return g, nil
@@ -252,7 +251,7 @@ func (g *pruneGuard) finish(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return nil // the next backup syncs the index
 	}
-	return r.idx.setSeenPrune(m)
+	return r.idx.SetSeenPrune(m)
 }
 
 // readPruneMarker returns prune/last from the first store that has it, or
@@ -270,32 +269,6 @@ func (r *Repository) readPruneMarker(ctx context.Context) ([]byte, error) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("read %s: %w", pruneMarkerName, errors.Join(errs...))
-}
-
-var seenPruneKey = []byte("s/prune-seen")
-
-// seenPrune is the prune/last the index is known to be consistent with:
-// every pack a prune up to that one deleted is gone from the index too.
-func (x *index) seenPrune() []byte {
-	var v []byte
-	_ = x.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(seenPruneKey)
-		if err != nil {
-			return err
-		}
-		v, err = item.ValueCopy(nil)
-		return err
-	})
-	return v
-}
-
-func (x *index) setSeenPrune(m []byte) error {
-	return x.db.Update(func(txn *badger.Txn) error {
-		if len(m) == 0 {
-			return txn.Delete(seenPruneKey)
-		}
-		return txn.Set(seenPruneKey, m)
-	})
 }
 
 // report turns a blocked prune's would-be deletions into packs left for

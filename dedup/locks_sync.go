@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // syncIndex drops from the index the packs that a prune of another process
@@ -20,7 +18,7 @@ import (
 // The index's packs are read before the stores are listed, so a pack this
 // process indexes meanwhile is never taken for deleted.
 func (r *Repository) syncIndex(ctx context.Context, marker []byte) error {
-	indexed, err := r.idx.packIDs()
+	indexed, err := r.idx.PackIDs()
 	if err != nil {
 		return fmt.Errorf("read index: %w", err)
 	}
@@ -41,7 +39,7 @@ func (r *Repository) syncIndex(ctx context.Context, marker []byte) error {
 		}
 	}
 	if len(gone) > 0 {
-		n, err := r.idx.dropPacks(gone)
+		n, err := r.idx.DropPacks(gone)
 		if err != nil {
 			return fmt.Errorf("drop deleted packs from the index: %w", err)
 		}
@@ -59,62 +57,7 @@ func (r *Repository) syncIndex(ctx context.Context, marker []byte) error {
 			return nil // stays unsynced: the next backup looks again
 		}
 	}
-	return r.idx.setSeenPrune(marker)
-}
-
-// packIDs lists the packs the index records.
-func (x *index) packIDs() ([]PackID, error) {
-	var ids []PackID
-	err := x.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{'p'}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if k := it.Item().Key(); len(k) == 1+len(PackID{}) {
-				ids = append(ids, PackID(k[1:]))
-			}
-		}
-		return nil
-	})
-	return ids, err
-}
-
-// dropPacks removes the packs in gone and every chunk entry pointing into
-// one of them; it returns how many chunk entries went.
-func (x *index) dropPacks(gone map[PackID]bool) (int, error) {
-	var keys [][]byte
-	err := x.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{'c'}, PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			err := item.Value(func(v []byte) error {
-				if len(v) >= 16 && gone[PackID(v[:16])] {
-					keys = append(keys, item.KeyCopy(nil))
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	wb := x.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range keys {
-		if err := wb.Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	for p := range gone {
-		if err := wb.Delete(packKey(p)); err != nil {
-			return 0, err
-		}
-	}
-	return len(keys), wb.Flush()
+	return r.idx.SetSeenPrune(marker)
 }
 
 // rebuiltAt records, after a rebuild, that the index is consistent with
@@ -135,7 +78,7 @@ func (r *Repository) rebuiltAt(ctx context.Context, m []byte) {
 			return
 		}
 	}
-	if err := r.idx.setSeenPrune(m); err != nil {
+	if err := r.idx.SetSeenPrune(m); err != nil {
 		r.log("index: %v", err)
 	}
 }

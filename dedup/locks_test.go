@@ -73,7 +73,7 @@ func TestPruneDefersToForeignBackup(t *testing.T) {
 	if b, err := r.readPruneMarker(ctx); err != nil || json.Unmarshal(b, &m) != nil || m.Finished.IsZero() {
 		t.Errorf("after prune, %s = %s (%v): want an end marker", pruneMarkerName, b, err)
 	}
-	if !bytes.Equal(r.idx.seenPrune(), mustMarker(t, r)) {
+	if !bytes.Equal(r.idx.SeenPrune(), mustMarker(t, r)) {
 		t.Error("the pruning index does not record its own prune as seen")
 	}
 }
@@ -117,7 +117,7 @@ func TestBackupSyncsIndexAfterForeignPrune(t *testing.T) {
 		t.Errorf("backup after a foreign prune stored %d new bytes, want all %d again", cp2.NewBytes, len(data))
 	}
 	restoreFresh(t, r, cp2.ID, data)
-	if !bytes.Equal(r.idx.seenPrune(), mustMarker(t, r)) {
+	if !bytes.Equal(r.idx.SeenPrune(), mustMarker(t, r)) {
 		t.Error("index not marked in sync after the backup synced it")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/zeebo/xxh3"
 	"golang.org/x/sync/errgroup"
 
+	"cairn/dedup/index"
 	"cairn/dedup/pack"
 	"cairn/internal/bigbuf"
 )
@@ -109,8 +110,8 @@ func (p *packer) uploader() error {
 		p.packs.Put(sp.data)
 		p.r.headers.Add(sp.id, sp.entries, 1)
 		if p.r.idx != nil {
-			pi := packInfo{Created: p.r.now(), Length: int64(len(sp.data)), ShardBytes: n, Chunks: uint32(len(sp.entries))}
-			if err := p.r.idx.addPack(sp.id, pi, sp.entries); err != nil {
+			pi := index.PackInfo{Created: p.r.now(), Length: int64(len(sp.data)), ShardBytes: n, Chunks: uint32(len(sp.entries))}
+			if err := p.r.idx.AddPack(sp.id, pi, sp.entries); err != nil {
 				return fmt.Errorf("index pack %s: %w", sp.id, err)
 			}
 		}

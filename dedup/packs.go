@@ -153,7 +153,7 @@ func (r *Repository) locate(ctx context.Context, look *lookup) (chunkLoc, error)
 		}
 	}
 	if r.idx != nil {
-		loc, ok, err := r.idx.lookup(id)
+		loc, ok, err := r.idx.Lookup(id)
 		if err != nil {
 			return chunkLoc{}, fmt.Errorf("index lookup %s: %w", id, err)
 		}

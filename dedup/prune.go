@@ -127,7 +127,7 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneReport, e
 		return rep, fmt.Errorf("prune: %w", err)
 	}
 	if !o.DryRun {
-		r.idx.gc() // badger never reclaims its value log by itself
+		r.idx.GC() // badger never reclaims its value log by itself
 	}
 	if guard != nil {
 		if err := guard.finish(ctx, now); err != nil {
@@ -283,7 +283,7 @@ func (r *Repository) checkParentChunks(ctx context.Context, cp *Checkpoint, bm *
 	}
 	for _, c := range bm.Chunks {
 		r.gate.RLock()
-		_, ok, err := r.idx.lookup(c.ID)
+		_, ok, err := r.idx.Lookup(c.ID)
 		r.gate.RUnlock()
 		if err != nil {
 			return fmt.Errorf("index lookup: %w", err)

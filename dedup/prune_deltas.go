@@ -21,7 +21,7 @@ func (r *Repository) superseded(p PackID, e packEntry) (bool, error) {
 	if e.Flags&blobDelta == 0 {
 		return false, nil
 	}
-	loc, ok, err := r.idx.lookup(e.ID)
+	loc, ok, err := r.idx.Lookup(e.ID)
 	if err != nil {
 		return false, fmt.Errorf("index lookup %s: %w", e.ID, err)
 	}
@@ -227,7 +227,7 @@ func (r *Repository) releasable(ctx context.Context, deltas []liveDelta, only ma
 	}
 	out := make(map[ChunkID]struct{})
 	for id, c := range cost {
-		loc, ok, err := r.idx.lookup(id)
+		loc, ok, err := r.idx.Lookup(id)
 		if err != nil {
 			return nil, fmt.Errorf("index lookup %s: %w", id, err)
 		}

@@ -2,15 +2,14 @@ package dedup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/sync/errgroup"
 
+	"cairn/dedup/index"
 	"cairn/dedup/pack"
 )
 
@@ -113,7 +112,7 @@ func (sw *sweeper) visit(ctx context.Context, p PackID, shards int) error {
 	if r.packInFlight(p) {
 		return nil
 	}
-	pi, indexed, err := r.idx.pack(p)
+	pi, indexed, err := r.idx.Pack(p)
 	if err != nil {
 		return fmt.Errorf("index pack %s: %w", p, err)
 	}
@@ -125,9 +124,9 @@ func (sw *sweeper) visit(ctx context.Context, p PackID, shards int) error {
 		// Written by a backup killed before indexing it, or by another
 		// host, or skipped by a rebuild: its age is unknown, so it counts
 		// as new from now. Recording that lets a later prune remove it.
-		pi = packInfo{Created: sw.now, Chunks: uint32(len(entries))}
+		pi = index.PackInfo{Created: sw.now, Chunks: uint32(len(entries))}
 		if !sw.o.DryRun {
-			if err := r.idx.addPack(p, pi, nil); err != nil {
+			if err := r.idx.AddPack(p, pi, nil); err != nil {
 				return fmt.Errorf("record pack %s: %w", p, err)
 			}
 		}
@@ -201,7 +200,7 @@ func (r *Repository) unlinkPack(p PackID, entries []packEntry, copied map[ChunkI
 			return false, nil
 		}
 	}
-	if err := r.idx.removePack(p, entries); err != nil {
+	if err := r.idx.RemovePack(p, entries); err != nil {
 		return false, fmt.Errorf("unindex pack %s: %w", p, err)
 	}
 	r.headers.Remove(p)
@@ -273,25 +272,4 @@ func (r *Repository) heldChunks(entries []packEntry, own *session) map[ChunkID]s
 		visit(s)
 	}
 	return held
-}
-
-// pack returns what the index records about pack p.
-func (x *index) pack(p PackID) (packInfo, bool, error) {
-	var pi packInfo
-	found := false
-	err := x.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(packKey(p))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			pi, err = decodePackInfo(v)
-			found = err == nil
-			return err
-		})
-	})
-	return pi, found, err
 }

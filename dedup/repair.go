@@ -108,7 +108,7 @@ func (r *Repository) neverComplete(name string) bool {
 	if err != nil {
 		return false
 	}
-	pi, indexed, err := r.idx.pack(p)
+	pi, indexed, err := r.idx.Pack(p)
 	return err == nil && (!indexed || pi.Chunks == 0)
 }
 

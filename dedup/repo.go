@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"cairn/dedup/erasure"
+	"cairn/dedup/index"
 	"cairn/dedup/store"
 	"cairn/internal/atomicfile"
 	"cairn/internal/lru"
@@ -30,7 +31,7 @@ type Repository struct {
 	obj    *erasure.Objects
 	seal   *sealer
 	hash   hasher
-	idx    *index // nil when opened without an index
+	idx    *index.Index // nil when opened without an index
 	zenc   *zstd.Encoder
 	zdec   *zstd.Decoder // chunks: capped at a block's size against bombs
 	mdec   *zstd.Decoder // manifests: may be large, are authenticated first
@@ -303,17 +304,17 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 		zstd.WithDecodeAllCapLimit(true))
 	if indexDir != "" {
 		var fresh bool
-		r.idx, fresh, err = openIndex(indexDir, indexOptions{key: indexKey(cfg, keys), discard: opts.RebuildIndex, freeing: opts.FreesSpace, log: r.log})
+		r.idx, fresh, err = index.Open(indexDir, index.Options{Key: indexKey(cfg, keys), Discard: opts.RebuildIndex, Freeing: opts.FreesSpace, Log: r.log})
 		if err != nil {
 			return nil, err
 		}
-		if fresh || r.idx.rebuilding() {
+		if fresh || r.idx.Rebuilding() {
 			if !fresh {
 				r.log("index %s missing or incomplete: rebuilding it from the shard stores", indexDir)
 			}
 			res, err := r.RebuildIndex(ctx)
 			if err != nil {
-				r.idx.close()
+				r.idx.Close()
 				return nil, err
 			}
 			r.rebuilt = &res
@@ -332,8 +333,8 @@ func (r *Repository) Encrypted() bool { return r.seal != nil }
 func (r *Repository) Close() error {
 	var errs []error
 	if r.idx != nil {
-		r.idx.gc()
-		errs = append(errs, r.idx.close())
+		r.idx.GC()
+		errs = append(errs, r.idx.Close())
 	}
 	for _, s := range r.stores {
 		errs = append(errs, s.Close())

@@ -57,7 +57,7 @@ func (r *Repository) dedupLookup(s *session, id ChunkID) (pack PackID, exists bo
 	s.mu.Unlock()
 	if r.idx != nil {
 		r.gate.RLock()
-		loc, ok, err := r.idx.lookup(id)
+		loc, ok, err := r.idx.Lookup(id)
 		if err == nil && ok {
 			s.mu.Lock()
 			s.pins[id] = struct{}{}

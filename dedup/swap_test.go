@@ -14,6 +14,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"cairn/dedup/erasure"
+	"cairn/dedup/index"
 	"cairn/internal/lru"
 )
 
@@ -200,7 +201,7 @@ func TestDeepVerifyStaleIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.idx.addPack(p, packInfo{Chunks: 1}, []packEntry{{ID: id, Offset: entries[0].Offset, StoredLen: entries[0].StoredLen, RawLen: entries[0].RawLen, Sum: entries[0].Sum}}); err != nil {
+	if err := r.idx.AddPack(p, index.PackInfo{Chunks: 1}, []packEntry{{ID: id, Offset: entries[0].Offset, StoredLen: entries[0].StoredLen, RawLen: entries[0].RawLen, Sum: entries[0].Sum}}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := r.Verify(ctx, VerifyOptions{Deep: true})

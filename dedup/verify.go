@@ -299,7 +299,7 @@ func (r *Repository) hasChunk(ctx context.Context, v *verifyState, id ChunkID, h
 	// The index keeps memory flat however many chunks there are, but it may
 	// point into a pack that is gone or now holds other chunks, so its answer
 	// needs the pack's verdict and the pack's own header.
-	loc, ok, err := r.idx.lookup(id)
+	loc, ok, err := r.idx.Lookup(id)
 	if err != nil {
 		return PackID{}, false, fmt.Errorf("index lookup %s: %w", id, err)
 	}
@@ -321,7 +321,7 @@ func (r *Repository) hasChunk(ctx context.Context, v *verifyState, id ChunkID, h
 // pack that does not hold it: a backup deduplicating against that entry
 // would reference a chunk that is not there.
 func (r *Repository) checkIndexEntry(ctx context.Context, v *verifyState, id ChunkID) error {
-	loc, ok, err := r.idx.lookup(id)
+	loc, ok, err := r.idx.Lookup(id)
 	if err != nil {
 		return fmt.Errorf("index lookup %s: %w", id, err)
 	}

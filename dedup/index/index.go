@@ -1,10 +1,10 @@
-package dedup
+// Package index is the repository's badger-backed accelerator
+// (docs/format.md §14): chunk ID → location, pack facts and cached
+// checkpoint metadata, all of which can be rebuilt from the shard stores.
+package index
 
 import (
-	"crypto/hkdf"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,26 +13,29 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/sys/unix"
+
+	"cairn/dedup/pack"
 )
 
-// index is the badger-backed accelerator: chunk ID → location, pack facts and
+// Index is the badger-backed accelerator: chunk ID → location, pack facts and
 // cached checkpoint metadata. Everything in it can be rebuilt from the shard
-// stores (rebuildIndex), so losing it loses nothing.
+// stores (the repository's RebuildIndex), so losing it loses nothing.
 //
 // Keys:
 //
 //	"c" ‖ chunk ID  → pack ID ‖ offset u64 ‖ stored u32 ‖ raw u32 ‖ flags u8 ‖ sum u64
 //	"p" ‖ pack ID   → created (unix ns) u64 ‖ logical length u64 ‖ shard bytes u64 ‖ chunks u32
 //	"m" ‖ checkpoint ID → Checkpoint JSON
-type index struct {
+type Index struct {
 	db      *badger.DB
 	lock    *os.File
 	dir     string
-	freeing bool // the command frees space: see index_space.go
+	freeing bool // the command frees space: see space.go
 	log     func(format string, args ...any)
 }
 
-type packInfo struct {
+// PackInfo is what the index records of a pack.
+type PackInfo struct {
 	Created     time.Time
 	Length      int64
 	ShardBytes  int64
@@ -40,42 +43,43 @@ type packInfo struct {
 	LiveUnknown bool
 }
 
-const indexLockName = "cairn.lock"
+// LockName is the file in the index directory that Open locks.
+const LockName = "cairn.lock"
 
-// indexOptions say how openIndex opens the index.
-type indexOptions struct {
-	// key encrypts the index with badger's own encryption (tables, value
-	// log and write-ahead log); nil leaves it in clear. It is derived from
-	// the repository's data key (indexKey), never the passphrase.
-	key []byte
-	// discard throws the index away unopened: `repo rebuild-index` must
+// Options say how openIndex opens the index.
+type Options struct {
+	// Key encrypts the index with badger's own encryption (tables, value
+	// log and write-ahead log); nil leaves it in clear. The repository
+	// derives it from its data key, never the passphrase.
+	Key []byte
+	// Discard throws the index away unopened: `repo rebuild-index` must
 	// work when badger cannot open it.
-	discard bool
-	// freeing marks a command that frees space (prune, forget): on a
+	Discard bool
+	// Freeing marks a command that frees space (prune, forget): on a
 	// nearly full disk it may use the space reserve and is not refused.
-	freeing bool
-	log     func(format string, args ...any)
+	Freeing bool
+	Log     func(format string, args ...any)
 }
 
-// openIndex locks dir and opens the badger index in it. When the index is
+// Open locks dir and opens the badger index in it. When the index is
 // damaged, was written with another key (or none: releases before the index
-// was encrypted wrote it in clear) or opts.discard is set, it empties dir,
+// was encrypted wrote it in clear) or opts.Discard is set, it empties dir,
 // keeping the lock held throughout, and opens a new index; fresh then tells
 // the caller to rebuild it from the shard stores.
-func openIndex(dir string, opts indexOptions) (x *index, fresh bool, err error) {
+func Open(dir string, opts Options) (x *Index, fresh bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("create index directory %s: %w", dir, err)
 	}
 	// badger's own directory lock reports failure only as text; our flock
 	// gives callers a sentinel to branch on.
-	lf, err := os.OpenFile(filepath.Join(dir, indexLockName), os.O_CREATE|os.O_RDWR, 0o600)
+	lf, err := os.OpenFile(filepath.Join(dir, LockName), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, false, fmt.Errorf("open index lock: %w", err)
 	}
 	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lf.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, false, fmt.Errorf("%s: %w; wait for it to finish", dir, ErrIndexLocked)
+			return nil, false, fmt.Errorf("%s: %w; wait for it to finish", dir, ErrLocked)
 		}
 		return nil, false, fmt.Errorf("lock index: %w", err)
 	}
@@ -84,7 +88,7 @@ func openIndex(dir string, opts indexOptions) (x *index, fresh bool, err error) 
 			lf.Close()
 		}
 	}()
-	if err := prepareSpace(dir, opts.freeing, opts.log); err != nil {
+	if err := prepareSpace(dir, opts.Freeing, opts.Log); err != nil {
 		return nil, false, err
 	}
 	// Compacting level 0 on close rewrites tables: worth it only with
@@ -94,16 +98,16 @@ func openIndex(dir string, opts indexOptions) (x *index, fresh bool, err error) 
 		return nil, false, err
 	}
 	_, floor := spaceLimits(total)
-	bopts := badgerOptions(dir, opts.key).WithCompactL0OnClose(free > 4*floor)
-	newIndex := func(db *badger.DB) *index {
-		return &index{db: db, lock: lf, dir: dir, freeing: opts.freeing, log: opts.log}
+	bopts := badgerOptions(dir, opts.Key).WithCompactL0OnClose(free > 4*floor)
+	newIndex := func(db *badger.DB) *Index {
+		return &Index{db: db, lock: lf, dir: dir, freeing: opts.Freeing, log: opts.Log}
 	}
-	fresh = opts.discard
+	fresh = opts.Discard
 	if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); errors.Is(err, os.ErrNotExist) {
 		// No index yet, or one whose removal was cut short: either
 		// way it must be built from the shard stores.
 		if !fresh {
-			opts.log("index %s missing or incomplete: rebuilding it from the shard stores", dir)
+			opts.Log("index %s missing or incomplete: rebuilding it from the shard stores", dir)
 		}
 		fresh = true
 	}
@@ -112,7 +116,7 @@ func openIndex(dir string, opts indexOptions) (x *index, fresh bool, err error) 
 			if !errors.Is(cerr, errIndexFiles) {
 				return nil, false, fmt.Errorf("check index %s: %w", dir, cerr)
 			}
-			opts.log("index %s is damaged (%v): rebuilding it from the shard stores", dir, cerr)
+			opts.Log("index %s is damaged (%v): rebuilding it from the shard stores", dir, cerr)
 			fresh = true
 		}
 	}
@@ -121,14 +125,14 @@ func openIndex(dir string, opts indexOptions) (x *index, fresh bool, err error) 
 		if oerr == nil {
 			return newIndex(db), false, nil
 		}
-		if errors.Is(oerr, badger.ErrEncryptionKeyMismatch) && opts.key != nil {
-			opts.log("index %s is not encrypted with this repository's key: rebuilding it encrypted from the shard stores", dir)
+		if errors.Is(oerr, badger.ErrEncryptionKeyMismatch) && opts.Key != nil {
+			opts.Log("index %s is not encrypted with this repository's key: rebuilding it encrypted from the shard stores", dir)
 		} else {
 			// The index is a cache of the shard stores: a process
 			// killed while badger created its files can leave it
 			// unopenable, and the cure is to start it over, not to
 			// ask the operator.
-			opts.log("index %s is damaged (%v): rebuilding it from the shard stores", dir, oerr)
+			opts.Log("index %s is damaged (%v): rebuilding it from the shard stores", dir, oerr)
 		}
 		fresh = true
 	}
@@ -179,7 +183,7 @@ func clearIndexDir(dir string) error {
 		return fmt.Errorf("read index directory %s: %w", dir, err)
 	}
 	for _, e := range ents {
-		if e.Name() == indexLockName || e.Name() == indexReserveName {
+		if e.Name() == LockName || e.Name() == ReserveName {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
@@ -189,32 +193,7 @@ func clearIndexDir(dir string) error {
 	return nil
 }
 
-// IndexRebuild returns what Open's rebuild of the index found, and false
-// when Open found the index usable and did not rebuild it.
-func (r *Repository) IndexRebuild() (RebuildIndexResult, bool) {
-	if r.rebuilt == nil {
-		return RebuildIndexResult{}, false
-	}
-	return *r.rebuilt, true
-}
-
-// indexKey is the key badger encrypts an encrypted repository's index with:
-// checkpoint metadata cached there (sources, image names, tags) must not sit
-// in clear beside a repository that encrypts it in the stores. It is derived
-// from the data key with HKDF, so it is never the key itself, and bound to
-// the repository's ID.
-func indexKey(cfg *Config, keys *repoKeys) []byte {
-	if keys.Data == nil {
-		return nil
-	}
-	k, err := hkdf.Key(sha256.New, keys.Data, []byte(cfg.ID), "cairn index encryption v1", 32)
-	if err != nil {
-		panic(fmt.Sprintf("hkdf: %v", err)) // only for a length sha256 cannot give
-	}
-	return k
-}
-
-func (x *index) close() error {
+func (x *Index) Close() error {
 	x.spaceBeforeClose()
 	err := x.db.Close()
 	x.spaceAfterClose()
@@ -224,16 +203,16 @@ func (x *index) close() error {
 
 // gc runs badger's value-log garbage collection, which badger never runs by
 // itself, until it finds nothing worth rewriting.
-func (x *index) gc() {
+func (x *Index) GC() {
 	for x.db.RunValueLogGC(0.5) == nil {
 	}
 }
 
-func chunkKey(id ChunkID) []byte { return append([]byte{'c'}, id[:]...) }
-func packKey(p PackID) []byte    { return append([]byte{'p'}, p[:]...) }
-func metaKey(id string) []byte   { return append([]byte{'m'}, id...) }
+func chunkKey(id pack.ChunkID) []byte { return append([]byte{'c'}, id[:]...) }
+func packKey(p pack.ID) []byte        { return append([]byte{'p'}, p[:]...) }
+func metaKey(id string) []byte        { return append([]byte{'m'}, id...) }
 
-func encodeLoc(l chunkLoc) []byte {
+func encodeLoc(l pack.Loc) []byte {
 	b := make([]byte, 0, 41)
 	b = append(b, l.Pack[:]...)
 	b = binary.LittleEndian.AppendUint64(b, l.Offset)
@@ -243,10 +222,10 @@ func encodeLoc(l chunkLoc) []byte {
 	return binary.LittleEndian.AppendUint64(b, l.Sum)
 }
 
-func decodeLoc(id ChunkID, b []byte) (chunkLoc, error) {
-	var l chunkLoc
+func decodeLoc(id pack.ChunkID, b []byte) (pack.Loc, error) {
+	var l pack.Loc
 	if len(b) != 41 {
-		return l, fmt.Errorf("index entry for chunk %s: %w", id, ErrCorrupt)
+		return l, fmt.Errorf("index entry for chunk %s: %w", id, pack.ErrCorrupt)
 	}
 	copy(l.Pack[:], b)
 	l.ID = id
@@ -258,18 +237,18 @@ func decodeLoc(id ChunkID, b []byte) (chunkLoc, error) {
 	return l, nil
 }
 
-func encodePackInfo(pi packInfo) []byte {
+func encodePackInfo(pi PackInfo) []byte {
 	b := binary.LittleEndian.AppendUint64(nil, uint64(pi.Created.UnixNano()))
 	b = binary.LittleEndian.AppendUint64(b, uint64(pi.Length))
 	b = binary.LittleEndian.AppendUint64(b, uint64(pi.ShardBytes))
 	return binary.LittleEndian.AppendUint32(b, pi.Chunks)
 }
 
-func decodePackInfo(b []byte) (packInfo, error) {
+func decodePackInfo(b []byte) (PackInfo, error) {
 	if len(b) != 28 {
-		return packInfo{}, fmt.Errorf("index pack entry: %w", ErrCorrupt)
+		return PackInfo{}, fmt.Errorf("index pack entry: %w", pack.ErrCorrupt)
 	}
-	return packInfo{
+	return PackInfo{
 		Created:    time.Unix(0, int64(binary.LittleEndian.Uint64(b))),
 		Length:     int64(binary.LittleEndian.Uint64(b[8:])),
 		ShardBytes: int64(binary.LittleEndian.Uint64(b[16:])),
@@ -277,8 +256,8 @@ func decodePackInfo(b []byte) (packInfo, error) {
 	}, nil
 }
 
-func (x *index) lookup(id ChunkID) (chunkLoc, bool, error) {
-	var loc chunkLoc
+func (x *Index) Lookup(id pack.ChunkID) (pack.Loc, bool, error) {
+	var loc pack.Loc
 	found := false
 	err := x.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(chunkKey(id))
@@ -298,14 +277,14 @@ func (x *index) lookup(id ChunkID) (chunkLoc, bool, error) {
 }
 
 // addPack records a sealed pack and its chunks in one batch.
-func (x *index) addPack(p PackID, pi packInfo, entries []packEntry) error {
-	if err := x.checkSpace(); err != nil {
+func (x *Index) AddPack(p pack.ID, pi PackInfo, entries []pack.Entry) error {
+	if err := x.CheckSpace(); err != nil {
 		return err
 	}
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, e := range entries {
-		if err := wb.Set(chunkKey(e.ID), encodeLoc(chunkLoc{Pack: p, Entry: e})); err != nil {
+		if err := wb.Set(chunkKey(e.ID), encodeLoc(pack.Loc{Pack: p, Entry: e})); err != nil {
 			return err
 		}
 	}
@@ -317,7 +296,7 @@ func (x *index) addPack(p PackID, pi packInfo, entries []packEntry) error {
 
 // removePack forgets a pack; chunk entries are removed only where they still
 // point into it (a chunk may have been stored again elsewhere).
-func (x *index) removePack(p PackID, entries []packEntry) error {
+func (x *Index) RemovePack(p pack.ID, entries []pack.Entry) error {
 	return x.db.Update(func(txn *badger.Txn) error {
 		for _, e := range entries {
 			item, err := txn.Get(chunkKey(e.ID))
@@ -331,7 +310,7 @@ func (x *index) removePack(p PackID, entries []packEntry) error {
 			if err != nil {
 				return err
 			}
-			if len(v) >= 16 && PackID(v[:16]) == p {
+			if len(v) >= 16 && pack.ID(v[:16]) == p {
 				if err := txn.Delete(chunkKey(e.ID)); err != nil {
 					return err
 				}
@@ -341,58 +320,154 @@ func (x *index) removePack(p PackID, entries []packEntry) error {
 	})
 }
 
-func (x *index) putMeta(cp *Checkpoint) error {
-	if err := x.checkSpace(); err != nil {
+// PutMeta caches the metadata of checkpoint id (JSON, the repository's).
+func (x *Index) PutMeta(id string, meta []byte) error {
+	if err := x.CheckSpace(); err != nil {
 		return err
 	}
-	b, err := json.Marshal(cp)
-	if err != nil {
-		return err
-	}
-	return x.db.Update(func(txn *badger.Txn) error { return txn.Set(metaKey(cp.ID), b) })
+	return x.db.Update(func(txn *badger.Txn) error { return txn.Set(metaKey(id), meta) })
 }
 
-func (x *index) deleteMeta(id string) error {
+// DeleteMeta forgets the cached metadata of checkpoint id.
+func (x *Index) DeleteMeta(id string) error {
 	return x.db.Update(func(txn *badger.Txn) error { return txn.Delete(metaKey(id)) })
 }
 
-func (x *index) getMeta(id string) (*Checkpoint, bool) {
-	var cp *Checkpoint
+// GetMeta returns the cached metadata of checkpoint id.
+func (x *Index) GetMeta(id string) ([]byte, bool) {
+	var meta []byte
 	_ = x.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(metaKey(id))
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error {
-			c := new(Checkpoint)
-			if json.Unmarshal(v, c) == nil {
-				cp = c
-			}
-			return nil
-		})
+		meta, err = item.ValueCopy(nil)
+		return err
 	})
-	return cp, cp != nil
+	return meta, meta != nil
 }
 
 var rebuildKey = []byte("s/rebuilding")
 
 // dropAll empties the index before a rebuild and marks it incomplete until
 // finishRebuild, so a rebuild killed midway is redone at the next open.
-func (x *index) dropAll() error {
+func (x *Index) DropAll() error {
 	if err := x.db.DropAll(); err != nil {
 		return err
 	}
 	return x.db.Update(func(txn *badger.Txn) error { return txn.Set(rebuildKey, []byte{1}) })
 }
 
-func (x *index) finishRebuild() error {
+func (x *Index) FinishRebuild() error {
 	return x.db.Update(func(txn *badger.Txn) error { return txn.Delete(rebuildKey) })
 }
 
-func (x *index) rebuilding() bool {
+func (x *Index) Rebuilding() bool {
 	err := x.db.View(func(txn *badger.Txn) error {
 		_, err := txn.Get(rebuildKey)
 		return err
 	})
 	return err == nil
+}
+
+var seenPruneKey = []byte("s/prune-seen")
+
+// seenPrune is the prune/last the index is known to be consistent with:
+// every pack a prune up to that one deleted is gone from the index too.
+func (x *Index) SeenPrune() []byte {
+	var v []byte
+	_ = x.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(seenPruneKey)
+		if err != nil {
+			return err
+		}
+		v, err = item.ValueCopy(nil)
+		return err
+	})
+	return v
+}
+
+func (x *Index) SetSeenPrune(m []byte) error {
+	return x.db.Update(func(txn *badger.Txn) error {
+		if len(m) == 0 {
+			return txn.Delete(seenPruneKey)
+		}
+		return txn.Set(seenPruneKey, m)
+	})
+}
+
+// packIDs lists the packs the index records.
+func (x *Index) PackIDs() ([]pack.ID, error) {
+	var ids []pack.ID
+	err := x.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{'p'}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if k := it.Item().Key(); len(k) == 1+len(pack.ID{}) {
+				ids = append(ids, pack.ID(k[1:]))
+			}
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// dropPacks removes the packs in gone and every chunk entry pointing into
+// one of them; it returns how many chunk entries went.
+func (x *Index) DropPacks(gone map[pack.ID]bool) (int, error) {
+	var keys [][]byte
+	err := x.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{'c'}, PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			err := item.Value(func(v []byte) error {
+				if len(v) >= 16 && gone[pack.ID(v[:16])] {
+					keys = append(keys, item.KeyCopy(nil))
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	wb := x.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	for p := range gone {
+		if err := wb.Delete(packKey(p)); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), wb.Flush()
+}
+
+// pack returns what the index records about pack p.
+func (x *Index) Pack(p pack.ID) (PackInfo, bool, error) {
+	var pi PackInfo
+	found := false
+	err := x.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(packKey(p))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			pi, err = decodePackInfo(v)
+			found = err == nil
+			return err
+		})
+	})
+	return pi, found, err
 }

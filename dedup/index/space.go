@@ -1,4 +1,4 @@
-package dedup
+package index
 
 import (
 	"errors"
@@ -26,7 +26,9 @@ import (
 //     writes; when space is free again, it is allocated anew.
 //   - Closing the index when the floor is not free also releases the
 //     reserve first, so that badger's final flush has room.
-const indexReserveName = "cairn.reserve"
+//
+// ReserveName is that reserve, a file in the index directory.
+const ReserveName = "cairn.reserve"
 
 // spaceLimits returns the reserve's size and the floor of free space for a
 // file system of size total: 1/32 and 1/16 of it, within bounds that keep
@@ -62,7 +64,7 @@ func prepareSpace(dir string, freeing bool, log func(string, ...any)) error {
 		return err
 	}
 	reserve, floor := spaceLimits(total)
-	path := filepath.Join(dir, indexReserveName)
+	path := filepath.Join(dir, ReserveName)
 	if freeing {
 		if free < floor {
 			if err := os.Remove(path); err == nil {
@@ -112,7 +114,7 @@ func ensureReserve(path string, size int64) error {
 // checkSpace is called before each write to the index: a backup filling
 // the disk with shards stops here with ErrNoSpace, while badger still has
 // the floor to write in.
-func (x *index) checkSpace() error {
+func (x *Index) CheckSpace() error {
 	if x.freeing {
 		return nil
 	}
@@ -128,13 +130,13 @@ func (x *index) checkSpace() error {
 
 // spaceBeforeClose releases the reserve when the floor is not free, so that
 // badger's flush on close has room.
-func (x *index) spaceBeforeClose() {
+func (x *Index) spaceBeforeClose() {
 	free, total, err := diskSpace(x.dir)
 	if err != nil {
 		return
 	}
 	if _, floor := spaceLimits(total); free < floor {
-		if os.Remove(filepath.Join(x.dir, indexReserveName)) == nil {
+		if os.Remove(filepath.Join(x.dir, ReserveName)) == nil {
 			x.log("%s is nearly full (%s free): released cairn's space reserve so that the index closes cleanly; free space there before the next backup",
 				x.dir, humanize.IBytes(uint64(free)))
 		}
@@ -143,13 +145,13 @@ func (x *index) spaceBeforeClose() {
 
 // spaceAfterClose allocates the reserve again when there is room for it
 // and the floor beside it, as after a prune that freed space.
-func (x *index) spaceAfterClose() {
+func (x *Index) spaceAfterClose() {
 	free, total, err := diskSpace(x.dir)
 	if err != nil {
 		return
 	}
 	reserve, floor := spaceLimits(total)
-	path := filepath.Join(x.dir, indexReserveName)
+	path := filepath.Join(x.dir, ReserveName)
 	if _, err := os.Stat(path); err == nil || free < floor+reserve {
 		return
 	}

@@ -1,4 +1,4 @@
-package dedup
+package index
 
 import (
 	"encoding/binary"
