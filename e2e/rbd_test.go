@@ -62,6 +62,12 @@ func TestRBDIncremental(t *testing.T) {
 			if cp2.Tags["rbd.verify_sampled"] == "" || strings.HasPrefix(cp2.Tags["rbd.verify_sampled"], "0 ") {
 				t.Errorf("rbd.verify_sampled = %q, want at least one sampled block", cp2.Tags["rbd.verify_sampled"])
 			}
+			// Sub-block deltas (docs/format.md §9.3): the changed blocks are
+			// stored as the pages that changed (about 1.1 MiB here), not as
+			// four whole 4 MiB blocks.
+			if cp2.NewBytes <= 0 || cp2.NewBytes > 2*mib {
+				t.Errorf("incremental stored %d new bytes, want (0, %d]: the changed pages, not whole blocks", cp2.NewBytes, 2*mib)
+			}
 			if cp2.HoleBlocks <= cp1.HoleBlocks {
 				t.Errorf("hole blocks %d after discarding an object, were %d", cp2.HoleBlocks, cp1.HoleBlocks)
 			}
