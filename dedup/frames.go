@@ -164,6 +164,24 @@ func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift
 	return out, flags
 }
 
+// openSummed opens (in place) a sealed item that ends in the xxh3 of the
+// rest, checks that sum, and returns the rest. In an unencrypted repository
+// the sum is what catches damage.
+func (r *Repository) openSummed(sealed, ad []byte) ([]byte, error) {
+	plain, err := r.seal.openInPlace(sealed, ad)
+	if err != nil {
+		return nil, err
+	}
+	if len(plain) < 8 {
+		return nil, fmt.Errorf("%d bytes: %w", len(plain), ErrCorrupt)
+	}
+	body := plain[:len(plain)-8]
+	if xxh3.Hash(body) != binary.LittleEndian.Uint64(plain[len(body):]) {
+		return nil, fmt.Errorf("checksum mismatch: %w", ErrCorrupt)
+	}
+	return body, nil
+}
+
 // decodeFrameTable opens a framed blob's table (in place: sealed is spent)
 // and checks it against e: every frame inside the blob, the lengths adding
 // up to the blob's.
@@ -175,13 +193,9 @@ func (r *Repository) decodeFrameTable(e packEntry, sealed []byte, dst []frame) (
 	if int64(len(sealed)) != tl || tl+r.pageHashesLen(e) > int64(e.StoredLen) {
 		return nil, fmt.Errorf("chunk %s: frame table of %d bytes in a %d-byte blob: %w", e.ID, len(sealed), e.StoredLen, ErrCorrupt)
 	}
-	plain, err := r.seal.openInPlace(sealed, tableAD(e.ID))
+	body, err := r.openSummed(sealed, tableAD(e.ID))
 	if err != nil {
 		return nil, fmt.Errorf("chunk %s frame table: %w", e.ID, err)
-	}
-	body := plain[:len(plain)-8]
-	if xxh3.Hash(body) != binary.LittleEndian.Uint64(plain[len(body):]) {
-		return nil, fmt.Errorf("chunk %s frame table: checksum mismatch: %w", e.ID, ErrCorrupt)
 	}
 	n := len(body) / frameEntrySize
 	fs := frameSizeOf(e.Flags)
@@ -209,13 +223,9 @@ func (r *Repository) decodePageHashes(e packEntry, sealed []byte) ([]byte, error
 	if int64(len(sealed)) != r.pageHashesLen(e) || len(sealed) == 0 {
 		return nil, fmt.Errorf("chunk %s: page hashes of %d bytes: %w", e.ID, len(sealed), ErrCorrupt)
 	}
-	plain, err := r.seal.openInPlace(sealed, pagesAD(e.ID))
+	body, err := r.openSummed(sealed, pagesAD(e.ID))
 	if err != nil {
 		return nil, fmt.Errorf("chunk %s page hashes: %w", e.ID, err)
-	}
-	body := plain[:len(plain)-8]
-	if xxh3.Hash(body) != binary.LittleEndian.Uint64(plain[len(body):]) {
-		return nil, fmt.Errorf("chunk %s page hashes: checksum mismatch: %w", e.ID, ErrCorrupt)
 	}
 	return body, nil
 }
