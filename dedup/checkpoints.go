@@ -248,26 +248,18 @@ type RebuildIndexResult struct {
 // already has stored whole: prune rewrote those whole, and their delta
 // copies may refer to chunks that are gone.
 func (r *Repository) preferWhole(entries []packEntry) ([]packEntry, error) {
-	var out []packEntry
-	dropped := false
-	for i, e := range entries {
-		drop := false
+	out := make([]packEntry, 0, len(entries))
+	for _, e := range entries {
 		if e.Flags&blobDelta != 0 {
 			loc, ok, err := r.idx.Lookup(e.ID)
 			if err != nil {
 				return nil, fmt.Errorf("index lookup %s: %w", e.ID, err)
 			}
-			drop = ok && loc.Flags&blobDelta == 0
+			if ok && loc.Flags&blobDelta == 0 {
+				continue
+			}
 		}
-		switch {
-		case drop && !dropped:
-			out, dropped = append([]packEntry(nil), entries[:i]...), true
-		case dropped && !drop:
-			out = append(out, e)
-		}
-	}
-	if !dropped {
-		return entries, nil
+		out = append(out, e)
 	}
 	return out, nil
 }

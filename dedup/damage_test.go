@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"cairn/dedup/erasure"
+	"cairn/internal/lru"
 )
 
 // openDamageRepo creates a k+m repository with 64 KiB blocks, 1 MiB packs
@@ -29,10 +30,13 @@ func openDamageRepo(t *testing.T, k, m int, password []byte) *Repository {
 }
 
 // dropHeaderCaches makes the next reads go to the stores for shard and pack
-// headers too.
+// headers too. Tests only: it is not safe against concurrent readers.
 func dropHeaderCaches(r *Repository) {
-	r.headers.Clear()
-	r.obj.ForgetAll()
+	r.headers = lru.New[PackID, []packEntry](4096)
+	_ = r.obj.List(context.Background(), "", func(name string, _ int) error {
+		r.obj.ForgetObject(name)
+		return nil
+	})
 }
 
 // shardPath is where the local store keeps shard i of object name.

@@ -205,9 +205,9 @@ func (r *Repository) scanPacks(ctx context.Context) (map[ChunkID]chunkLoc, error
 		shards[p] = n
 		for _, e := range entries {
 			if old, dup := m[e.ID]; dup {
-				oldWhole, whole := old.Flags&blobDelta == 0, e.Flags&blobDelta == 0
-				if oldWhole != whole && oldWhole || oldWhole == whole && shards[old.Pack] >= n {
-					continue
+				oldDelta, delta := old.Flags&blobDelta != 0, e.Flags&blobDelta != 0
+				if oldDelta != delta && delta || oldDelta == delta && shards[old.Pack] >= n {
+					continue // keep the whole copy, or the one with more shards
 				}
 			}
 			m[e.ID] = chunkLoc{Pack: p, Entry: e}

@@ -200,7 +200,7 @@ func BenchmarkStageDecrypt(b *testing.B) {
 // tables and copies). MB/s are of pack bytes in.
 func BenchmarkStageErasureEncode(b *testing.B) {
 	r, _ := stageRepo(b, false)
-	if k, m := r.obj.Shards(); k != 4 || m != 2 {
+	if k, m := r.cfg.DataShards, r.cfg.ParityShards; k != 4 || m != 2 {
 		b.Fatalf("repository is %d+%d, want 4+2", k, m)
 	}
 	pack := stageData(2, DefaultPackSize)

@@ -223,12 +223,6 @@ func (c *Objects) ForgetObject(name string) {
 	}
 }
 
-// ForgetAll drops every cached shard header.
-func (c *Objects) ForgetAll() { c.headers.Clear() }
-
-// Shards returns k and m.
-func (c *Objects) Shards() (k, m int) { return c.k, c.m }
-
 // anyHeader returns the header of the first readable shard; all shards of an
 // object agree on its length.
 func (c *Objects) anyHeader(ctx context.Context, name string) (*ShardHeader, error) {

@@ -79,12 +79,3 @@ func (c *Cache[K, V]) Remove(k K) {
 		delete(c.entries, k)
 	}
 }
-
-// Clear drops every entry.
-func (c *Cache[K, V]) Clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.order.Init()
-	clear(c.entries)
-	c.used = 0
-}
