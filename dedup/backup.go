@@ -238,7 +238,14 @@ func (r *Repository) Backup(ctx context.Context, src Source, o BackupOptions) (*
 // version of the block when few of its pages changed, else whole. It
 // returns the plaintext bytes it added (a delta's own pages).
 func (r *Repository) encodeBlock(ctx context.Context, sess *session, id ChunkID, data []byte, parent *BlockMap, b int64, sc *blobScratch, ds *deltaScratch) ([]byte, uint8, int64) {
-	if parent != nil && r.frameShift > 0 {
+	// Hashed once: the delta compares them, and a whole framed blob
+	// stores them for the next backup.
+	var hashes []byte
+	if r.frameShift > 0 && len(data) > pageSize {
+		ds.hashes = r.hash.appendPageHashes(ds.hashes[:0], data)
+		hashes = ds.hashes
+	}
+	if parent != nil && hashes != nil {
 		if ref, ok := parent.Lookup(b); ok {
 			ps, ok, err := r.parentPages(ctx, ref.ID, parent.Packs[ref.Pack])
 			if err != nil && ctx.Err() == nil {
@@ -246,14 +253,14 @@ func (r *Repository) encodeBlock(ctx context.Context, sess *session, id ChunkID,
 				r.log("block %d: parent chunk %s unreadable, stored whole: %v", b, ref.ID, err)
 			}
 			if ok {
-				if stored, flags, refs, own, ok := r.encodeDelta(id, data, ps, ds); ok {
+				if stored, flags, refs, own, ok := r.encodeDelta(id, data, hashes, ps, ds); ok {
 					sess.pinRefs(refs)
 					return stored, flags, own
 				}
 			}
 		}
 	}
-	stored, flags := r.encodeBlob(id, data, sc)
+	stored, flags := r.encodeBlob(id, data, sc, hashes)
 	return stored, flags, int64(len(data))
 }
 

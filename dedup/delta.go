@@ -222,7 +222,8 @@ func (r *Repository) readDelta(ctx context.Context, loc chunkLoc, off int64, p [
 		if s == 0 {
 			err = r.readOwnPages(ctx, loc, h, pos, dst)
 		} else {
-			err = r.readPhysical(ctx, h.refs[s-1], pos, dst)
+			ref := h.refs[s-1]
+			err = r.readRange(ctx, ref.id, ref.pack, pos, dst, true)
 		}
 		if err != nil {
 			return err
@@ -245,44 +246,6 @@ func (r *Repository) readOwnPages(ctx context.Context, loc chunkLoc, h *deltaHea
 	defer r.frameBufs.Put(fb)
 	subOff := int64(h.ownIdx[first])*pageSize + off - int64(first)*pageSize
 	return r.readFramed(ctx, h.sub(loc), subOff, p, fb)
-}
-
-// readPhysical copies bytes [off, off+len(p)) of the chunk ref names into
-// p, without following any further reference.
-func (r *Repository) readPhysical(ctx context.Context, ref deltaRef, off int64, p []byte) error {
-	if b, ok := r.chunks.Get(ref.id); ok {
-		if off+int64(len(p)) > int64(len(b)) {
-			return fmt.Errorf("chunk %s holds %d bytes, need %d: %w", ref.id, len(b), off+int64(len(p)), ErrCorrupt)
-		}
-		copy(p, b[off:])
-		return nil
-	}
-	return r.atChunk(ctx, ref.id, ref.pack, func(loc chunkLoc) error {
-		if off+int64(len(p)) > int64(loc.RawLen) {
-			return fmt.Errorf("chunk %s holds %d bytes, need %d: %w", ref.id, loc.RawLen, off+int64(len(p)), ErrCorrupt)
-		}
-		switch {
-		case loc.Flags&blobDelta != 0:
-			h, err := r.deltaHeaderOf(ctx, loc)
-			if err != nil {
-				return err
-			}
-			return r.readOwnPages(ctx, loc, h, off, p)
-		case loc.Flags&blobFramed != 0:
-			fb := r.frameBufs.Get().(*frameBuffers)
-			defer r.frameBufs.Put(fb)
-			return r.readFramed(ctx, loc, off, p, fb)
-		}
-		b, err := r.readChunk(ctx, loc)
-		if err != nil {
-			return err
-		}
-		if off+int64(len(p)) > int64(len(b)) {
-			return fmt.Errorf("chunk %s holds %d bytes, need %d: %w", ref.id, len(b), off+int64(len(p)), ErrCorrupt)
-		}
-		copy(p, b[off:])
-		return nil
-	})
 }
 
 // decodeDelta reads the whole delta chunk at loc into dst (grown when
@@ -345,27 +308,27 @@ func (r *Repository) parentPages(ctx context.Context, id ChunkID, hint PackID) (
 
 // deltaScratch are one backup worker's reusable buffers for deltas.
 type deltaScratch struct {
-	hashes, own, hdr, out []byte
-	blob                  blobScratch
+	hashes, own, hdr, out, src, renum []byte // hashes: the block's page hashes
+	blob                              blobScratch
 }
 
 // encodeDelta stores data (chunk id) as a delta over the parent's version
 // ps when that pays: ok is false when the block must be stored whole
 // (more than half of it would live in delta pages, or it would refer to
 // more than maxDeltaRefs chunks). It returns the chunks the delta refers to.
-func (r *Repository) encodeDelta(id ChunkID, data []byte, ps pageSources, sc *deltaScratch) (stored []byte, flags uint8, refs []deltaRef, ownBytes int64, ok bool) {
+func (r *Repository) encodeDelta(id ChunkID, data, hashes []byte, ps pageSources, sc *deltaScratch) (stored []byte, flags uint8, refs []deltaRef, ownBytes int64, ok bool) {
 	pages := pageCount(uint32(len(data)))
 	if pages*pageHashSize != len(ps.hashes) {
 		return nil, 0, nil, 0, false // resized: another page count
 	}
-	sc.hashes = r.hash.appendPageHashes(sc.hashes[:0], data)
-	src := make([]uint8, pages)
-	renum := make([]uint8, len(ps.refs)+1)
+	sc.src = append(sc.src[:0], make([]uint8, pages)...)
+	sc.renum = append(sc.renum[:0], make([]uint8, len(ps.refs)+1)...)
+	src, renum := sc.src, sc.renum
 	own := sc.own[:0]
 	inDeltas := 0
 	for i := range pages {
 		a := i * pageHashSize
-		if string(sc.hashes[a:a+pageHashSize]) != string(ps.hashes[a:a+pageHashSize]) {
+		if string(hashes[a:a+pageHashSize]) != string(ps.hashes[a:a+pageHashSize]) {
 			own = append(own, data[i*pageSize:min(len(data), (i+1)*pageSize)]...)
 			inDeltas++
 			continue
@@ -389,7 +352,7 @@ func (r *Repository) encodeDelta(id ChunkID, data []byte, ps pageSources, sc *de
 		return nil, 0, nil, 0, false
 	}
 	shift := r.frameShift
-	payload, _ := r.encodeFramed(deltaPayloadID(id), own, &sc.blob, shift, false)
+	payload, _ := r.encodeFramed(deltaPayloadID(id), own, &sc.blob, shift, nil)
 	h := sc.hdr[:0]
 	h = append(h, deltaVersion, uint8(shift))
 	h = binary.LittleEndian.AppendUint16(h, uint16(len(refs)))
@@ -404,7 +367,7 @@ func (r *Repository) encodeDelta(id ChunkID, data []byte, ps pageSources, sc *de
 		h = append(h, fl)
 	}
 	h = append(h, src...)
-	h = append(h, sc.hashes...)
+	h = append(h, hashes...)
 	h = binary.LittleEndian.AppendUint64(h, xxh3.Hash(h))
 	sc.hdr = h
 	out := binary.LittleEndian.AppendUint32(sc.out[:0], 0)

@@ -379,12 +379,12 @@ func TestDeltaHeaderRefused(t *testing.T) {
 	id := r.hash.id(data)
 	ps := pageSources{refs: []deltaRef{{id: ChunkID{1}}}, src: slices.Repeat([]uint8{1}, 16)}
 	ps.hashes = r.hash.appendPageHashes(nil, randomData(2, 64<<10))
-	if _, _, _, _, ok := r.encodeDelta(id, data, ps, &deltaScratch{}); ok {
+	if _, _, _, _, ok := r.encodeDelta(id, data, r.hash.appendPageHashes(nil, data), ps, &deltaScratch{}); ok {
 		t.Fatal("a delta with every page changed was not refused")
 	}
 	ps.hashes = r.hash.appendPageHashes(nil, data)
 	copy(ps.hashes, make([]byte, pageHashSize)) // page 0 changed
-	stored, flags, _, _, ok := r.encodeDelta(id, data, ps, &deltaScratch{})
+	stored, flags, _, _, ok := r.encodeDelta(id, data, r.hash.appendPageHashes(nil, data), ps, &deltaScratch{})
 	if !ok {
 		t.Fatal("a delta of one changed page was refused")
 	}

@@ -112,12 +112,12 @@ type frame struct {
 	compressed bool
 }
 
-// encodeFramed compresses and seals raw frame by frame, with page hashes in
-// its table when pages is set; like encodeBlob, the result lives in sc
-// until its next use.
-func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift int, pages bool) ([]byte, uint8) {
+// encodeFramed compresses and seals raw frame by frame, followed by its
+// page hashes (raw's, appendPageHashes) unless hashes is nil; like
+// encodeBlob, the result lives in sc until its next use.
+func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift int, hashes []byte) ([]byte, uint8) {
 	flags := framedFlags(shift)
-	if pages {
+	if hashes != nil {
 		flags |= blobPageHashes
 	}
 	fs := int(frameSizeOf(flags))
@@ -152,8 +152,8 @@ func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift
 	if got := r.seal.seal(out[:0], table, tableAD(id)); len(got) != tl {
 		panic(fmt.Sprintf("frame table sealed to %d bytes, want %d", len(got), tl))
 	}
-	if pages {
-		ph := r.hash.appendPageHashes(sc.t[:0], raw)
+	if hashes != nil {
+		ph := append(sc.t[:0], hashes...)
 		ph = binary.LittleEndian.AppendUint64(ph, xxh3.Hash(ph))
 		sc.t = ph
 		if got := r.seal.seal(out[tl:tl], ph, pagesAD(id)); len(got) != hl {

@@ -129,7 +129,7 @@ func TestFramedDamage(t *testing.T) {
 		}
 		raw := randomData(9, 256<<10)
 		id := r.hash.id(raw)
-		stored, flags := r.encodeBlob(id, raw, &blobScratch{})
+		stored, flags := r.encodeBlob(id, raw, &blobScratch{}, nil)
 		e := packEntry{ID: id, StoredLen: uint32(len(stored)), RawLen: uint32(len(raw)), Flags: flags}
 		tl := r.frameTableLen(e)
 		frames, err := r.decodeFrameTable(e, bytes.Clone(stored[:tl]), nil)
@@ -279,7 +279,7 @@ func TestWriteFramedChecksChunkID(t *testing.T) {
 	defer r.Close()
 	raw := randomData(11, 64<<10)
 	id := r.hash.id(raw)
-	stored, flags := r.encodeBlob(id, raw, &blobScratch{})
+	stored, flags := r.encodeBlob(id, raw, &blobScratch{}, nil)
 	e := packEntry{ID: id, StoredLen: uint32(len(stored)), RawLen: uint32(len(raw)), Flags: flags}
 	put := func(p PackID, blob []byte) chunkLoc {
 		if _, err := r.obj.Put(ctx, pack.Name(p), blob); err != nil {

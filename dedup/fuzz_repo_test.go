@@ -57,10 +57,10 @@ func FuzzDecodeBlob(f *testing.F) {
 		{0},
 	} {
 		id := r.hash.id(raw)
-		stored, flags := r.encodeBlob(id, raw, &blobScratch{})
+		stored, flags := r.encodeBlob(id, raw, &blobScratch{}, nil)
 		f.Add(id[:], flags, uint32(len(raw)), stored)
 		// Framed blobs (§9.2), their table and frames, in small frames.
-		stored, flags = r.encodeFramed(id, raw, &blobScratch{}, frameShiftBase, true)
+		stored, flags = r.encodeFramed(id, raw, &blobScratch{}, frameShiftBase, r.hash.appendPageHashes(nil, raw))
 		f.Add(id[:], flags, uint32(len(raw)), bytes.Clone(stored))
 	}
 	f.Fuzz(func(t *testing.T, id []byte, flags uint8, rawLen uint32, stored []byte) {
@@ -86,7 +86,7 @@ func FuzzDeltaHeader(f *testing.F) {
 	copy(data[8<<10:], randomData(2, 100))
 	ps := pageSources{refs: []deltaRef{{id: r.hash.id(base), pack: PackID{3}}}, src: bytes.Repeat([]byte{1}, 16)}
 	ps.hashes = r.hash.appendPageHashes(nil, base)
-	stored, _, _, _, ok := r.encodeDelta(r.hash.id(data), data, ps, &deltaScratch{})
+	stored, _, _, _, ok := r.encodeDelta(r.hash.id(data), data, r.hash.appendPageHashes(nil, data), ps, &deltaScratch{})
 	if !ok {
 		f.Fatal("seed delta refused")
 	}
@@ -139,7 +139,7 @@ func FuzzReadDelta(f *testing.F) {
 	data := bytes.Clone(base)
 	copy(data[20<<10:], randomData(2, 5000))
 	id := r.hash.id(data)
-	stored, flags, _, _, ok := r.encodeDelta(id, data, ps, &deltaScratch{})
+	stored, flags, _, _, ok := r.encodeDelta(id, data, r.hash.appendPageHashes(nil, data), ps, &deltaScratch{})
 	if !ok {
 		f.Fatal("seed delta refused")
 	}

@@ -251,7 +251,7 @@ func (r *Repository) rewriteWhole(ctx context.Context, users []chunkLoc) (writte
 			pk.abort()
 			return 0, err
 		}
-		stored, flags := r.encodeBlob(loc.ID, plain, &sc)
+		stored, flags := r.encodeBlob(loc.ID, plain, &sc, nil)
 		if _, err := pk.add(loc.ID, stored, len(plain), flags); err != nil {
 			pk.abort()
 			return 0, err

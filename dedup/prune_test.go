@@ -215,7 +215,7 @@ func TestPruneOrphans(t *testing.T) {
 	for i := range 5 {
 		raw := randomData(uint64(30+i), testBS)
 		id := r.hash.id(raw)
-		stored, flags := r.encodeBlob(id, raw, &blobScratch{})
+		stored, flags := r.encodeBlob(id, raw, &blobScratch{}, nil)
 		if _, err := pk.add(id, stored, len(raw), flags); err != nil {
 			t.Fatal(err)
 		}

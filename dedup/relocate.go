@@ -57,9 +57,16 @@ func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) ([]
 
 // loadRange copies bytes [off, off+len(p)) of chunk id (in pack hint, says
 // its manifest) into p. A framed chunk not cached whole is read frame by
-// frame (a random read of 4 KiB decodes 128 KiB, not 4 MiB); others are
-// loaded whole through the cache.
+// frame (a random read of 4 KiB decodes 128 KiB, not 4 MiB), a delta page
+// by page; others are loaded whole through the cache.
 func (r *Repository) loadRange(ctx context.Context, id ChunkID, hint PackID, off int64, p []byte) error {
+	return r.readRange(ctx, id, hint, off, p, false)
+}
+
+// readRange is loadRange; with ownOnly, a delta chunk may serve only pages
+// it stores itself: that is how a delta's references are read, so that a
+// damaged or hostile chain of deltas fails instead of recursing.
+func (r *Repository) readRange(ctx context.Context, id ChunkID, hint PackID, off int64, p []byte, ownOnly bool) error {
 	whole := func(b []byte) error {
 		if off+int64(len(p)) > int64(len(b)) {
 			return fmt.Errorf("chunk %s holds %d bytes, need %d: %w", id, len(b), off+int64(len(p)), ErrCorrupt)
@@ -67,14 +74,24 @@ func (r *Repository) loadRange(ctx context.Context, id ChunkID, hint PackID, off
 		copy(p, b[off:])
 		return nil
 	}
+	// A chunk cached whole holds every page, whoever stores it.
 	if b, ok := r.chunks.Get(id); ok {
 		return whole(b)
 	}
 	return r.atChunk(ctx, id, hint, func(loc chunkLoc) error {
-		if loc.Flags&blobDelta != 0 {
+		switch {
+		case loc.Flags&blobDelta != 0 && ownOnly:
+			if off+int64(len(p)) > int64(loc.RawLen) {
+				return fmt.Errorf("chunk %s holds %d bytes, need %d: %w", id, loc.RawLen, off+int64(len(p)), ErrCorrupt)
+			}
+			h, err := r.deltaHeaderOf(ctx, loc)
+			if err != nil {
+				return err
+			}
+			return r.readOwnPages(ctx, loc, h, off, p)
+		case loc.Flags&blobDelta != 0:
 			return r.readDelta(ctx, loc, off, p)
-		}
-		if loc.Flags&blobFramed == 0 {
+		case loc.Flags&blobFramed == 0:
 			b, err := r.readChunk(ctx, loc)
 			if err != nil {
 				return err
@@ -132,10 +149,7 @@ func (r *Repository) atChunk(ctx context.Context, id ChunkID, hint PackID, read 
 // its chunk ID, whatever pack it came from.
 func (r *Repository) evictPack(p PackID) {
 	r.headers.Remove(p)
-	name := pack.Name(p)
-	for i := range r.stores {
-		r.obj.Forget(name, i)
-	}
+	r.obj.ForgetObject(pack.Name(p))
 }
 
 // packScan is where, without an index, chunks were found by reading every

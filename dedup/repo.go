@@ -347,14 +347,19 @@ func (r *Repository) Close() error {
 
 // blobScratch holds one backup worker's reusable output buffers: a fresh
 // block-sized buffer per chunk cost a quarter of backup CPU in zeroing.
-type blobScratch struct{ z, s, t []byte }
+type blobScratch struct{ z, s, t, h []byte }
 
 // encodeBlob compresses (when it saves space) and seals one chunk. The result
 // may alias raw or the scratch buffers: it is valid until the next call with
-// the same scratch, and the packer copies it before that.
-func (r *Repository) encodeBlob(id ChunkID, raw []byte, sc *blobScratch) (stored []byte, flags uint8) {
+// the same scratch, and the packer copies it before that. hashes are raw's
+// page hashes when the caller has them already (nil: worked out here).
+func (r *Repository) encodeBlob(id ChunkID, raw []byte, sc *blobScratch, hashes []byte) (stored []byte, flags uint8) {
 	if r.frameShift > 0 && len(raw) > pageSize {
-		return r.encodeFramed(id, raw, sc, r.frameShift, true)
+		if hashes == nil {
+			sc.h = r.hash.appendPageHashes(sc.h[:0], raw)
+			hashes = sc.h
+		}
+		return r.encodeFramed(id, raw, sc, r.frameShift, hashes)
 	}
 	payload := raw
 	if r.cfg.Compression == "zstd" {
