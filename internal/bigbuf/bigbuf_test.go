@@ -1,0 +1,45 @@
+package bigbuf
+
+import (
+	"runtime"
+	"testing"
+	"unsafe"
+)
+
+func TestMake(t *testing.T) {
+	for _, n := range []int{0, 1, hugePage - 1, hugePage, hugePage + 4096, 4 << 20, 9<<20 + 123} {
+		b := Make(n)
+		if len(b) != n || cap(b) != n {
+			t.Fatalf("Make(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		for i, c := range b {
+			if c != 0 {
+				t.Fatalf("Make(%d): byte %d is %d, want zero", n, i, c)
+			}
+		}
+		if n >= hugePage && runtime.GOOS == "linux" {
+			if p := uintptr(unsafe.Pointer(unsafe.SliceData(b))); p%hugePage != 0 {
+				t.Errorf("Make(%d) starts at %#x, not on a huge-page boundary", n, p)
+			}
+		}
+	}
+}
+
+func TestPool(t *testing.T) {
+	p := NewPool(1)
+	b := p.Get(1 << 20)
+	b[0] = 7
+	p.Put(b)
+	p.Put(Make(10)) // beyond the pool's bound: dropped
+	if c := p.Get(1 << 19); len(c) != 1<<19 || &c[0] != &b[0] {
+		t.Fatalf("Get after Put did not reuse the buffer")
+	}
+	if c := p.Get(2 << 20); len(c) != 2<<20 {
+		t.Fatalf("Get(2 MiB) from an empty pool: len %d", len(c))
+	}
+	var nilPool *Pool
+	nilPool.Put(b)
+	if c := nilPool.Get(5); len(c) != 5 {
+		t.Fatalf("nil pool Get: len %d", len(c))
+	}
+}
