@@ -17,10 +17,11 @@ const module = "cairn"
 
 // layers lists every part of the tree with its rank; higher ranks sit
 // higher in the stack (STYLE.md: api, mount → appliance → plugins →
-// backup → blockdev, dedup → erasure-coded objects → shard stores). A
-// package belongs to the layer with the longest matching prefix, so
-// dedup/erasure and dedup/store (and dedup/store/storetest) are layers of
-// their own beneath dedup.
+// backup → blockdev, dedup → prune → the pack format → erasure-coded
+// objects → shard stores). A package belongs to the layer with the longest
+// matching prefix, so dedup/prune, dedup/pack, dedup/erasure and
+// dedup/store (and dedup/store/storetest) are layers of their own beneath
+// dedup; dedup/index stays in dedup's.
 //
 // A package may import:
 //   - packages of its own layer (e.g. dedup/store/storetest → dedup/store);
@@ -30,9 +31,14 @@ const module = "cairn"
 // protection plugin runs the one backup flow (package backup), which in
 // turn reads devices through blockdev and stores them through dedup;
 // blockdev never knows about either, nor dedup about blockdev (they share
-// a rank and speak internal/extent's type). api, mount and image share a
-// rank and so may not import one another. cmd, e2e (end-to-end tests) and scripts (helper
-// commands such as scripts/mkimage) are the top: nothing may import them.
+// a rank and speak internal/extent's type). dedup/prune decides what
+// prune and compaction do and reaches the repository only through an
+// interface, in dedup/pack's types: it knows neither the repository nor
+// its index (dedup/index shares dedup's rank). dedup/pack sits beneath it
+// and above dedup/erasure, whose error values it shares. api, mount and
+// image share a rank and so may not import one another. cmd, e2e
+// (end-to-end tests) and scripts (helper commands such as scripts/mkimage)
+// are the top: nothing may import them.
 //
 // A new top-level folder must be added here: an unknown project package
 // fails the test rather than slipping past the check.
@@ -49,11 +55,13 @@ var layers = []layer{
 	{prefix: "backup", rank: 3}, // the one backup and restore flow
 	{prefix: "blockdev", rank: 2},
 	{prefix: "dedup", rank: 2},
-	{prefix: "dedup/erasure", rank: 1}, // erasure-coded objects over the stores
-	{prefix: "dedup/store", rank: 0},
+	{prefix: "dedup/prune", rank: 1},    // prune and compaction, behind an interface
+	{prefix: "dedup/pack", rank: 0},     // the pack format: chunk and pack IDs, entries
+	{prefix: "dedup/erasure", rank: -1}, // erasure-coded objects over the stores
+	{prefix: "dedup/store", rank: -2},
 	// internal/ holds project-wide helpers below every layer; they may
 	// import nothing of the layers above.
-	{prefix: "internal", rank: -1},
+	{prefix: "internal", rank: -3},
 }
 
 // scratch lists git-ignored top-level folders whose packages are never
@@ -148,6 +156,11 @@ func TestCheckImportRules(t *testing.T) {
 		{"cairn/dedup", "github.com/zeebo/blake3", true},
 		{"cairn/dedup/store", "os", true},
 		{"cairn/dedup", "cairn/internal/testutil", true},
+		{"cairn/dedup", "cairn/dedup/prune", true},
+		{"cairn/dedup/prune", "cairn/dedup/pack", true},
+		{"cairn/dedup/index", "cairn/dedup/pack", true},
+		{"cairn/dedup/pack", "cairn/dedup/erasure", true},
+		{"cairn/dedup/prune", "cairn/internal/testutil", true},
 
 		{"cairn/dedup", "cairn/blockdev", false},
 		{"cairn/dedup/store", "cairn/dedup", false},
@@ -165,6 +178,10 @@ func TestCheckImportRules(t *testing.T) {
 		{"cairn/cmd/cairn", "cairn/scripts/mkimage", false},
 		{"cairn/dedup", "cairn/cmd/cairn", false},
 		{"cairn/internal/testutil", "cairn/dedup", false},
+		{"cairn/dedup/prune", "cairn/dedup", false},
+		{"cairn/dedup/prune", "cairn/dedup/index", false}, // the index is the repository's
+		{"cairn/dedup/pack", "cairn/dedup/prune", false},
+		{"cairn/dedup/erasure", "cairn/dedup/pack", false},
 		{"cairn/unknown", "cairn/dedup", false},
 		{"cairn/dedup", "cairn/unknown", false},
 	}
