@@ -108,7 +108,7 @@ func (r *Repository) checkPacksExist(ctx context.Context, sess *session, bm *Blo
 	exists := make(map[PackID]bool, len(bm.Packs))
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(pruneWorkers)
+	g.SetLimit(headerWorkers)
 	sess.mu.Lock()
 	for _, p := range bm.Packs {
 		if _, own := sess.newPacks[p]; own {

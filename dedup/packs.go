@@ -13,6 +13,10 @@ import (
 	"cairn/dedup/store"
 )
 
+// headerWorkers bounds concurrent reads of pack headers: they are small and
+// latency-bound, so a few in flight hide store round trips.
+const headerWorkers = 8
+
 // packHeader reads, opens and caches the header of pack p.
 func (r *Repository) packHeader(ctx context.Context, p PackID) ([]packEntry, error) {
 	if e, ok := r.headers.Get(p); ok {

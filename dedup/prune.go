@@ -10,64 +10,30 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"cairn/dedup/prune"
 )
 
-// PruneOptions steer a prune. See docs/prune.md for the design.
-type PruneOptions struct {
-	// Grace protects packs younger than this (default 1h; negative means
-	// none): a backup on another host may have written them and not yet
-	// committed the manifest that references them.
-	Grace time.Duration
-	// CompactBelow is the live share of a pack's stored bytes below which
-	// its live chunks are copied to new packs and the pack deleted (default
-	// 0.2; negative never compacts). Packs above it are never rewritten.
-	CompactBelow float64
-	// DryRun computes the report without changing anything.
-	DryRun bool
-	// TempDir holds the on-disk mark set (default the repository directory).
-	TempDir string
-}
+// PruneOptions steer a prune (package prune, docs/prune.md).
+type PruneOptions = prune.Options
 
 // PruneReport says what a prune did (or, with DryRun, would do).
-type PruneReport struct {
-	PacksTotal, PacksDeleted, PacksCompacted, PacksKeptGrace, ManifestsIncompleteRemoved int
-	// BytesFreed is the shard bytes deleted, less those compaction wrote.
-	BytesFreed int64
-	// ChunksLive and ChunksDead count the chunks of readable packs.
-	ChunksLive, ChunksDead int64
-	// PacksLeft counts the packs a prune would have deleted or compacted
-	// but left alone because another process was backing up or pruning
-	// (BlockedBy names them); nothing was deleted then.
-	PacksLeft int
-	BlockedBy string
-	// DeltasRewritten counts the delta chunks stored whole again because
-	// the chunks they took pages from were otherwise mostly dead.
-	DeltasRewritten int
-}
+type PruneReport = prune.Report
 
-const (
-	defaultGrace        = time.Hour
-	defaultCompactBelow = 0.2
-	pruneMarkerName     = "prune/last"
-)
+const pruneMarkerName = "prune/last"
 
 // Prune removes data no checkpoint references: mark every chunk of every
 // committed manifest, then sweep the packs in the shard stores. It is safe
 // to run while backups run in this process (session pins and the gate) and
-// on other hosts (the grace period). On error the report so far is returned
-// with it; a prune stopped at any point loses nothing.
+// on other hosts (lock objects, and the grace period). On error the report
+// so far is returned with it; a prune stopped at any point loses nothing.
+//
+// What to delete or compact is package prune's to decide; what it must not
+// touch because a backup of this process or another needs it is decided
+// here, before and around prune.Run and behind pruneRepo's methods.
 func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneReport, error) {
 	if r.idx == nil {
 		return nil, errors.New("prune needs the index: open the repository without NoIndex")
-	}
-	switch {
-	case o.Grace == 0:
-		o.Grace = defaultGrace
-	case o.Grace < 0:
-		o.Grace = 0
-	}
-	if o.CompactBelow == 0 {
-		o.CompactBelow = defaultCompactBelow
 	}
 	r.pruneMu.Lock()
 	defer r.pruneMu.Unlock()
@@ -81,7 +47,6 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneReport, e
 	}()
 
 	now := r.now()
-	fence := now.Add(-o.Grace)
 	if err := r.checkStoresPresent(ctx); err != nil {
 		return nil, err
 	}
@@ -94,37 +59,12 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneReport, e
 		defer guard.lock.release()
 		o.DryRun = len(guard.blocked) > 0
 	}
-	tmp := o.TempDir
-	if tmp == "" {
-		tmp = r.dir
+	if o.TempDir == "" {
+		o.TempDir = r.dir
 	}
-	marks, err := newMarkSet(tmp)
+	rep, err := prune.Run(ctx, pruneRepo{r: r, now: now}, o)
 	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err := marks.close(); err != nil {
-			r.log("remove prune mark set: %v", err)
-		}
-	}()
-	rep := &PruneReport{}
-	if err := r.markLive(ctx, marks); err != nil {
-		return nil, fmt.Errorf("prune: %w", err)
-	}
-	if err := r.markDeltaRefs(ctx, marks, o, rep); err != nil {
-		return nil, fmt.Errorf("prune: %w", err)
-	}
-	if !o.DryRun {
-		if err := r.writePruneMarker(ctx, now, time.Time{}); err != nil {
-			return rep, err
-		}
-	}
-	if rep.ManifestsIncompleteRemoved, err = r.removeIncompleteManifests(ctx, fence, o.DryRun); err != nil {
-		return rep, fmt.Errorf("prune: %w", err)
-	}
-	sw := &sweeper{r: r, o: o, now: now, fence: fence, marks: marks, rep: rep}
-	if err := sw.run(ctx); err != nil {
-		return rep, fmt.Errorf("prune: %w", err)
+		return rep, err
 	}
 	if !o.DryRun {
 		r.idx.GC() // badger never reclaims its value log by itself
@@ -148,38 +88,6 @@ func (r *Repository) checkStoresPresent(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// markLive adds every chunk of every committed manifest to marks, reading
-// one manifest at a time so memory stays bounded by the largest.
-func (r *Repository) markLive(ctx context.Context, marks *markSet) error {
-	ids, err := r.manifestIDs(ctx)
-	if err != nil {
-		return fmt.Errorf("list checkpoints: %w", err)
-	}
-	for _, id := range ids {
-		b, err := r.obj.Get(ctx, manifestName(id))
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if r.shardCount(ctx, manifestName(id)) < r.cfg.DataShards {
-				continue // deleted since the listing: nothing to keep for it
-			}
-			// Its chunks would look unreferenced: never guess.
-			return fmt.Errorf("read manifest %s (run `cairn repo verify`): %w", id, err)
-		}
-		_, bm, err := r.decodeManifest(id, b, true)
-		if err != nil {
-			return fmt.Errorf("refusing to prune past an unreadable checkpoint: %w", err)
-		}
-		for _, c := range bm.Chunks {
-			if err := marks.add(c.ID); err != nil {
-				return err
-			}
-		}
-	}
-	return marks.flush()
 }
 
 // pruneMarker is written to every shard store before a prune deletes

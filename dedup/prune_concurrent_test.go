@@ -106,7 +106,7 @@ func TestPruneConcurrentWithBackup(t *testing.T) {
 		}
 		t.Logf("round %d: %d prunes during the backup", round, prunes)
 	}
-	prune(t, r, PruneOptions{Grace: -1, TempDir: tmp})
+	mustPrune(t, r, PruneOptions{Grace: -1, TempDir: tmp})
 	for _, m := range kept {
 		restoreFresh(t, r, m.cp.ID, m.data)
 	}

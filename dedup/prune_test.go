@@ -83,7 +83,7 @@ func blockMap(t *testing.T, r *Repository, id string) *BlockMap {
 	return bm
 }
 
-func prune(t *testing.T, r *Repository, o PruneOptions) *PruneReport {
+func mustPrune(t *testing.T, r *Repository, o PruneOptions) *PruneReport {
 	t.Helper()
 	rep, err := r.Prune(context.Background(), o)
 	if err != nil {
@@ -139,7 +139,7 @@ func TestPruneAfterForget(t *testing.T) {
 	for _, s := range steps {
 		clock.Advance(s.advance)
 		s.o.TempDir = t.TempDir()
-		rep := prune(t, r, s.o)
+		rep := mustPrune(t, r, s.o)
 		got := *rep
 		got.BytesFreed = 0
 		if got != s.want {
@@ -185,7 +185,7 @@ func TestPruneCompactsOnlyNearlyEmptyPacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Hour)
-	rep := prune(t, r, PruneOptions{TempDir: t.TempDir()})
+	rep := mustPrune(t, r, PruneOptions{TempDir: t.TempDir()})
 	if rep.PacksCompacted != 1 || rep.PacksDeleted != 0 || rep.ChunksDead != 20 || rep.BytesFreed <= 0 {
 		t.Fatalf("report %+v: want one pack compacted", rep)
 	}
@@ -245,12 +245,12 @@ func TestPruneOrphans(t *testing.T) {
 		t.Fatalf("%d checkpoints, want only A", len(cps))
 	}
 
-	rep := prune(t, r, PruneOptions{TempDir: t.TempDir()})
+	rep := mustPrune(t, r, PruneOptions{TempDir: t.TempDir()})
 	if rep.PacksDeleted != 0 || rep.ManifestsIncompleteRemoved != 0 || rep.PacksKeptGrace != 3 {
 		t.Fatalf("within grace: %+v", rep)
 	}
 	clock.Advance(time.Hour + time.Second)
-	rep = prune(t, r, PruneOptions{TempDir: t.TempDir()})
+	rep = mustPrune(t, r, PruneOptions{TempDir: t.TempDir()})
 	if rep.PacksDeleted != 3 || rep.ManifestsIncompleteRemoved != 1 {
 		t.Fatalf("past grace: %+v, want 3 packs and 1 manifest removed", rep)
 	}
@@ -272,7 +272,7 @@ func TestPruneMarkSetIsTemporary(t *testing.T) {
 		t.Fatal("prune with a missing TempDir succeeded")
 	}
 	tmp := t.TempDir()
-	prune(t, r, PruneOptions{TempDir: tmp})
+	mustPrune(t, r, PruneOptions{TempDir: tmp})
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Fatalf("mark set left behind in %s: %v", tmp, left)
 	}

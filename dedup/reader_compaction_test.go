@@ -98,7 +98,7 @@ func forgetAndCompact(t *testing.T, r *Repository, id string, compactBelow float
 	if _, err := r.Forget(context.Background(), ForgetPolicy{IDs: []string{id}}); err != nil {
 		t.Fatal(err)
 	}
-	return prune(t, r, PruneOptions{Grace: -1, CompactBelow: compactBelow, TempDir: t.TempDir()})
+	return mustPrune(t, r, PruneOptions{Grace: -1, CompactBelow: compactBelow, TempDir: t.TempDir()})
 }
 
 // checkReads reads want back through rd in every way a client does: one

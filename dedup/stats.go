@@ -63,7 +63,7 @@ func (r *Repository) Stats(ctx context.Context) (*RepoStats, error) {
 	var mu sync.Mutex
 	var blobBytes int64
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(pruneWorkers)
+	g.SetLimit(headerWorkers)
 	for _, p := range packs {
 		g.Go(func() error {
 			entries, err := r.packHeader(gctx, p)

@@ -1,4 +1,4 @@
-package dedup
+package prune
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+
+	"cairn/dedup/pack"
 )
 
 // markSet is prune's set of live chunk IDs. It lives in a throwaway badger
@@ -50,8 +52,8 @@ func newMarkSet(parent string) (*markSet, error) {
 	return &markSet{dir: dir, db: db, wb: db.NewWriteBatch()}, nil
 }
 
-// add marks id live. Marks become visible to has after flush.
-func (m *markSet) add(id ChunkID) error {
+// add marks id live. Marks become visible to live after flush.
+func (m *markSet) add(id pack.ChunkID) error {
 	if err := m.wb.Set(id[:], nil); err != nil {
 		return fmt.Errorf("mark chunk %s: %w", id, err)
 	}
@@ -69,7 +71,7 @@ func (m *markSet) flush() error {
 }
 
 // live reports, for each entry, whether its chunk is marked.
-func (m *markSet) live(entries []packEntry) ([]bool, error) {
+func (m *markSet) live(entries []pack.Entry) ([]bool, error) {
 	out := make([]bool, len(entries))
 	err := m.db.View(func(txn *badger.Txn) error {
 		for i, e := range entries {
