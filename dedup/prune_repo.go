@@ -15,9 +15,10 @@ import (
 
 // pruneRepo is the repository as package prune sees it (prune.Repo). Prune
 // decides what goes; what must stay because a backup of this process needs
-// it (sessions, their pins and the gate) is checked here, in the same
-// critical sections as before the split, so prune never learns of sessions.
-// It is unexported so that Repository's exported surface stays what it was.
+// it (sessions, their pins) is checked here, under the gate, where a dedup
+// lookup cannot slip between the check and the unlink: prune never learns
+// of sessions. It is unexported so that Repository's exported surface does
+// not grow with prune's needs.
 type pruneRepo struct {
 	r   *Repository
 	now time.Time // read once by Prune: the guard's end marker shares it
