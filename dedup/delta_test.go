@@ -177,8 +177,8 @@ func TestDeltaChainPrune(t *testing.T) {
 			t.Fatalf("prune after deleting %s: %v", gone.id, err)
 		}
 		// Fresh caches: every read goes to the packs that are left.
-		r.chunks = lru.New[ChunkID, []byte](64 << 20)
-		r.frames = lru.New[frameKey, []byte](8 << 20)
+		r.chunks = newSharedCache[ChunkID](64 << 20)
+		r.frames = newSharedCache[frameKey](8 << 20)
 		r.deltaHeaders = lru.New[ChunkID, *deltaHeader](1024)
 		dropHeaderCaches(r)
 		for _, ver := range versions {
@@ -279,8 +279,8 @@ func TestDeltaDamage(t *testing.T) {
 		}
 	}
 	dropHeaderCaches(r)
-	r.chunks = lru.New[ChunkID, []byte](64 << 20)
-	r.frames = lru.New[frameKey, []byte](8 << 20)
+	r.chunks = newSharedCache[ChunkID](64 << 20)
+	r.frames = newSharedCache[frameKey](8 << 20)
 	rep, err := r.Verify(ctx, VerifyOptions{Deep: true})
 	if err != nil {
 		t.Fatal(err)

@@ -425,16 +425,17 @@ func (r *Repository) readFramed(ctx context.Context, loc chunkLoc, off int64, p 
 	// Frames read before come from the frame cache, with no I/O.
 	cached := true
 	for i := first; i <= last && cached; i++ {
-		_, cached = r.frames.Get(frameKey{e.ID, e.Flags, uint32(i)})
+		cached = r.frames.has(frameKey{e.ID, e.Flags, uint32(i)})
 	}
 	if cached {
 		for i := first; i <= last; i++ {
-			if plain, ok := r.frames.Get(frameKey{e.ID, e.Flags, uint32(i)}); ok {
-				copyOut(i, plain)
-				continue
+			s, ok := r.frames.get(frameKey{e.ID, e.Flags, uint32(i)})
+			if !ok {
+				cached = false // evicted meanwhile: read them all
+				break
 			}
-			cached = false // evicted meanwhile: read them all
-			break
+			copyOut(i, s.b)
+			s.release()
 		}
 		if cached {
 			return nil
@@ -450,12 +451,15 @@ func (r *Repository) readFramed(ctx context.Context, loc chunkLoc, off int64, p 
 	}
 	for i := first; i <= last; i++ {
 		f := fb.frames[i]
-		plain := make([]byte, f.raw, f.raw+frameSlack) // kept by the cache
+		plain := r.framePlains.Get(int(f.raw + frameSlack))[:f.raw]
 		if err := r.decodeFrame(e.ID, i, f, stored[f.off-a:f.off-a+f.n], plain); err != nil {
+			r.framePlains.Put(plain)
 			return fmt.Errorf("pack %s: %w", loc.Pack, err)
 		}
-		r.frames.Add(frameKey{e.ID, e.Flags, uint32(i)}, plain, f.raw)
-		copyOut(i, plain)
+		s := newShared(plain, r.framePlains)
+		r.frames.add(frameKey{e.ID, e.Flags, uint32(i)}, s)
+		copyOut(i, s.b)
+		s.release()
 	}
 	return nil
 }

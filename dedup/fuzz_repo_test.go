@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"cairn/dedup/pack"
-	"cairn/internal/lru"
 )
 
 // Fuzz targets for the decoders that need a repository's keys and codecs.
@@ -154,7 +153,7 @@ func FuzzReadDelta(f *testing.F) {
 			t.Fatal(err)
 		}
 		r.deltaHeaders.Remove(id)
-		r.frames = lru.New[frameKey, []byte](1 << 20)
+		r.frames = newSharedCache[frameKey](1 << 20)
 		dropHeaderCaches(r) // the shard headers of the last input
 		loc := chunkLoc{Pack: pid, Entry: packEntry{ID: id, StoredLen: uint32(len(blob)), RawLen: uint32(len(data)), Flags: flags | blobDelta}}
 		// A read that neither ends nor fails is a bug too.

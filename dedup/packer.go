@@ -62,7 +62,7 @@ func (p *packer) add(id ChunkID, stored []byte, rawLen int, flags uint8) (PackID
 	defer p.mu.Unlock()
 	if p.buf == nil {
 		p.id = pack.NewID()
-		p.buf = p.packs.Get(p.r.cfg.PackSize + maxBlockSize)[:0]
+		p.buf = p.packs.Get(packBufferLen(p.r.cfg.PackSize, p.r.cfg.BlockSize))[:0]
 		p.s.mu.Lock()
 		p.s.newPacks[p.id] = struct{}{}
 		p.s.mu.Unlock()
@@ -82,6 +82,17 @@ func (p *packer) add(id ChunkID, stored []byte, rawLen int, flags uint8) (PackID
 		}
 	}
 	return dst, nil
+}
+
+// packBufferLen is the room a pack buffer starts with: a pack is sealed
+// once it reaches packSize, so it holds less than that plus one blob (a
+// block with its frame table and seal, a little larger than the block when
+// it does not compress) plus the sealed header of its entries. A pack that
+// outgrows it still works (append copies it); a buffer sized for the
+// largest block any repository may have (16 MiB) was five times a default
+// pack, in memory and page faults.
+func packBufferLen(packSize, blockSize int) int {
+	return packSize + blockSize + blockSize/8 + 64<<10
 }
 
 func (p *packer) sealLocked() error {

@@ -56,10 +56,11 @@ func (r *Repository) packHeader(ctx context.Context, p PackID) ([]packEntry, err
 }
 
 // readChunk returns the plaintext of the chunk at loc, from the cache when it
-// is there. Only the shard ranges that hold the blob are read.
-func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) ([]byte, error) {
-	if b, ok := r.chunks.Get(loc.ID); ok {
-		return b, nil
+// is there, for the caller to release. Only the shard ranges that hold the
+// blob are read.
+func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) (*shared, error) {
+	if s, ok := r.chunks.get(loc.ID); ok {
+		return s, nil
 	}
 	// Concurrent readers of one block (NBD, FUSE read-ahead, a restore of
 	// a volume with repeated blocks) share a single fetch.
@@ -67,25 +68,65 @@ func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) ([]byte, error
 	// The key names the pack too: a retry at a chunk's new place must not
 	// join a fetch from the pack that just failed.
 	key := string(loc.ID[:]) + string(loc.Pack[:])
-	v, err, _ := r.fetches.Do(key, func() (any, error) { return r.fetchChunk(context.WithoutCancel(ctx), loc) })
+	var own *shared // the fetch's reference, for the caller that ran it
+	_, err, _ := r.fetches.Do(key, func() (any, error) {
+		s, err := r.fetchChunk(context.WithoutCancel(ctx), loc)
+		if err == nil {
+			r.chunks.add(loc.ID, s)
+			own = s
+		}
+		return nil, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return v.([]byte), nil
+	if own != nil {
+		return own, nil
+	}
+	// Every other caller takes its own reference from the cache. The
+	// chunk may have left it already (a cache smaller than a chunk, a
+	// burst of other reads): then it decodes a copy of its own.
+	if s, ok := r.chunks.get(loc.ID); ok {
+		return s, nil
+	}
+	return r.fetchChunk(ctx, loc)
 }
 
-func (r *Repository) fetchChunk(ctx context.Context, loc chunkLoc) ([]byte, error) {
-	if b, ok := r.chunks.Get(loc.ID); ok {
-		return b, nil
+func (r *Repository) fetchChunk(ctx context.Context, loc chunkLoc) (*shared, error) {
+	// The plaintext is shared with the cache and its readers, in a buffer
+	// from r.plains; the shard reads are scratch, reused from fetch to
+	// fetch.
+	var cb *chunkBuffers
+	select {
+	case cb = <-r.fetchBufs:
+	default:
+		cb = &chunkBuffers{}
 	}
-	// Fresh buffers: the plaintext goes into the cache.
-	plain, err := r.fetchChunkInto(ctx, loc, &chunkBuffers{})
+	pooled := r.plains.Get(int(loc.RawLen))
+	cb.plain = pooled[:0]
+	plain, err := r.fetchChunkInto(ctx, loc, cb)
+	cb.plain = nil
+	// A blob stored as is decodes in place: its plaintext is the read
+	// buffer, which then goes with it, and the pooled one goes back.
+	inPlace := err == nil && loc.Flags&(blobDelta|blobCompressed|blobFramed) == 0
+	if err != nil || inPlace {
+		r.plains.Put(pooled)
+	}
+	if !inPlace {
+		select {
+		case r.fetchBufs <- cb:
+		default:
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	r.chunks.Add(loc.ID, plain, int64(len(plain)))
-	return plain, nil
+	return newShared(plain, r.plains), nil
 }
+
+// fetchBuffers bounds the read buffers fetchChunk keeps between fetches:
+// about as many as NBD and FUSE read at once.
+const fetchBuffers = 4
 
 // chunkBuffers are the reusable buffers of one chunk fetch at a time.
 type chunkBuffers struct {

@@ -284,7 +284,7 @@ func (r *Repository) unlinkPack(p PackID, entries []packEntry, copied map[ChunkI
 	r.headers.Remove(p)
 	for _, e := range entries {
 		if _, ok := copied[e.ID]; !ok {
-			r.chunks.Remove(e.ID)
+			r.chunks.remove(e.ID)
 		}
 	}
 	return true, nil

@@ -90,14 +90,15 @@ func (rd *Reader) readBlock(ctx context.Context, b, within int64, p []byte) erro
 	if len(p) < rd.cp.BlockSize && (b < last-1 || b > last+1) {
 		return rd.r.loadRange(ctx, ref.ID, hint, within, p)
 	}
-	data, err := rd.r.loadChunk(ctx, ref.ID, hint)
+	s, err := rd.r.loadChunk(ctx, ref.ID, hint)
 	if err != nil {
 		return err
 	}
-	if int64(len(data)) < within+int64(len(p)) {
-		return fmt.Errorf("block %d holds %d bytes, need %d: %w", b, len(data), within+int64(len(p)), ErrCorrupt)
+	defer s.release()
+	if int64(len(s.b)) < within+int64(len(p)) {
+		return fmt.Errorf("block %d holds %d bytes, need %d: %w", b, len(s.b), within+int64(len(p)), ErrCorrupt)
 	}
-	copy(p, data[within:])
+	copy(p, s.b[within:])
 	return nil
 }
 
@@ -106,7 +107,9 @@ func (rd *Reader) readBlock(ctx context.Context, b, within int64, p []byte) erro
 // error is left to those reads.
 func (rd *Reader) Warm(ctx context.Context, off int64) {
 	if ref, ok := rd.bm.Lookup(off / int64(rd.cp.BlockSize)); ok {
-		_, _ = rd.r.loadChunk(ctx, ref.ID, rd.bm.Packs[ref.Pack])
+		if s, err := rd.r.loadChunk(ctx, ref.ID, rd.bm.Packs[ref.Pack]); err == nil {
+			s.release()
+		}
 	}
 }
 

@@ -42,17 +42,17 @@ func (s packSet) has(p PackID) bool {
 
 // loadChunk returns the plaintext of chunk id, which its manifest says is in
 // pack hint, from the chunk cache or into it (random reads come back to the
-// same chunks).
-func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) ([]byte, error) {
-	if b, ok := r.chunks.Get(id); ok {
-		return b, nil
+// same chunks), for the caller to release.
+func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) (*shared, error) {
+	if s, ok := r.chunks.get(id); ok {
+		return s, nil
 	}
-	var b []byte
+	var s *shared
 	err := r.atChunk(ctx, id, hint, func(loc chunkLoc) (err error) {
-		b, err = r.readChunk(ctx, loc)
+		s, err = r.readChunk(ctx, loc)
 		return err
 	})
-	return b, err
+	return s, err
 }
 
 // loadRange copies bytes [off, off+len(p)) of chunk id (in pack hint, says
@@ -75,8 +75,9 @@ func (r *Repository) readRange(ctx context.Context, id ChunkID, hint PackID, off
 		return nil
 	}
 	// A chunk cached whole holds every page, whoever stores it.
-	if b, ok := r.chunks.Get(id); ok {
-		return whole(b)
+	if s, ok := r.chunks.get(id); ok {
+		defer s.release()
+		return whole(s.b)
 	}
 	return r.atChunk(ctx, id, hint, func(loc chunkLoc) error {
 		switch {
@@ -92,11 +93,12 @@ func (r *Repository) readRange(ctx context.Context, id ChunkID, hint PackID, off
 		case loc.Flags&blobDelta != 0:
 			return r.readDelta(ctx, loc, off, p)
 		case loc.Flags&blobFramed == 0:
-			b, err := r.readChunk(ctx, loc)
+			s, err := r.readChunk(ctx, loc)
 			if err != nil {
 				return err
 			}
-			return whole(b)
+			defer s.release()
+			return whole(s.b)
 		}
 		fb := r.frameBufs.Get().(*frameBuffers)
 		defer r.frameBufs.Put(fb)

@@ -19,6 +19,7 @@ import (
 	"cairn/dedup/index"
 	"cairn/dedup/store"
 	"cairn/internal/atomicfile"
+	"cairn/internal/bigbuf"
 	"cairn/internal/lru"
 )
 
@@ -40,11 +41,15 @@ type Repository struct {
 
 	frameShift int // of new framed blobs; 0 writes them whole
 	framePref  int // frameShift once the format allows frames (Upgrade)
-	chunks     *lru.Cache[ChunkID, []byte]
-	frames     *lru.Cache[frameKey, []byte] // decoded frames of random reads
-	frameBufs  sync.Pool                    // *frameBuffers of range reads
-	fetches    singleflight.Group
-	headers    *lru.Cache[PackID, []packEntry]
+	chunks     sharedCache[ChunkID]
+	frames     sharedCache[frameKey] // decoded frames of random reads
+	// plains and framePlains hold the buffers of decoded chunks and frames
+	// that left their cache and every reader, for the next decode.
+	plains, framePlains *bigbuf.Pool
+	frameBufs           sync.Pool          // *frameBuffers of range reads
+	fetchBufs           chan *chunkBuffers // read buffers of fetchChunk
+	fetches             singleflight.Group
+	headers             *lru.Cache[PackID, []packEntry]
 	// deltaHeaders caches decoded delta headers (about 17 KiB each).
 	deltaHeaders *lru.Cache[ChunkID, *deltaHeader]
 
@@ -279,14 +284,16 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 		r.frameShift = r.framePref
 	}
 	r.frameBufs.New = func() any { return &frameBuffers{} }
+	r.fetchBufs = make(chan *chunkBuffers, fetchBuffers)
 	cache := opts.CacheBytes
 	if cache == 0 {
 		cache = 256 << 20
 	}
 	// Random reads keep their frames apart from whole chunks, so that a
 	// sequential reader does not flush them: an eighth of the budget.
-	r.chunks = lru.New[ChunkID, []byte](cache - cache/8)
-	r.frames = lru.New[frameKey, []byte](cache / 8)
+	r.chunks = newSharedCache[ChunkID](cache - cache/8)
+	r.frames = newSharedCache[frameKey](cache / 8)
+	r.plains, r.framePlains = bigbuf.NewPool(8), bigbuf.NewPool(64)
 	r.deltaHeaders = lru.New[ChunkID, *deltaHeader](1024)
 	// The default level, not the fastest: frames compress each 128 KiB
 	// alone, and on file-system data it wins back most of what that loses

@@ -15,7 +15,6 @@ import (
 
 	"cairn/dedup/erasure"
 	"cairn/dedup/index"
-	"cairn/internal/lru"
 )
 
 // swapRepo backs up two volumes into a 4+2 repository with 1 MiB packs and
@@ -100,7 +99,7 @@ func TestSwappedShards(t *testing.T) {
 				copyShard(t, r, i, packB, packA, c.asV1)
 			}
 			dropHeaderCaches(r)
-			r.chunks = lru.New[ChunkID, []byte](1)
+			r.chunks = newSharedCache[ChunkID](1)
 			for _, deep := range []bool{false, true} {
 				rep, err := r.Verify(ctx, VerifyOptions{Deep: deep})
 				if err != nil {

@@ -18,6 +18,7 @@ type Cache[K comparable, V any] struct {
 	used    int64
 	order   *list.List
 	entries map[K]*list.Element
+	dropped func(V)
 }
 
 type entry[K comparable, V any] struct {
@@ -29,6 +30,22 @@ type entry[K comparable, V any] struct {
 // New returns an empty cache holding at most limit in total cost.
 func New[K comparable, V any](limit int64) *Cache[K, V] {
 	return &Cache[K, V]{limit: limit, order: list.New(), entries: make(map[K]*list.Element)}
+}
+
+// NewDropping is New with dropped called, under the cache's lock, with
+// every value the cache lets go of: evicted, removed, replaced, or refused
+// by Add for its cost. Values that own something (a reference to a shared
+// buffer) release it there.
+func NewDropping[K comparable, V any](limit int64, dropped func(V)) *Cache[K, V] {
+	c := New[K, V](limit)
+	c.dropped = dropped
+	return c
+}
+
+func (c *Cache[K, V]) drop(v V) {
+	if c.dropped != nil {
+		c.dropped(v)
+	}
 }
 
 // Get returns the value of k and marks it recently used.
@@ -46,14 +63,16 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 // Add sets k to v at the given cost, evicting the least recently used
 // entries beyond the limit. An entry costlier than the limit is not kept.
 func (c *Cache[K, V]) Add(k K, v V, cost int64) {
-	if cost > c.limit {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if cost > c.limit {
+		c.drop(v)
+		return
+	}
 	if e, ok := c.entries[k]; ok {
 		old := e.Value.(*entry[K, V])
 		c.used += cost - old.cost
+		c.drop(old.val)
 		old.val, old.cost = v, cost
 		c.order.MoveToFront(e)
 	} else {
@@ -66,6 +85,7 @@ func (c *Cache[K, V]) Add(k K, v V, cost int64) {
 		c.order.Remove(last)
 		delete(c.entries, ent.key)
 		c.used -= ent.cost
+		c.drop(ent.val)
 	}
 }
 
@@ -74,8 +94,10 @@ func (c *Cache[K, V]) Remove(k K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[k]; ok {
-		c.used -= e.Value.(*entry[K, V]).cost
+		ent := e.Value.(*entry[K, V])
+		c.used -= ent.cost
 		c.order.Remove(e)
 		delete(c.entries, k)
+		c.drop(ent.val)
 	}
 }

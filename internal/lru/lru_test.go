@@ -35,3 +35,27 @@ func TestCache(t *testing.T) {
 		t.Fatal("c evicted although the cache had room")
 	}
 }
+
+func TestDropped(t *testing.T) {
+	var got []int
+	c := NewDropping[string, int](10, func(v int) { got = append(got, v) })
+	c.Add("a", 1, 4)
+	c.Add("b", 2, 4)
+	c.Add("a", 3, 4)    // replaces 1
+	c.Add("c", 4, 4)    // evicts b, the least recently used
+	c.Add("big", 5, 11) // refused
+	c.Remove("a")       // 3
+	c.Remove("gone")
+	want := []int{1, 2, 5, 3}
+	if len(got) != len(want) {
+		t.Fatalf("dropped %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("dropped %v, want %v", got, want)
+		}
+	}
+	if v, ok := c.Get("c"); !ok || v != 4 {
+		t.Fatalf("c = %v, %v", v, ok)
+	}
+}
