@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
+
+	"cairn/dedup/pack"
 )
 
 // Reader gives random access to the bytes of one checkpoint. It is what
@@ -16,12 +18,17 @@ type Reader struct {
 	r  *Repository
 	cp *Checkpoint
 	bm *BlockMap
-	// last is the block the latest read touched: a read in it or a
-	// neighbour is taken as sequential (parallel sequential readers, such
-	// as nbdcopy, arrive a little out of order) and loads whole chunks
-	// through the cache; any other read of part of a block decodes only
-	// its frames.
-	last atomic.Int64
+	// last is the block the latest read touched, and streak how many
+	// reads in a row touched it or a neighbour. From the second such read
+	// on, a reader is taken as sequential (parallel sequential readers,
+	// such as nbdcopy, arrive a little out of order) and partial reads load
+	// whole chunks through the cache; any other partial read decodes only
+	// its frames. One lucky neighbour is not enough: random 4 KiB reads of
+	// a 1 GiB volume land next to the previous one about once in 90, and
+	// decoding a whole 4 MiB chunk for each of those was the p99 of random
+	// reads (4 ms, against 0.3 ms for a frame).
+	last   atomic.Int64
+	streak atomic.Int32
 }
 
 // OpenCheckpoint opens a checkpoint for reading; id may be a unique prefix.
@@ -87,7 +94,13 @@ func (rd *Reader) readBlock(ctx context.Context, b, within int64, p []byte) erro
 	}
 	hint := rd.bm.Packs[ref.Pack]
 	last := rd.last.Swap(b)
-	if len(p) < rd.cp.BlockSize && (b < last-1 || b > last+1) {
+	sequential := b >= last-1 && b <= last+1
+	if sequential {
+		sequential = rd.streak.Add(1) >= 2
+	} else {
+		rd.streak.Store(0)
+	}
+	if len(p) < rd.cp.BlockSize && !sequential {
 		return rd.r.loadRange(ctx, ref.ID, hint, within, p)
 	}
 	s, err := rd.r.loadChunk(ctx, ref.ID, hint)
@@ -112,6 +125,41 @@ func (rd *Reader) Warm(ctx context.Context, off int64) {
 		}
 	}
 }
+
+// WarmHeaders reads the headers of the packs the checkpoint's blocks are
+// in, the pack's own and those of its data shards, as many packs as the
+// header caches hold, a few at a time, until done or ctx ends. An NBD
+// export or a mount calls it in the background when it opens: the first
+// read of a chunk then costs two reads of its pack (frame table, frames)
+// instead of a chain of up to ten, each a seek on a cold disk (the p99 of
+// cold random 4 KiB reads). Errors are left to the reads that need the
+// headers.
+func (rd *Reader) WarmHeaders(ctx context.Context) {
+	k := rd.r.cfg.DataShards
+	packs := rd.bm.Packs[:min(len(rd.bm.Packs), packHeaderCache, shardHeaderCache/max(k, 1))]
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(warmWorkers)
+	for _, p := range packs {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if _, err := rd.r.packHeader(gctx, p); err != nil {
+				return nil
+			}
+			for i := range k {
+				_, _ = rd.r.obj.Header(gctx, pack.Name(p), i)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// warmWorkers bounds WarmHeaders' reads in flight: enough to keep a disk
+// or a Ceph cluster busy, few enough to leave room to the reads a client
+// is waiting for.
+const warmWorkers = 4
 
 // ReadAt implements io.ReaderAt.
 func (rd *Reader) ReadAt(p []byte, off int64) (int, error) {

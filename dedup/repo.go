@@ -118,6 +118,13 @@ type locator struct {
 
 const locatorName = "cairn.json"
 
+// packHeaderCache is how many pack headers a repository keeps decoded;
+// shardHeaderCache how many shard headers its erasure layer keeps.
+const (
+	packHeaderCache  = 4096
+	shardHeaderCache = erasure.HeaderCache
+)
+
 // newRepoConfig refuses a directory that already holds a repository and
 // makes the configuration (and keys) of a new one.
 func newRepoConfig(dir string, o InitOptions, opts Options) (*Config, error) {
@@ -262,7 +269,7 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	}
 	r := &Repository{
 		cfg: cfg, stores: stores, obj: obj, log: opts.Log, now: opts.Now,
-		headers:  lru.New[PackID, []packEntry](4096),
+		headers:  lru.New[PackID, []packEntry](packHeaderCache),
 		sessions: make(map[*session]struct{}),
 	}
 	if r.log == nil {

@@ -42,6 +42,9 @@ type shardKey struct {
 // table stays tiny (1 KiB per 8 MiB shard).
 const checksumBlock = 64 << 10
 
+// HeaderCache is how many shard headers an Objects keeps.
+const HeaderCache = 16384
+
 // New returns the objects of stores, k data and m parity shards each.
 // maxLen bounds the length a shard header may claim for an object of that
 // name, so that a damaged header costs an error, not memory.
@@ -49,7 +52,7 @@ func New(k, m int, stores []store.Store, maxLen func(name string) int64) (*Objec
 	if len(stores) != k+m {
 		return nil, fmt.Errorf("%d data + %d parity shards need %d shard stores, have %d", k, m, k+m, len(stores))
 	}
-	c := &Objects{k: k, m: m, stores: stores, blockSize: checksumBlock, headers: lru.New[shardKey, *ShardHeader](16384), maxLen: maxLen}
+	c := &Objects{k: k, m: m, stores: stores, blockSize: checksumBlock, headers: lru.New[shardKey, *ShardHeader](HeaderCache), maxLen: maxLen}
 	if m > 0 {
 		// Parallelism is the caller's choice: packs are encoded by several
 		// uploaders at once, so each encode runs on one goroutine.

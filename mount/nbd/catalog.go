@@ -148,6 +148,11 @@ func (c *CheckpointCatalog) Lookup(ctx context.Context, name string) (*Export, e
 	}
 	exp := &Export{Name: exportName, Description: Describe(cp), Device: dev}
 	c.open[cp.ID] = exp
+	// The first client is connecting: its first reads of each pack go
+	// faster with the pack's headers already read (Reader.WarmHeaders).
+	warm, stop := context.WithCancel(context.Background())
+	go rd.WarmHeaders(warm)
+	c.closer = append(c.closer, func() error { stop(); return nil })
 	return exp, nil
 }
 
