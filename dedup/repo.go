@@ -300,7 +300,7 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	// sequential reader does not flush them: an eighth of the budget.
 	r.chunks = newSharedCache[ChunkID](cache - cache/8)
 	r.frames = newSharedCache[frameKey](cache / 8)
-	r.plains, r.framePlains = bigbuf.NewPool(8), bigbuf.NewPool(64)
+	r.plains, r.framePlains = bigbuf.NewPool(8), bigbuf.NewSlabPool(64, 1<<defaultFrameShift+frameSlack)
 	r.deltaHeaders = lru.New[ChunkID, *deltaHeader](1024)
 	// The default level, not the fastest: frames compress each 128 KiB
 	// alone, and on file-system data it wins back most of what that loses

@@ -43,3 +43,34 @@ func TestPool(t *testing.T) {
 		t.Fatalf("nil pool Get: len %d", len(c))
 	}
 }
+
+func TestSlabPool(t *testing.T) {
+	const piece = 128<<10 + 64
+	p := NewSlabPool(4, piece)
+	var got [][]byte
+	for range 40 { // more than one slab
+		b := p.Get(piece - 100)
+		if len(b) != piece-100 || cap(b) != piece {
+			t.Fatalf("slab piece: len %d cap %d", len(b), cap(b))
+		}
+		for i := range b {
+			if b[i] != 0 {
+				t.Fatal("a new piece is not zeroed")
+			}
+		}
+		for i := range b {
+			b[i] = byte(len(got)) // pieces must not overlap
+		}
+		got = append(got, b)
+	}
+	for i, b := range got {
+		for _, c := range b {
+			if c != byte(i) {
+				t.Fatalf("piece %d was written through another piece", i)
+			}
+		}
+	}
+	if b := p.Get(piece + 1); len(b) != piece+1 {
+		t.Fatalf("a buffer larger than a piece: len %d", len(b))
+	}
+}
