@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
 	"cairn/dedup/pack"
+	"cairn/dedup/store"
 )
 
 // Reader gives random access to the bytes of one checkpoint. It is what
@@ -168,8 +170,11 @@ func (rd *Reader) ReadAt(p []byte, off int64) (int, error) {
 
 // RestoreOptions steer a restore.
 type RestoreOptions struct {
-	// InFlight bounds concurrent chunk fetches (default 16: peers measured
-	// about 3x from 1 to 16).
+	// InFlight bounds concurrent chunk fetches. The default depends on
+	// the stores: 16 where a fetch waits on the network (RADOS: peers
+	// measured about 3x from 1 to 16), twice the cores on local disks,
+	// where a fetch mostly decodes and more in flight only adds switching
+	// (measured on 2 cores: 1.2 s with 4, 1.5 to 1.8 s with 16).
 	InFlight int
 	// Zero, if set, is called for each hole range; targets that may hold
 	// old data (block devices) must zero them. Files created empty need not.
@@ -187,7 +192,7 @@ func (r *Repository) Restore(ctx context.Context, id string, w io.WriterAt, o Re
 	cp, bm := rd.cp, rd.bm
 	inflight := o.InFlight
 	if inflight <= 0 {
-		inflight = 16
+		inflight = r.defaultInFlight()
 	}
 	bs := int64(cp.BlockSize)
 	total := cp.AllocatedBytes
@@ -236,6 +241,16 @@ func (r *Repository) Restore(ctx context.Context, id string, w io.WriterAt, o Re
 		return nil, err
 	}
 	return cp, nil
+}
+
+// defaultInFlight is RestoreOptions.InFlight's default.
+func (r *Repository) defaultInFlight() int {
+	for _, s := range r.stores {
+		if _, local := s.(*store.Local); !local {
+			return 16
+		}
+	}
+	return min(16, max(4, 2*runtime.GOMAXPROCS(0)))
 }
 
 // restoreBuffers are the reusable buffers of one restore fetch in flight.
