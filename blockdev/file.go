@@ -19,6 +19,8 @@ type File struct {
 	path  string
 	size  int64
 	isDev bool
+	// direct reads whole blocks around the page cache (see ReadAt).
+	direct *directReader
 }
 
 var _ Source = (*File)(nil)
@@ -59,6 +61,7 @@ func newFile(f *os.File, path string) (*File, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("source %s (%s): %w", path, fi.Mode().Type(), ErrUnsupportedType)
 	}
+	src.direct = openDirect(f)
 	return src, nil
 }
 
@@ -96,7 +99,12 @@ func OpenFileIn(root *os.Root, name string) (*File, error) {
 }
 
 // ReadAt reads with pread, so concurrent calls do not share a file offset.
-func (s *File) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt(p, off) }
+func (s *File) ReadAt(p []byte, off int64) (int, error) {
+	if n, ok, err := s.direct.readAt(p, off); ok {
+		return n, err
+	}
+	return s.f.ReadAt(p, off)
+}
 
 // Size is the size of the file or device when it was opened.
 func (s *File) Size() int64 { return s.size }
@@ -105,7 +113,10 @@ func (s *File) Size() int64 { return s.size }
 func (s *File) Name() string { return s.path }
 
 // Close closes the underlying file.
-func (s *File) Close() error { return s.f.Close() }
+func (s *File) Close() error {
+	s.direct.close()
+	return s.f.Close()
+}
 
 // Allocated returns the data extents of a regular file, found with
 // SEEK_DATA/SEEK_HOLE. A block device, or a filesystem that cannot report
