@@ -27,6 +27,11 @@ var (
 	_ Target = (*blockdev.FileTarget)(nil)
 )
 
+// networkTarget is a target whose every write waits on the network (an
+// RBD image): a restore keeps more fetches in flight and writes whole
+// chunks to it.
+type networkTarget interface{ OverNetwork() bool }
+
 // RestoreOptions tune Restore.
 type RestoreOptions struct {
 	Report Reporter
@@ -39,7 +44,11 @@ type RestoreOptions struct {
 func Restore(ctx context.Context, repo *dedup.Repository, cp *dedup.Checkpoint, t Target, o RestoreOptions) (int64, error) {
 	w := &blockdev.CountingWriter{W: t}
 	st := o.Report.stage("restore")
-	_, err := repo.Restore(ctx, cp.ID, w, dedup.RestoreOptions{Zero: t.Zero, Progress: st.Bytes})
+	ro := dedup.RestoreOptions{Zero: t.Zero, Progress: st.Bytes}
+	if nt, ok := t.(networkTarget); ok && nt.OverNetwork() {
+		ro.InFlight, ro.WholeChunks = 16, true
+	}
+	_, err := repo.Restore(ctx, cp.ID, w, ro)
 	st.Done()
 	if err != nil {
 		if aerr := t.Abort(); aerr != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"cairn/blockdev"
@@ -99,5 +100,53 @@ func TestRestore(t *testing.T) {
 				t.Errorf("wrote %d bytes, want only the data blocks (%d)", n, testSize-3*testBlock)
 			}
 		})
+	}
+}
+
+// networkRecorder is a target over the network (an RBD image, say): it
+// records the size of every write.
+type networkRecorder struct {
+	mu     sync.Mutex
+	data   []byte
+	writes []int
+}
+
+func (n *networkRecorder) OverNetwork() bool { return true }
+func (n *networkRecorder) WriteAt(p []byte, off int64) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	copy(n.data[off:], p)
+	n.writes = append(n.writes, len(p))
+	return len(p), nil
+}
+func (n *networkRecorder) Zero(off, length int64) error { return nil }
+func (n *networkRecorder) Close() error                 { return nil }
+func (n *networkRecorder) Abort() error                 { return nil }
+
+// TestRestoreOverNetwork: a target whose writes each cross the network
+// gets whole chunks, one write each, not frame after frame.
+func TestRestoreOverNetwork(t *testing.T) {
+	repo, err := dedup.Init(context.Background(), t.TempDir(), dedup.InitOptions{BlockSize: testBlock, PackSize: 1 << 20}, nil,
+		dedup.Options{NoSync: true, FrameSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	data := randomBytes(t, testSize)
+	cp, err := repo.Backup(context.Background(), dedup.NewMemSource("v", data), dedup.BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt := &networkRecorder{data: make([]byte, len(data))}
+	if _, err := Restore(context.Background(), repo, cp, tgt, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(tgt.data, data) {
+		t.Fatal("restored bytes differ")
+	}
+	for _, n := range tgt.writes {
+		if n != testBlock && n != len(data)%testBlock {
+			t.Fatalf("a write of %d bytes: want whole blocks of %d", n, testBlock)
+		}
 	}
 }

@@ -99,6 +99,10 @@ func createImage(io *rados.IOContext, name string, size int64) error {
 	return rbd.CreateImage(io, name, uint64(size), opts)
 }
 
+// OverNetwork reports that every write is a round trip to the cluster, so
+// that a restore writes whole chunks, many at once.
+func (t *Target) OverNetwork() bool { return true }
+
 // Fresh reports whether CreateTarget created the image.
 func (t *Target) Fresh() bool { return t.fresh }
 
