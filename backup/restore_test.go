@@ -11,6 +11,7 @@ import (
 
 	"cairn/blockdev"
 	"cairn/dedup"
+	"cairn/dedup/deduptest"
 )
 
 // recordingTarget is a Target that records how a restore ended.
@@ -37,10 +38,10 @@ func (r *recordingTarget) Abort() error {
 // TestRestore: a restore completes its target only when every block is
 // written, and otherwise gives it up, leaving no file behind.
 func TestRestore(t *testing.T) {
-	repo := dedup.TestRepository(t)
+	repo := deduptest.Repository(t)
 	data := randomBytes(t, testSize)
 	copy(data[4*testBlock:], make([]byte, 3*testBlock)) // a hole
-	cp, err := repo.Backup(context.Background(), dedup.NewMemSource("v", data), dedup.BackupOptions{})
+	cp, err := repo.Backup(context.Background(), deduptest.Source("v", data), dedup.BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestRestoreOverNetwork(t *testing.T) {
 	}
 	defer repo.Close()
 	data := randomBytes(t, testSize)
-	cp, err := repo.Backup(context.Background(), dedup.NewMemSource("v", data), dedup.BackupOptions{})
+	cp, err := repo.Backup(context.Background(), deduptest.Source("v", data), dedup.BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

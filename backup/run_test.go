@@ -14,6 +14,7 @@ import (
 	"cairn/blockdev"
 	"cairn/blockdev/rbd"
 	"cairn/dedup"
+	"cairn/dedup/deduptest"
 )
 
 const (
@@ -171,7 +172,7 @@ func TestRun(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			repo := dedup.TestRepository(t)
+			repo := deduptest.Repository(t)
 			data := randomBytes(t, testSize)
 			d := newFileDevice(t, repo, data)
 			var o Options
@@ -242,7 +243,7 @@ func TestRun(t *testing.T) {
 // parent.
 func TestRunLive(t *testing.T) {
 	ctx := context.Background()
-	repo := dedup.TestRepository(t)
+	repo := deduptest.Repository(t)
 	data := randomBytes(t, testSize)
 	path := filepath.Join(t.TempDir(), "vol.img")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -287,8 +288,8 @@ func TestRunLive(t *testing.T) {
 // error but a reason to read everything.
 func TestPrevious(t *testing.T) {
 	ctx := context.Background()
-	repo := dedup.TestRepository(t)
-	cp, err := repo.Backup(ctx, dedup.NewMemSource("v", randomBytes(t, testBlock)), dedup.BackupOptions{})
+	repo := deduptest.Repository(t)
+	cp, err := repo.Backup(ctx, deduptest.Source("v", randomBytes(t, testBlock)), dedup.BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestDataPathAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's own allocations would be counted")
 	}
-	r := TestRepository(t, InitOptions{BlockSize: 1 << 20, PackSize: 4 << 20, Password: []byte("pw")})
+	r := testRepository(t, InitOptions{BlockSize: 1 << 20, PackSize: 4 << 20, Password: []byte("pw")})
 	ctx := context.Background()
 	image := func(seed uint64, size int) []byte {
 		// Half incompressible, half compressible: both decode paths.
@@ -54,7 +54,7 @@ func TestDataPathAllocations(t *testing.T) {
 		var c cost
 		c.backup = heapAllocated(func() {
 			var err error
-			if cp, err = r.Backup(ctx, NewMemSource(fmt.Sprint("img", seed), data), BackupOptions{Workers: 2}); err != nil {
+			if cp, err = r.Backup(ctx, newMemSource(fmt.Sprint("img", seed), data), BackupOptions{Workers: 2}); err != nil {
 				t.Fatal(err)
 			}
 		})

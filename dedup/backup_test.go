@@ -58,15 +58,15 @@ func TestPlanReads(t *testing.T) {
 // are taken from the parent without being read.
 func TestIncrementalWithChanges(t *testing.T) {
 	const bs = 64 << 10
-	r := TestRepository(t)
+	r := testRepository(t)
 	ctx := context.Background()
 	data := randomData(7, 8*bs)
-	first, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{})
+	first, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	copy(data[5*bs+100:], []byte("changed!"))
-	second, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{
+	second, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{
 		Parent: first.ID, Changed: []Extent{{Off: 5*bs + 100, Len: 8}},
 	})
 	if err != nil {
@@ -87,18 +87,18 @@ func TestIncrementalWithChanges(t *testing.T) {
 
 func TestDedupWithinAndAcrossBackups(t *testing.T) {
 	const bs = 64 << 10
-	r := TestRepository(t)
+	r := testRepository(t)
 	ctx := context.Background()
 	block := randomData(9, bs)
 	data := bytes.Repeat(block, 6) // six identical blocks: stored once
-	cp, err := r.Backup(ctx, NewMemSource("a", data), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource("a", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cp.NewChunks != 1 || cp.NewBytes != bs {
 		t.Fatalf("new chunks %d bytes %d, want 1 chunk of %d", cp.NewChunks, cp.NewBytes, bs)
 	}
-	again, err := r.Backup(ctx, NewMemSource("b", data), BackupOptions{})
+	again, err := r.Backup(ctx, newMemSource("b", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestDedupWithinAndAcrossBackups(t *testing.T) {
 
 func TestConcurrentBackups(t *testing.T) {
 	const bs = 64 << 10
-	r := TestRepository(t)
+	r := testRepository(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	datas := make([][]byte, 4)
@@ -121,7 +121,7 @@ func TestConcurrentBackups(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cp, err := r.Backup(ctx, NewMemSource("v", datas[i]), BackupOptions{})
+			cp, err := r.Backup(ctx, newMemSource("v", datas[i]), BackupOptions{})
 			errs[i] = err
 			if err == nil {
 				ids[i] = cp.ID
@@ -154,14 +154,14 @@ func TestResizedVolume(t *testing.T) {
 		{"shrank", 5 * bs, 2*bs + 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := TestRepository(t)
+			r := testRepository(t)
 			data := randomData(3, c.now)
-			first, err := r.Backup(ctx, NewMemSource("v", data[:min(c.before, c.now)]), BackupOptions{})
+			first, err := r.Backup(ctx, newMemSource("v", data[:min(c.before, c.now)]), BackupOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, changed := range [][]Extent{nil, {{Off: 0, Len: 1}}} {
-				cp, err := r.Backup(ctx, NewMemSource("v", data), BackupOptions{Parent: first.ID, Changed: changed})
+				cp, err := r.Backup(ctx, newMemSource("v", data), BackupOptions{Parent: first.ID, Changed: changed})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -54,7 +54,7 @@ func TestShardHeaderAbsurdLengths(t *testing.T) {
 	}
 	r := openDamageRepo(t, k, 2, nil)
 	data := randomData(51, 3<<20+77)
-	cp, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func TestConfigCopyDamage(t *testing.T) {
 	}
 	r := openDamageRepo(t, 4, 2, nil)
 	dir := r.Dir()
-	if _, err := r.Backup(ctx, NewMemSource("vol", randomData(41, 200<<10)), BackupOptions{}); err != nil {
+	if _, err := r.Backup(ctx, newMemSource("vol", randomData(41, 200<<10)), BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	r.Close()

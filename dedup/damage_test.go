@@ -159,7 +159,7 @@ func TestErasureDamage(t *testing.T) {
 		t.Run(strconv.Itoa(g.k)+"+"+strconv.Itoa(g.m), func(t *testing.T) {
 			r := openDamageRepo(t, g.k, g.m, nil)
 			data := randomData(11, 3<<20+4321)
-			cp, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{})
+			cp, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -243,7 +243,7 @@ func TestUnrecoverable(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := openDamageRepo(t, c.k, c.m, nil)
 			data := randomData(12, 3<<20)
-			cp, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{})
+			cp, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

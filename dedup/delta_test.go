@@ -49,9 +49,9 @@ func TestDeltaScatteredWrites(t *testing.T) {
 			if enc {
 				o.Password = []byte("delta")
 			}
-			r := TestRepository(t, o)
+			r := testRepository(t, o)
 			v1 := randomData(1, 32<<20)
-			cp1, err := r.Backup(ctx, NewMemSource("vol", v1), BackupOptions{})
+			cp1, err := r.Backup(ctx, newMemSource("vol", v1), BackupOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +62,7 @@ func TestDeltaScatteredWrites(t *testing.T) {
 					changed += pageSize
 				}
 			}
-			cp2, err := r.Backup(ctx, NewMemSource("vol", v2), BackupOptions{Parent: cp1.ID})
+			cp2, err := r.Backup(ctx, newMemSource("vol", v2), BackupOptions{Parent: cp1.ID})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,9 +100,9 @@ func TestDeltaScatteredWrites(t *testing.T) {
 // would live in delta pages.
 func TestDeltaOutgrown(t *testing.T) {
 	ctx := context.Background()
-	r := TestRepository(t, InitOptions{BlockSize: 256 << 10, PackSize: 4 << 20})
+	r := testRepository(t, InitOptions{BlockSize: 256 << 10, PackSize: 4 << 20})
 	v := randomData(1, 256<<10)
-	cp, err := r.Backup(ctx, NewMemSource("vol", v), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource("vol", v), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestDeltaOutgrown(t *testing.T) {
 		for p := i * pages / 5; p < (i+1)*pages/5; p++ {
 			copy(v[p*pageSize:], randomData(uint64(100+p+i), pageSize))
 		}
-		if cp, err = r.Backup(ctx, NewMemSource("vol", v), BackupOptions{Parent: cp.ID}); err != nil {
+		if cp, err = r.Backup(ctx, newMemSource("vol", v), BackupOptions{Parent: cp.ID}); err != nil {
 			t.Fatal(err)
 		}
 		if got := countDeltas(t, r); got != want {
@@ -134,7 +134,7 @@ func TestDeltaOutgrown(t *testing.T) {
 func TestDeltaChainPrune(t *testing.T) {
 	ctx := context.Background()
 	const bs = 128 << 10
-	r := TestRepository(t, InitOptions{BlockSize: bs, PackSize: 1 << 20})
+	r := testRepository(t, InitOptions{BlockSize: bs, PackSize: 1 << 20})
 	rng := rand.New(rand.NewPCG(3, 3))
 	v := randomData(1, 16*bs)
 	type version struct {
@@ -155,7 +155,7 @@ func TestDeltaChainPrune(t *testing.T) {
 				clear(v[b*bs : (b+1)*bs])
 			}
 		}
-		cp, err := r.Backup(ctx, NewMemSource("vol", v), BackupOptions{Parent: parent})
+		cp, err := r.Backup(ctx, newMemSource("vol", v), BackupOptions{Parent: parent})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,15 +247,15 @@ func checkOneHop(t *testing.T, r *Repository) {
 // repair rebuilds the shard, and the block restores again.
 func TestDeltaDamage(t *testing.T) {
 	ctx := context.Background()
-	r := TestRepository(t, InitOptions{BlockSize: 256 << 10, PackSize: 1 << 20})
+	r := testRepository(t, InitOptions{BlockSize: 256 << 10, PackSize: 1 << 20})
 	v1 := randomData(1, 4<<20)
-	cp1, err := r.Backup(ctx, NewMemSource("vol", v1), BackupOptions{})
+	cp1, err := r.Backup(ctx, newMemSource("vol", v1), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	firstPacks := objectNames(t, r, "packs/")
 	v2 := scatter(v1, 9, 40)
-	cp2, err := r.Backup(ctx, NewMemSource("vol", v2), BackupOptions{Parent: cp1.ID})
+	cp2, err := r.Backup(ctx, newMemSource("vol", v2), BackupOptions{Parent: cp1.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,12 +339,12 @@ func TestDeltaRebuiltIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	v1 := randomData(4, 2<<20)
-	cp1, err := r.Backup(ctx, NewMemSource("vol", v1), BackupOptions{})
+	cp1, err := r.Backup(ctx, newMemSource("vol", v1), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v2 := scatter(v1, 5, 20)
-	cp2, err := r.Backup(ctx, NewMemSource("vol", v2), BackupOptions{Parent: cp1.ID})
+	cp2, err := r.Backup(ctx, newMemSource("vol", v2), BackupOptions{Parent: cp1.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestDeltaRebuiltIndex(t *testing.T) {
 		t.Fatal("restore after an index rebuild differs")
 	}
 	v3 := scatter(v2, 6, 20)
-	cp3, err := r.Backup(ctx, NewMemSource("vol", v3), BackupOptions{Parent: cp2.ID})
+	cp3, err := r.Backup(ctx, newMemSource("vol", v3), BackupOptions{Parent: cp2.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestDeltaRebuiltIndex(t *testing.T) {
 
 // TestDeltaHeaderRefused: malformed headers are refused, never followed.
 func TestDeltaHeaderRefused(t *testing.T) {
-	r := TestRepository(t)
+	r := testRepository(t)
 	data := randomData(1, 64<<10)
 	id := r.hash.id(data)
 	ps := pageSources{refs: []deltaRef{{id: ChunkID{1}}}, src: slices.Repeat([]uint8{1}, 16)}
@@ -433,7 +433,7 @@ func TestDeltaRewriteWhole(t *testing.T) {
 	}
 	defer func() { r.Close() }()
 	v1 := randomData(1, 4*bs)
-	cp1, err := r.Backup(ctx, NewMemSource("vol", v1), BackupOptions{})
+	cp1, err := r.Backup(ctx, newMemSource("vol", v1), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestDeltaRewriteWhole(t *testing.T) {
 	for b := range 4 {
 		copy(v2[b*bs:], randomData(uint64(10+b), bs/2)) // half of each block
 	}
-	cp2, err := r.Backup(ctx, NewMemSource("vol", v2), BackupOptions{Parent: cp1.ID})
+	cp2, err := r.Backup(ctx, newMemSource("vol", v2), BackupOptions{Parent: cp1.ID})
 	if err != nil {
 		t.Fatal(err)
 	}

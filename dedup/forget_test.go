@@ -85,10 +85,10 @@ func TestForgetPlan(t *testing.T) {
 
 func TestForget(t *testing.T) {
 	ctx := context.Background()
-	r := TestRepository(t)
+	r := testRepository(t)
 	var made []*Checkpoint
 	for i := range 3 {
-		cp, err := r.Backup(ctx, NewMemSource("vol", randomData(uint64(i), 70<<10)), BackupOptions{})
+		cp, err := r.Backup(ctx, newMemSource("vol", randomData(uint64(i), 70<<10)), BackupOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

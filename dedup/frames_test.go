@@ -87,7 +87,7 @@ func TestFramedRoundTrip(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer r.Close()
-				cp, err := r.Backup(context.Background(), NewMemSource("v", data), BackupOptions{})
+				cp, err := r.Backup(context.Background(), newMemSource("v", data), BackupOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -205,7 +205,7 @@ func TestFormat1Readable(t *testing.T) {
 			// release that made the repository can read.
 			v3 := append([]byte(nil), vols["v2"]...)
 			copy(v3[4<<10:], randomData(103, 200<<10))
-			if _, err := r.Backup(ctx, NewMemSource("vol", v3), BackupOptions{}); err != nil {
+			if _, err := r.Backup(ctx, newMemSource("vol", v3), BackupOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			for fl := range storedFlags(t, r) {
@@ -221,7 +221,7 @@ func TestFormat1Readable(t *testing.T) {
 			// against the old blobs.
 			v4 := append([]byte(nil), v3...)
 			copy(v4[300<<10:], randomData(104, 100<<10))
-			cp4, err := r.Backup(ctx, NewMemSource("vol", v4), BackupOptions{})
+			cp4, err := r.Backup(ctx, newMemSource("vol", v4), BackupOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -325,7 +325,7 @@ func TestFrameCache(t *testing.T) {
 	}
 	defer r.Close()
 	data := randomData(12, 1<<20)
-	cp, err := r.Backup(ctx, NewMemSource("v", data), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource("v", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestConfigVersions(t *testing.T) {
 		}
 	}
 	// New repositories are of the current format, and write frames.
-	r := TestRepository(t)
+	r := testRepository(t)
 	if v := r.Config().Version; v != configVersion || r.frameShift != defaultFrameShift {
 		t.Fatalf("a new repository is at format %d, frame shift %d; want %d, %d", v, r.frameShift, configVersion, defaultFrameShift)
 	}

@@ -16,7 +16,7 @@ import (
 // the same code, and random bytes never authenticate.
 
 func FuzzDecodeManifest(f *testing.F) {
-	r := TestRepository(f)
+	r := testRepository(f)
 	for _, s := range manifestSeeds() {
 		b, err := r.encodeManifest(s.cp, s.bm)
 		if err != nil {
@@ -49,7 +49,7 @@ func FuzzDecodeManifest(f *testing.F) {
 }
 
 func FuzzDecodeBlob(f *testing.F) {
-	r := TestRepository(f)
+	r := testRepository(f)
 	for _, raw := range [][]byte{
 		bytes.Repeat([]byte("cairn "), 1000),
 		randomData(1, 4096),
@@ -79,7 +79,7 @@ func FuzzDecodeBlob(f *testing.F) {
 // FuzzDeltaHeader covers the delta header decoder (§9.3): whatever it
 // accepts is consistent with the chunk it describes.
 func FuzzDeltaHeader(f *testing.F) {
-	r := TestRepository(f)
+	r := testRepository(f)
 	base := randomData(1, 64<<10)
 	data := bytes.Clone(base)
 	copy(data[8<<10:], randomData(2, 100))
@@ -123,7 +123,7 @@ func FuzzReadDelta(f *testing.F) {
 	}
 	f.Cleanup(func() { r.Close() })
 	base := randomData(1, 64<<10)
-	cp, err := r.Backup(ctx, NewMemSource("v", base), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource("v", base), BackupOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -101,7 +101,7 @@ func TestTruncatedIndexRebuilt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cp, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{})
+			cp, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +172,7 @@ func TestTruncatedIndexRebuilt(t *testing.T) {
 						if indexFileKind(v.file) == "mem" {
 							return
 						}
-						again, err := r.Backup(ctx, NewMemSource("vol2", data), BackupOptions{})
+						again, err := r.Backup(ctx, newMemSource("vol2", data), BackupOptions{})
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -243,7 +243,7 @@ func TestIndexMetadataAtRest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := r.Backup(ctx, NewMemSource(name, randomData(5, 300<<10)), BackupOptions{Tags: map[string]string{"owner": tag}}); err != nil {
+			if _, err := r.Backup(ctx, newMemSource(name, randomData(5, 300<<10)), BackupOptions{Tags: map[string]string{"owner": tag}}); err != nil {
 				t.Fatal(err)
 			}
 			idx := filepath.Join(dir, "index")
@@ -276,7 +276,7 @@ func TestIndexInClearRebuiltEncrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := randomData(6, 500<<10)
-	cp, err := r.Backup(ctx, NewMemSource(name, data), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource(name, data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestIndexInClearRebuiltEncrypted(t *testing.T) {
 	if got := restoreBytes(t, r, cp.ID, int64(len(data))); !bytes.Equal(got, data) {
 		t.Fatal("restore differs after the rebuild")
 	}
-	again, err := r.Backup(ctx, NewMemSource("copy", data), BackupOptions{})
+	again, err := r.Backup(ctx, newMemSource("copy", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func TestEncryptionAtRest(t *testing.T) {
 	}{{"encrypted", []byte("hunter2")}, {"unencrypted", nil}} {
 		t.Run(c.name, func(t *testing.T) {
 			r := openDamageRepo(t, 4, 2, c.password)
-			cp, err := r.Backup(ctx, NewMemSource("marker", data), BackupOptions{Tags: map[string]string{"k": "v"}})
+			cp, err := r.Backup(ctx, newMemSource("marker", data), BackupOptions{Tags: map[string]string{"k": "v"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +67,7 @@ func TestEncryptionKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := randomData(81, 300<<10)
-	cp, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestIndexLoss(t *testing.T) {
 	v2 := append(append([]byte(nil), v1[:1<<20]...), randomData(92, 1<<20+777)...)
 	var cps []*Checkpoint
 	for _, v := range [][]byte{v1, v2} {
-		cp, err := r.Backup(ctx, NewMemSource("vol", v), BackupOptions{})
+		cp, err := r.Backup(ctx, newMemSource("vol", v), BackupOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestIndexLoss(t *testing.T) {
 		}
 	}
 	// The rebuilt index must serve dedup: backing up v1 again adds nothing.
-	again, err := r.Backup(ctx, NewMemSource("vol", v1), BackupOptions{})
+	again, err := r.Backup(ctx, newMemSource("vol", v1), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

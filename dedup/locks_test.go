@@ -37,7 +37,7 @@ func forgetAll(t *testing.T, r *Repository, ids ...string) {
 
 func TestPruneDefersToForeignBackup(t *testing.T) {
 	ctx := context.Background()
-	r := TestRepository(t)
+	r := testRepository(t)
 	cp := backup(t, r, randomData(1, 20*testBS))
 	forgetAll(t, r, cp.ID)
 	putForeignLock(t, r, "theirs", lockBackup, time.Now())
@@ -104,7 +104,7 @@ func secondHandle(t *testing.T, r *Repository) *Repository {
 // referencing deleted packs.
 func TestBackupSyncsIndexAfterForeignPrune(t *testing.T) {
 	ctx := context.Background()
-	r := TestRepository(t)
+	r := testRepository(t)
 	data := randomData(2, 20*testBS)
 	cp := backup(t, r, data)
 	r2 := secondHandle(t, r)
@@ -144,12 +144,12 @@ func (b *blockingSource) ReadAt(p []byte, off int64) (int, error) {
 // commit a checkpoint with holes.
 func TestCommitRefusesPacksDeletedMeanwhile(t *testing.T) {
 	ctx := context.Background()
-	r := TestRepository(t)
+	r := testRepository(t)
 	data := randomData(3, 20*testBS)
 	cp := backup(t, r, data)
 	r2 := secondHandle(t, r)
 
-	src := &blockingSource{Source: NewMemSource("vol", data), started: make(chan struct{}), release: make(chan struct{})}
+	src := &blockingSource{Source: newMemSource("vol", data), started: make(chan struct{}), release: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
 		_, err := r.Backup(ctx, src, BackupOptions{Workers: 1})
@@ -208,7 +208,7 @@ func TestLockOfDeadLocalProcess(t *testing.T) {
 // landed code it refused on every retry until a --full backup.
 func TestIncrementalAfterKilledCompaction(t *testing.T) {
 	ctx := context.Background()
-	r := TestRepository(t)
+	r := testRepository(t)
 	keep := randomData(4, 2*testBS)
 	mixed := append(append([]byte{}, keep...), randomData(5, 18*testBS)...)
 	dead := backup(t, r, mixed)  // one pack, 20 chunks
@@ -226,7 +226,7 @@ func TestIncrementalAfterKilledCompaction(t *testing.T) {
 	putForeignLock(t, r, "killed", lockPrune, time.Now().Add(-2*lockStaleAfter))
 	next := append([]byte{}, keep...)
 	copy(next[10:], "changed")
-	cp, err := r.Backup(ctx, NewMemSource("vol", next), BackupOptions{Parent: parent.ID, Changed: []Extent{{Off: 10, Len: 7}}})
+	cp, err := r.Backup(ctx, newMemSource("vol", next), BackupOptions{Parent: parent.ID, Changed: []Extent{{Off: 10, Len: 7}}})
 	if err != nil {
 		t.Fatalf("incremental after a killed compaction: %v", err)
 	}

@@ -56,7 +56,7 @@ func TestWriteFormat1(t *testing.T) {
 		}
 		vols := format1Volumes()
 		for _, name := range []string{"v1", "v2"} {
-			if _, err := r.Backup(ctx, NewMemSource("vol", vols[name]), BackupOptions{Tags: map[string]string{"version": name}}); err != nil {
+			if _, err := r.Backup(ctx, newMemSource("vol", vols[name]), BackupOptions{Tags: map[string]string{"version": name}}); err != nil {
 				t.Fatal(err)
 			}
 		}

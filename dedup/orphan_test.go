@@ -17,8 +17,8 @@ import (
 // verify stays OK and repair does not call it unrecoverable.
 func TestOrphanPacksAreNotDamage(t *testing.T) {
 	ctx := context.Background()
-	r := TestRepository(t)
-	if _, err := r.Backup(ctx, NewMemSource("a", randomData(11, 200<<10)), BackupOptions{}); err != nil {
+	r := testRepository(t)
+	if _, err := r.Backup(ctx, newMemSource("a", randomData(11, 200<<10)), BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// An orphan: a pack written as a killed backup would, never indexed,
@@ -65,7 +65,7 @@ func TestDamagedIndexIsRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := randomData(21, 300<<10)
-	cp, err := r.Backup(ctx, NewMemSource("a", data), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource("a", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestDamagedIndexIsRebuilt(t *testing.T) {
 	if got := restoreBytes(t, r, cp.ID, int64(len(data))); !bytes.Equal(got, data) {
 		t.Fatal("restore after index rebuild differs")
 	}
-	again, err := r.Backup(ctx, NewMemSource("a", data), BackupOptions{})
+	again, err := r.Backup(ctx, newMemSource("a", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

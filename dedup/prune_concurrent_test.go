@@ -76,7 +76,7 @@ func TestPruneConcurrentWithBackup(t *testing.T) {
 		var berr error
 		go func() {
 			defer close(done)
-			y, berr = r.Backup(ctx, slowSource{NewMemSource("vol", data), 2 * time.Millisecond}, o)
+			y, berr = r.Backup(ctx, slowSource{newMemSource("vol", data), 2 * time.Millisecond}, o)
 		}()
 		if withParent {
 			time.Sleep(time.Duration(round) * time.Millisecond)

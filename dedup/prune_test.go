@@ -67,7 +67,7 @@ func backup(t *testing.T, r *Repository, data []byte) *Checkpoint {
 	t.Helper()
 	// One worker packs blocks in order, so which chunks share a pack is
 	// known: 16 incompressible 64 KiB blocks fill one 1 MiB pack.
-	cp, err := r.Backup(context.Background(), NewMemSource("vol", data), BackupOptions{Workers: 1})
+	cp, err := r.Backup(context.Background(), newMemSource("vol", data), BackupOptions{Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

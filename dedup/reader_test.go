@@ -10,9 +10,9 @@ import (
 // its header decoded in the cache, so first reads of its chunks need no
 // header reads.
 func TestWarmHeaders(t *testing.T) {
-	r := TestRepository(t)
+	r := testRepository(t)
 	ctx := context.Background()
-	cp, err := r.Backup(ctx, NewMemSource("v", randomData(41, 40<<16)), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource("v", randomData(41, 40<<16)), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,10 +48,10 @@ func TestWarmHeaders(t *testing.T) {
 // whose chunks are then loaded whole through the cache.
 func TestReaderSequentialGuess(t *testing.T) {
 	const bs = 64 << 10
-	r := TestRepository(t)
+	r := testRepository(t)
 	ctx := context.Background()
 	data := randomData(42, 16*bs)
-	cp, err := r.Backup(ctx, NewMemSource("v", data), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource("v", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

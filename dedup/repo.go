@@ -118,6 +118,9 @@ type locator struct {
 
 const locatorName = "cairn.json"
 
+// Dir returns the repository directory.
+func (r *Repository) Dir() string { return r.dir }
+
 // packHeaderCache is how many pack headers a repository keeps decoded;
 // shardHeaderCache how many shard headers its erasure layer keeps.
 const (

@@ -54,10 +54,10 @@ func TestRoundTrip(t *testing.T) {
 		if enc {
 			o.Password = []byte("secret")
 		}
-		r := TestRepository(t, o)
+		r := testRepository(t, o)
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				cp, err := r.Backup(context.Background(), NewMemSource(c.name, c.data), BackupOptions{})
+				cp, err := r.Backup(context.Background(), newMemSource(c.name, c.data), BackupOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -11,14 +11,14 @@ import (
 
 func TestCompareBlocks(t *testing.T) {
 	ctx := context.Background()
-	r := TestRepository(t)
+	r := testRepository(t)
 	bs := int64(r.Config().BlockSize)
 	// Blocks: 0 data, 1 hole, 2 data, 3 a short tail of data.
 	size := 3*bs + 100
 	data := make([]byte, size)
 	copy(data, bytes.Repeat([]byte{1}, int(bs)))
 	copy(data[2*bs:], bytes.Repeat([]byte{2}, int(bs)+100))
-	cp, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestCompareBlocks(t *testing.T) {
 	all := []int64{0, 1, 2, 3}
 
 	var calls atomic.Int64
-	bad, err := r.CompareBlocks(ctx, cp, bm, NewMemSource("vol", data), all, 3, func() { calls.Add(1) })
+	bad, err := r.CompareBlocks(ctx, cp, bm, newMemSource("vol", data), all, 3, func() { calls.Add(1) })
 	if err != nil || len(bad) != 0 {
 		t.Fatalf("same volume: mismatches %v, err %v", bad, err)
 	}
@@ -41,7 +41,7 @@ func TestCompareBlocks(t *testing.T) {
 	changed[bs+5] = 9       // hole became data
 	clear(changed[:bs])     // data became zeros
 	changed[size-1] ^= 0xff // tail changed
-	bad, err = r.CompareBlocks(ctx, cp, bm, NewMemSource("vol", changed), all, 2, nil)
+	bad, err = r.CompareBlocks(ctx, cp, bm, newMemSource("vol", changed), all, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,10 +49,10 @@ func TestCompareBlocks(t *testing.T) {
 		t.Errorf("mismatches %v, want %v", bad, want)
 	}
 
-	if _, err := r.CompareBlocks(ctx, cp, bm, NewMemSource("vol", data[:bs]), all, 1, nil); err == nil {
+	if _, err := r.CompareBlocks(ctx, cp, bm, newMemSource("vol", data[:bs]), all, 1, nil); err == nil {
 		t.Error("a source of another size compared without error")
 	}
-	if _, err := r.CompareBlocks(ctx, cp, bm, NewMemSource("vol", data), []int64{4}, 1, nil); err == nil {
+	if _, err := r.CompareBlocks(ctx, cp, bm, newMemSource("vol", data), []int64{4}, 1, nil); err == nil {
 		t.Error("a block past the end compared without error")
 	}
 	if r.BlockChunkID(data[:bs]) != bm.Chunks[0].ID {
@@ -62,8 +62,8 @@ func TestCompareBlocks(t *testing.T) {
 
 func TestBadBase(t *testing.T) {
 	ctx := context.Background()
-	r := TestRepository(t)
-	cp, err := r.Backup(ctx, NewMemSource("vol", bytes.Repeat([]byte{7}, 1<<20)), BackupOptions{})
+	r := testRepository(t)
+	cp, err := r.Backup(ctx, newMemSource("vol", bytes.Repeat([]byte{7}, 1<<20)), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

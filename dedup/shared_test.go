@@ -26,7 +26,7 @@ func TestSharedBuffersUnderEviction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cp, err := w.Backup(context.Background(), NewMemSource("v", data), BackupOptions{})
+		cp, err := w.Backup(context.Background(), newMemSource("v", data), BackupOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,7 @@ import (
 
 func TestStats(t *testing.T) {
 	ctx := context.Background()
-	r := TestRepository(t)
+	r := testRepository(t)
 	empty, err := r.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -20,7 +20,7 @@ func TestStats(t *testing.T) {
 	const size = 40*testBS + 1234
 	data := randomData(7, size)
 	for range 2 {
-		if _, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{}); err != nil {
+		if _, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -25,11 +25,11 @@ func swapRepo(t *testing.T) (r *Repository, dataA, dataB []byte, cpA, cpB *Check
 	r = openDamageRepo(t, 4, 2, nil)
 	dataA, dataB = randomData(31, 1<<20), randomData(32, 1<<20)
 	var err error
-	if cpA, err = r.Backup(ctx, NewMemSource("a", dataA), BackupOptions{}); err != nil {
+	if cpA, err = r.Backup(ctx, newMemSource("a", dataA), BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	before := objectNames(t, r, "packs/")
-	if cpB, err = r.Backup(ctx, NewMemSource("b", dataB), BackupOptions{}); err != nil {
+	if cpB, err = r.Backup(ctx, newMemSource("b", dataB), BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var added []string

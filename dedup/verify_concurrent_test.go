@@ -30,7 +30,7 @@ func TestVerifyDuringBackup(t *testing.T) {
 	ctx := context.Background()
 	r := openDamageRepo(t, 4, 2, nil)
 	data := randomData(111, 2<<20)
-	src := gatedSource{Source: NewMemSource("vol", data), off: 24 << 16, release: make(chan struct{})}
+	src := gatedSource{Source: newMemSource("vol", data), off: 24 << 16, release: make(chan struct{})}
 	var wg sync.WaitGroup
 	var cp *Checkpoint
 	var berr error

@@ -22,12 +22,12 @@ func TestVerifyClean(t *testing.T) {
 	for _, g := range []struct{ k, m int }{{4, 2}, {3, 1}, {1, 0}} {
 		r := openDamageRepo(t, g.k, g.m, nil)
 		data := randomData(21, 3<<20)
-		cp1, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{})
+		cp1, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		copy(data[1<<20:], randomData(22, 256<<10))
-		cp2, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{Parent: cp1.ID})
+		cp2, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{Parent: cp1.ID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func TestVerifyClean(t *testing.T) {
 func TestVerifyMissingPack(t *testing.T) {
 	ctx := context.Background()
 	r := openDamageRepo(t, 4, 2, nil)
-	if _, err := r.Backup(ctx, NewMemSource("vol", randomData(31, 3<<20)), BackupOptions{}); err != nil {
+	if _, err := r.Backup(ctx, newMemSource("vol", randomData(31, 3<<20)), BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	name := objectNames(t, r, "packs/")[1]
@@ -103,7 +103,7 @@ func TestVerifyMissingPack(t *testing.T) {
 func TestVerifyIncompleteManifest(t *testing.T) {
 	ctx := context.Background()
 	r := openDamageRepo(t, 4, 2, nil)
-	if _, err := r.Backup(ctx, NewMemSource("vol", randomData(41, 1<<20)), BackupOptions{}); err != nil {
+	if _, err := r.Backup(ctx, newMemSource("vol", randomData(41, 1<<20)), BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	name := objectNames(t, r, "manifests/")[0]
@@ -144,7 +144,7 @@ func TestDeepVerifyBadChunk(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := openDamageRepo(t, c.k, c.m, c.password)
 			data := randomData(51, 2<<20)
-			cp, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{})
+			cp, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,7 +196,7 @@ func TestDeepVerifyBadChunk(t *testing.T) {
 // TestVerifyCanceled checks that cancellation is an error, not damage.
 func TestVerifyCanceled(t *testing.T) {
 	r := openDamageRepo(t, 4, 2, nil)
-	if _, err := r.Backup(context.Background(), NewMemSource("vol", randomData(61, 1<<20)), BackupOptions{}); err != nil {
+	if _, err := r.Backup(context.Background(), newMemSource("vol", randomData(61, 1<<20)), BackupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -241,7 +241,7 @@ func TestRepairLostStore(t *testing.T) {
 	ctx := context.Background()
 	r := openDamageRepo(t, 4, 2, nil)
 	data := randomData(101, 2<<20)
-	cp, err := r.Backup(ctx, NewMemSource("vol", data), BackupOptions{})
+	cp, err := r.Backup(ctx, newMemSource("vol", data), BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -280,3 +280,31 @@ func TestLayering(t *testing.T) {
 	}
 	t.Logf("checked the imports of %d project packages", checked)
 }
+
+// TestShippedBinaryHasNoTestCode fails when the cairn binary links package
+// testing: a test helper (a repository in a temporary directory, a fake
+// source) has crept into a package it ships, instead of a _test.go file or
+// a …test package that only tests import.
+func TestShippedBinaryHasNoTestCode(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go tool not found in PATH: %v", err)
+	}
+	for _, tags := range []string{"", "ceph pacific"} {
+		cmd := exec.Command(goBin, "list", "-deps", "-tags", tags, "-f", "{{.ImportPath}} {{.Imports}}", module+"/cmd/cairn")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps (tags %q): %v\n%s", tags, err, stderr.Bytes())
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			imp, imports, _ := strings.Cut(line, " ")
+			for _, dep := range strings.Fields(strings.Trim(imports, "[]")) {
+				if dep == "testing" && strings.HasPrefix(imp, module+"/") {
+					t.Errorf("tags %q: %s imports package testing and ships in cmd/cairn", tags, imp)
+				}
+			}
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"cairn/dedup"
+	"cairn/dedup/deduptest"
 )
 
 const (
@@ -67,7 +68,7 @@ func newRepo(t *testing.T) (*dedup.Repository, *clock) {
 
 func backup(t *testing.T, r *dedup.Repository, source string, data []byte) *dedup.Checkpoint {
 	t.Helper()
-	cp, err := r.Backup(context.Background(), dedup.NewMemSource(source, data), dedup.BackupOptions{})
+	cp, err := r.Backup(context.Background(), deduptest.Source(source, data), dedup.BackupOptions{})
 	if err != nil {
 		t.Fatalf("backup %s: %v", source, err)
 	}

@@ -8,19 +8,20 @@ import (
 	"testing"
 
 	"cairn/dedup"
+	"cairn/dedup/deduptest"
 )
 
 // backupTwo backs up two sources into a test repository.
 func backupTwo(t *testing.T) (*dedup.Repository, []byte, *dedup.Checkpoint, *dedup.Checkpoint) {
 	t.Helper()
 	ctx := context.Background()
-	repo := dedup.TestRepository(t)
+	repo := deduptest.Repository(t)
 	img := testImage()
-	a, err := repo.Backup(ctx, dedup.NewMemSource("/img/a", img), dedup.BackupOptions{})
+	a, err := repo.Backup(ctx, deduptest.Source("/img/a", img), dedup.BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := repo.Backup(ctx, dedup.NewMemSource("/img/b", bytes.Repeat([]byte{7}, 256<<10)), dedup.BackupOptions{})
+	b, err := repo.Backup(ctx, deduptest.Source("/img/b", bytes.Repeat([]byte{7}, 256<<10)), dedup.BackupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestRepository creates an unencrypted repository in a temporary directory
+// testRepository creates an unencrypted repository in a temporary directory
 // with small blocks and packs, closed when the test ends.
-func TestRepository(t testing.TB, o ...InitOptions) *Repository {
+func testRepository(t testing.TB, o ...InitOptions) *Repository {
 	t.Helper()
 	opts := InitOptions{BlockSize: 64 << 10, PackSize: 1 << 20}
 	if len(o) > 0 {
@@ -22,17 +22,14 @@ func TestRepository(t testing.TB, o ...InitOptions) *Repository {
 	return r
 }
 
-// Dir returns the repository directory.
-func (r *Repository) Dir() string { return r.dir }
-
 // memSource is a Source over a byte slice, for tests.
 type memSource struct {
 	name string
 	*bytes.Reader
 }
 
-// NewMemSource returns a Source reading data, for tests.
-func NewMemSource(name string, data []byte) Source {
+// newMemSource returns a Source reading data, for tests.
+func newMemSource(name string, data []byte) Source {
 	return memSource{name: name, Reader: bytes.NewReader(data)}
 }
 
