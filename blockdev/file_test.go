@@ -199,23 +199,29 @@ func TestOpenFile(t *testing.T) {
 	}
 }
 
-func TestFileReadAtConcurrent(t *testing.T) {
-	const size = 4 * mib
-	want := make([]byte, size)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range want {
-		want[i] = byte(rng.Uint32())
+// openRandomFile writes size random bytes to a file in a temporary
+// directory and opens it as a source, closed when the test ends.
+func openRandomFile(t *testing.T, size int, seed uint64) (src *File, path string, data []byte) {
+	t.Helper()
+	data = make([]byte, size)
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
 	}
-	path := filepath.Join(t.TempDir(), "img")
-	if err := os.WriteFile(path, want, 0o600); err != nil {
+	path = filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	src, err := OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
+	t.Cleanup(func() { src.Close() })
+	return src, path, data
+}
 
+func TestFileReadAtConcurrent(t *testing.T) {
+	src, _, want := openRandomFile(t, 4*mib, 1)
 	blockdevtest.ConcurrentReads(t, src, want, 16, 200, 64<<10)
 }
 
@@ -283,21 +289,7 @@ func TestAlignExtents(t *testing.T) {
 // written through it a moment before (the kernel flushes the range first);
 // unaligned ones and the unaligned tail read through the page cache.
 func TestFileReadAtDirect(t *testing.T) {
-	const size = 2*mib + 1000
-	want := make([]byte, size)
-	rng := rand.New(rand.NewPCG(3, 4))
-	for i := range want {
-		want[i] = byte(rng.Uint32())
-	}
-	path := filepath.Join(t.TempDir(), "img")
-	if err := os.WriteFile(path, want, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	src, err := OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src, path, want := openRandomFile(t, 2*mib+1000, 3)
 	if src.direct == nil {
 		t.Log("O_DIRECT refused here: every read goes through the page cache")
 	}

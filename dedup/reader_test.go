@@ -12,10 +12,7 @@ import (
 func TestWarmHeaders(t *testing.T) {
 	r := testRepository(t)
 	ctx := context.Background()
-	cp, err := r.Backup(ctx, newMemSource("v", randomData(41, 40<<16)), BackupOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp := backup(t, r, randomData(41, 40<<16))
 	dropHeaderCaches(r)
 	rd, err := r.OpenCheckpoint(ctx, cp.ID)
 	if err != nil {
@@ -51,10 +48,7 @@ func TestReaderSequentialGuess(t *testing.T) {
 	r := testRepository(t)
 	ctx := context.Background()
 	data := randomData(42, 16*bs)
-	cp, err := r.Backup(ctx, newMemSource("v", data), BackupOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp := backup(t, r, data)
 	rd, err := r.OpenCheckpoint(ctx, cp.ID)
 	if err != nil {
 		t.Fatal(err)
