@@ -44,6 +44,11 @@ func (bp *Pool) Get(n int) []byte {
 		if bp.slab != nil && n <= bp.slab.piece {
 			return bp.slab.cut(n)
 		}
+		// Room for a quarter more: the sizes asked of one pool vary a
+		// little (a pack's shards grow with its last blob), and a buffer
+		// too small for the next request is dropped, and a new one zeroed
+		// and faulted in, every few packs.
+		return Make(n + n/4)[:n]
 	}
 	return Make(n)
 }

@@ -74,3 +74,19 @@ func TestSlabPool(t *testing.T) {
 		t.Fatalf("a buffer larger than a piece: len %d", len(b))
 	}
 }
+
+// TestPoolHeadroom: a pool's new buffers have room for a quarter more, so
+// that a slightly larger request later (the shards of a pack whose last
+// blob was larger) reuses one instead of dropping it for a fresh one.
+func TestPoolHeadroom(t *testing.T) {
+	p := NewPool(2)
+	const n = 4 << 20
+	b := p.Get(n)
+	if len(b) != n || cap(b) < n+n/4 {
+		t.Fatalf("Get(%d): len %d cap %d, want room for %d", n, len(b), cap(b), n+n/4)
+	}
+	p.Put(b)
+	if c := p.Get(n + n/8); &c[0] != &b[0] {
+		t.Fatal("a slightly larger request did not reuse the pooled buffer")
+	}
+}
