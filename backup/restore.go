@@ -28,8 +28,7 @@ var (
 )
 
 // networkTarget is a target whose every write waits on the network (an
-// RBD image): a restore keeps more fetches in flight and writes whole
-// chunks to it.
+// RBD image): see dedup.RestoreOptions.NetworkTarget.
 type networkTarget interface{ OverNetwork() bool }
 
 // RestoreOptions tune Restore.
@@ -44,10 +43,8 @@ type RestoreOptions struct {
 func Restore(ctx context.Context, repo *dedup.Repository, cp *dedup.Checkpoint, t Target, o RestoreOptions) (int64, error) {
 	w := &blockdev.CountingWriter{W: t}
 	st := o.Report.stage("restore")
-	ro := dedup.RestoreOptions{Zero: t.Zero, Progress: st.Bytes}
-	if nt, ok := t.(networkTarget); ok && nt.OverNetwork() {
-		ro.InFlight, ro.WholeChunks = 16, true
-	}
+	nt, ok := t.(networkTarget)
+	ro := dedup.RestoreOptions{Zero: t.Zero, Progress: st.Bytes, NetworkTarget: ok && nt.OverNetwork()}
 	_, err := repo.Restore(ctx, cp.ID, w, ro)
 	st.Done()
 	if err != nil {

@@ -16,8 +16,8 @@ const directAlign = 4096
 
 // directReader reads a source around the page cache where it can.
 type directReader struct {
-	f   *os.File
-	off atomic.Bool // set once the kernel refused a direct read
+	f       *os.File
+	refused atomic.Bool // set once the kernel refused a direct read
 }
 
 // openDirect opens f again with O_DIRECT, through /proc/self/fd so that it
@@ -34,13 +34,13 @@ func openDirect(f *os.File) *directReader {
 // readAt reads p at off directly when both are aligned; ok is false when
 // the caller must read through the page cache instead.
 func (d *directReader) readAt(p []byte, off int64) (n int, ok bool, err error) {
-	if d == nil || d.off.Load() || len(p) == 0 || off%directAlign != 0 || len(p)%directAlign != 0 ||
+	if d == nil || d.refused.Load() || len(p) == 0 || off%directAlign != 0 || len(p)%directAlign != 0 ||
 		uintptr(unsafe.Pointer(unsafe.SliceData(p)))%directAlign != 0 {
 		return 0, false, nil
 	}
 	n, err = d.f.ReadAt(p, off)
 	if errors.Is(err, unix.EINVAL) && n == 0 {
-		d.off.Store(true)
+		d.refused.Store(true)
 		return 0, false, nil
 	}
 	return n, true, err

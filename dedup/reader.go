@@ -170,17 +170,17 @@ func (rd *Reader) ReadAt(p []byte, off int64) (int, error) {
 
 // RestoreOptions steer a restore.
 type RestoreOptions struct {
-	// InFlight bounds concurrent chunk fetches. The default depends on
-	// the stores: 16 where a fetch waits on the network (RADOS: peers
-	// measured about 3x from 1 to 16), twice the cores on local disks,
-	// where a fetch mostly decodes and more in flight only adds switching
-	// (measured on 2 cores: 1.2 s with 4, 1.5 to 1.8 s with 16).
+	// InFlight bounds concurrent chunk fetches. The default is 16 where a
+	// fetch or a write waits on the network (RADOS stores: peers measured
+	// about 3x from 1 to 16; a NetworkTarget), and twice the cores
+	// otherwise, where a fetch mostly decodes and more in flight only adds
+	// switching (measured on 2 cores: 1.2 s with 4, 1.5 to 1.8 s with 16).
 	InFlight int
-	// WholeChunks writes each chunk with one WriteAt instead of frame by
-	// frame, at the cost of a chunk-sized buffer per fetch in flight: for
-	// targets where every write is a round trip (an RBD image), which
-	// 128 KiB writes held to half of what rbd import reaches.
-	WholeChunks bool
+	// NetworkTarget says every write to the target is a round trip (an
+	// RBD image): each chunk is written with one WriteAt instead of frame
+	// by frame, at the cost of a chunk-sized buffer per fetch in flight
+	// (128 KiB writes held a restore to half of what rbd import reaches).
+	NetworkTarget bool
 	// Zero, if set, is called for each hole range; targets that may hold
 	// old data (block devices) must zero them. Files created empty need not.
 	Zero     func(off, length int64) error
@@ -197,7 +197,7 @@ func (r *Repository) Restore(ctx context.Context, id string, w io.WriterAt, o Re
 	cp, bm := rd.cp, rd.bm
 	inflight := o.InFlight
 	if inflight <= 0 {
-		inflight = r.defaultInFlight()
+		inflight = r.defaultInFlight(o.NetworkTarget)
 	}
 	bs := int64(cp.BlockSize)
 	total := cp.AllocatedBytes
@@ -232,7 +232,7 @@ func (r *Repository) Restore(ctx context.Context, id string, w io.WriterAt, o Re
 			rb := <-free
 			defer func() { free <- rb }()
 			n := min(bs, cp.Size-b*bs)
-			if err := r.restoreChunk(gctx, ref.ID, bm.Packs[ref.Pack], w, b*bs, n, rb, o.WholeChunks); err != nil {
+			if err := r.restoreChunk(gctx, ref.ID, bm.Packs[ref.Pack], w, b*bs, n, rb, o.NetworkTarget); err != nil {
 				return fmt.Errorf("block %d: %w", b, err)
 			}
 			done.Add(n)
@@ -249,7 +249,10 @@ func (r *Repository) Restore(ctx context.Context, id string, w io.WriterAt, o Re
 }
 
 // defaultInFlight is RestoreOptions.InFlight's default.
-func (r *Repository) defaultInFlight() int {
+func (r *Repository) defaultInFlight(networkTarget bool) int {
+	if networkTarget {
+		return 16
+	}
 	for _, s := range r.stores {
 		if _, local := s.(*store.Local); !local {
 			return 16
@@ -266,8 +269,8 @@ type restoreBuffers struct {
 
 // restoreChunk writes the first n bytes of chunk id (in pack hint, says its
 // manifest) to w at off. A framed chunk goes frame by frame (writeFramed)
-// unless whole is set; the chunk cache is neither used nor filled, since a restore reads each
-// chunk once.
+// unless whole is set; the chunk cache is neither used nor filled, since a
+// restore reads each chunk once.
 func (r *Repository) restoreChunk(ctx context.Context, id ChunkID, hint PackID, w io.WriterAt, off, n int64, rb *restoreBuffers, whole bool) error {
 	return r.atChunk(ctx, id, hint, func(loc chunkLoc) error {
 		if loc.Flags&blobFramed != 0 && !whole {

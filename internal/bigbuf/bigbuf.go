@@ -5,14 +5,15 @@ package bigbuf
 
 import "sync"
 
-// Pool is a bounded free list of large byte buffers, owned by one
-// backup: on the data path a fresh buffer of a few MiB costs more in page
+// Pool is a bounded free list of large byte buffers, owned by one backup
+// (pack buffers, shard objects) or one open repository (decoded chunks and
+// frames): on the data path a fresh buffer of a few MiB costs more in page
 // faults and zeroing than the work done on it, so after its first packs a
-// backup reuses pack buffers and shard objects instead of allocating them.
-// Unlike a sync.Pool it does not lose its buffers at each garbage
-// collection (with several MiB per chunk, collections are frequent), and
-// unlike a package-level list it holds nothing once the backup is over.
-// A nil *Pool allocates every time.
+// backup reuses its buffers instead of allocating them. Unlike a sync.Pool
+// it does not lose its buffers at each garbage collection (with several
+// MiB per chunk, collections are frequent), and unlike a package-level
+// list it holds nothing once its owner is done. A nil *Pool allocates
+// every time.
 type Pool struct {
 	free chan []byte
 	slab *slab // where new buffers of up to slab.piece bytes come from
