@@ -267,12 +267,18 @@ func (r *Repository) scanPacks(ctx context.Context) (map[ChunkID]chunkLoc, error
 
 // listPacks calls fn for every pack any shard store holds a shard of.
 func (r *Repository) listPacks(ctx context.Context, fn func(PackID) error) error {
-	return r.obj.List(ctx, "packs/", func(name string, _ int) error {
+	return r.listPackShards(ctx, func(p PackID, _ int) error { return fn(p) })
+}
+
+// listPackShards is listPacks with how many shard stores hold a shard of
+// each pack.
+func (r *Repository) listPackShards(ctx context.Context, fn func(p PackID, shards int) error) error {
+	return r.obj.List(ctx, "packs/", func(name string, shards int) error {
 		base := name[strings.LastIndexByte(name, '/')+1:]
 		p, err := ParsePackID(base)
 		if err != nil {
 			return nil // not ours: ignore stray files
 		}
-		return fn(p)
+		return fn(p, shards)
 	})
 }

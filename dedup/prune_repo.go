@@ -3,7 +3,6 @@ package dedup
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/zeebo/xxh3"
@@ -65,11 +64,9 @@ func (a pruneRepo) MarkLive(ctx context.Context, mark func(ChunkID) error) error
 
 func (a pruneRepo) Packs(ctx context.Context) ([]prune.Pack, error) {
 	var packs []prune.Pack
-	err := a.r.obj.List(ctx, "packs/", func(name string, shards int) error {
-		if p, err := ParsePackID(name[strings.LastIndexByte(name, '/')+1:]); err == nil {
-			packs = append(packs, prune.Pack{ID: p, Shards: shards, Complete: shards >= a.r.cfg.DataShards})
-		}
-		return nil // not ours: ignore stray files
+	err := a.r.listPackShards(ctx, func(p PackID, shards int) error {
+		packs = append(packs, prune.Pack{ID: p, Shards: shards, Complete: shards >= a.r.cfg.DataShards})
+		return nil
 	})
 	return packs, err
 }
