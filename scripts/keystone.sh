@@ -66,6 +66,9 @@ die() {
 		echo "----- tail of $f -----" >&2
 		tail -n 30 "$f" >&2 || true
 	done
+	# Again after the logs, so that a caller showing only the last lines
+	# still shows why.
+	[[ -z ${STARTING-} ]] || log "ERROR: $* (logs above)"
 	exit 1
 }
 
@@ -215,10 +218,14 @@ start() {
 	log "server: start"
 	setsid "$PY" "$HERE/keystone-wsgi.py" --config-dir "$DIR" --host 127.0.0.1 --port "$PORT" \
 		--port-file "$DIR/keystone.port" </dev/null >"$DIR/wsgi.log" 2>&1 &
-	echo $! >"$DIR/keystone.pid"
+	# Liveness here is kill -0 on the pid, not server_pid: until the child
+	# has exec'd, its cmdline is still this shell's, and under load that
+	# window was long enough for server_pid to call a starting server dead.
+	local spid=$!
+	echo "$spid" >"$DIR/keystone.pid"
 	local deadline=$((SECONDS + TIMEOUT))
 	until [[ -s $DIR/keystone.port ]]; do
-		server_pid >/dev/null || die "the server exited during start"
+		kill -0 "$spid" 2>/dev/null || die "the server exited during start"
 		((SECONDS < deadline)) || die "the server did not bind a port within ${TIMEOUT}s"
 		sleep 0.1
 	done
@@ -233,7 +240,7 @@ start() {
 		--bootstrap-internal-url "$url" || die "keystone-manage bootstrap failed"
 
 	until answers "$url"; do
-		server_pid >/dev/null || die "the server exited during start"
+		kill -0 "$spid" 2>/dev/null || die "the server exited during start"
 		((SECONDS < deadline)) || die "GET $url did not answer within ${TIMEOUT}s"
 		sleep 0.2
 	done
