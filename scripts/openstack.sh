@@ -38,7 +38,8 @@ MARKER="cairn throwaway openstack"
 PACKAGES=(python3-glance python3-cinder python3-nova python3-placement python3-neutron python3-openstackclient
 	python3-keystone python3-werkzeug python3-pymysql python3-rbd python3-rados
 	mariadb-server rabbitmq-server ceph-common)
-export PATH="/usr/bin:/usr/sbin:/bin:/sbin:$PATH"
+# bin/ceph first: see its comment.
+export PATH="$S/bin:/usr/bin:/usr/sbin:/bin:/sbin:$PATH"
 
 log() { echo "openstack: $(printf '%5ds' $((SECONDS - ${T0:-SECONDS}))) $*" >&2; }
 
