@@ -13,6 +13,12 @@ import (
 	"cairn/dedup"
 )
 
+var (
+	_ Target        = (*rbd.Target)(nil)
+	_ networkTarget = (*rbd.Target)(nil)
+	_ freshTarget   = (*rbd.Target)(nil)
+)
+
 // Image is an RBD image as a Source: read through librbd at the
 // snapshots its Snapshotter takes. ImageSnapshots takes them with librbd;
 // a Cinder volume on RBD is the same Image with a Snapshotter that takes

@@ -31,6 +31,13 @@ var (
 // RBD image): see dedup.RestoreOptions.NetworkTarget.
 type networkTarget interface{ OverNetwork() bool }
 
+// freshTarget is a target that may have been created by this restore, and
+// then reads zeros wherever nothing is written: see
+// dedup.RestoreOptions.Sparse.
+type freshTarget interface{ Fresh() bool }
+
+var _ freshTarget = (*blockdev.FileTarget)(nil)
+
 // RestoreOptions tune Restore.
 type RestoreOptions struct {
 	Report Reporter
@@ -44,7 +51,9 @@ func Restore(ctx context.Context, repo *dedup.Repository, cp *dedup.Checkpoint, 
 	w := &blockdev.CountingWriter{W: t}
 	st := o.Report.stage("restore")
 	nt, ok := t.(networkTarget)
-	ro := dedup.RestoreOptions{Zero: t.Zero, Progress: st.Bytes, NetworkTarget: ok && nt.OverNetwork()}
+	ft, fresh := t.(freshTarget)
+	ro := dedup.RestoreOptions{Zero: t.Zero, Progress: st.Bytes, NetworkTarget: ok && nt.OverNetwork(),
+		Sparse: fresh && ft.Fresh()}
 	_, err := repo.Restore(ctx, cp.ID, w, ro)
 	st.Done()
 	if err != nil {

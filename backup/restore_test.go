@@ -151,3 +151,81 @@ func TestRestoreOverNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreSparse: in a target the restore created, the zero pages
+// inside data blocks are left out (the file stays as sparse as its data);
+// in one that may hold old data, every byte is written. A target over the
+// network leaves out only runs of 16 pages or more.
+func TestRestoreSparse(t *testing.T) {
+	repo := deduptest.Repository(t)
+	data := randomBytes(t, testSize)
+	clear(data[testBlock+4096 : testBlock+3*4096])     // 2 zero pages in block 1
+	clear(data[3*testBlock : 3*testBlock+testBlock/2]) // half of block 3: 8 pages
+	clear(data[5*testBlock+100 : 5*testBlock+200])     // zeros, but no whole page
+	const zeroPages = 2 + 8
+	cp, err := repo.Backup(context.Background(), deduptest.Source("v", data), dedup.BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	path := filepath.Join(t.TempDir(), "vol.img")
+	ft, err := blockdev.CreateFileTarget(path, cp.Size, blockdev.TargetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := Restore(context.Background(), repo, cp, ft, RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+		t.Fatal("restored bytes differ")
+	}
+	if want := int64(testSize - zeroPages*4096); n != want {
+		t.Errorf("a created file: wrote %d bytes, want %d (all but the zero pages)", n, want)
+	}
+
+	// Not fresh: a device, or a file that may hold old data.
+	old := &oldTarget{networkRecorder{data: bytes.Repeat([]byte{0xee}, len(data))}}
+	n, err = Restore(context.Background(), repo, cp, old, RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(old.data, data) || n != testSize {
+		t.Errorf("a target holding old data: wrote %d bytes, want all %d, and its bytes equal: %v", n, testSize, bytes.Equal(old.data, data))
+	}
+
+	// Fresh, over the network: a run shorter than 16 pages is written
+	// with its neighbours, a longer one is left out.
+	const bigBlock = 256 << 10
+	repo, err = dedup.Init(context.Background(), t.TempDir(), dedup.InitOptions{BlockSize: bigBlock, PackSize: 1 << 20}, nil,
+		dedup.Options{NoSync: true, FrameSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	data = randomBytes(t, 4*bigBlock)
+	clear(data[4096 : 9*4096])                    // 8 pages: written
+	clear(data[bigBlock+4096 : bigBlock+21*4096]) // 20 pages: left out
+	cp, err = repo.Backup(context.Background(), deduptest.Source("v", data), dedup.BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := &freshRecorder{networkRecorder{data: make([]byte, len(data))}}
+	n, err = Restore(context.Background(), repo, cp, net, RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(data) - 20*4096); !bytes.Equal(net.data, data) || n != want {
+		t.Errorf("a created image: wrote %d bytes, want %d, and its bytes equal: %v", n, want, bytes.Equal(net.data, data))
+	}
+}
+
+// oldTarget is a network target that is not fresh.
+type oldTarget struct{ networkRecorder }
+
+func (*oldTarget) Fresh() bool { return false }
+
+// freshRecorder is a network target that the restore created.
+type freshRecorder struct{ networkRecorder }
+
+func (*freshRecorder) Fresh() bool { return true }

@@ -176,6 +176,11 @@ func (t *FileTarget) Close() error {
 	return err
 }
 
+// Fresh reports whether the file was created (or emptied) for this
+// restore, so that it reads zeros wherever nothing is written; a block
+// device never is.
+func (t *FileTarget) Fresh() bool { return t.fresh }
+
 // Abort gives the restore up: a file target's temporary file is removed
 // and the path is left as it was; a block device keeps what was written.
 // It does nothing after Close.

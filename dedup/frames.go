@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/bits"
 
 	"github.com/zeebo/xxh3"
@@ -358,7 +357,7 @@ func (e targetError) Unwrap() error { return e.err }
 // off, frame by frame, reading at most restoreReadBytes at a time, and
 // checks the chunk's ID over all of it at the end: a chunk that fails
 // fails the restore, whose target is then incomplete anyway.
-func (r *Repository) writeFramed(ctx context.Context, loc chunkLoc, w io.WriterAt, off, n int64, fb *frameBuffers) error {
+func (r *Repository) writeFramed(ctx context.Context, loc chunkLoc, w restoreWriter, off, n int64, fb *frameBuffers) error {
 	e := loc.Entry
 	if n > int64(e.RawLen) {
 		return fmt.Errorf("chunk %s holds %d bytes, need %d: %w", e.ID, e.RawLen, n, ErrCorrupt)
@@ -389,8 +388,8 @@ func (r *Repository) writeFramed(ctx context.Context, loc chunkLoc, w io.WriterA
 			}
 			_, _ = hh.Write(plain)
 			if start := int64(k) * fs; start < n {
-				if _, err := w.WriteAt(plain[:min(f.raw, n-start)], off+start); err != nil {
-					return targetError{fmt.Errorf("write at %d: %w", off+start, err)}
+				if err := w.write(plain[:min(f.raw, n-start)], off+start); err != nil {
+					return err
 				}
 			}
 		}

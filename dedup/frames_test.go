@@ -288,7 +288,7 @@ func TestWriteFramedChecksChunkID(t *testing.T) {
 		return chunkLoc{Pack: p, Entry: e}
 	}
 	got := make(sliceTarget, len(raw))
-	if err := r.writeFramed(ctx, put(PackID{1}, bytes.Clone(stored)), got, 0, int64(len(raw)), &frameBuffers{}); err != nil || !bytes.Equal(got, raw) {
+	if err := r.writeFramed(ctx, put(PackID{1}, bytes.Clone(stored)), restoreWriter{w: got}, 0, int64(len(raw)), &frameBuffers{}); err != nil || !bytes.Equal(got, raw) {
 		t.Fatalf("writeFramed of an intact chunk: %v (bytes equal: %v)", err, bytes.Equal(got, raw))
 	}
 	// Swap frames 1 and 2 (16 KiB each, stored as they are) and their
@@ -309,7 +309,7 @@ func TestWriteFramedChecksChunkID(t *testing.T) {
 	if _, err := r.decodeFrameTable(e, bytes.Clone(swapped[:tl]), nil); err != nil {
 		t.Fatalf("test bug: the swapped table does not decode: %v", err)
 	}
-	err = r.writeFramed(ctx, put(PackID{2}, swapped), make(sliceTarget, len(raw)), 0, int64(len(raw)), &frameBuffers{})
+	err = r.writeFramed(ctx, put(PackID{2}, swapped), restoreWriter{w: make(sliceTarget, len(raw))}, 0, int64(len(raw)), &frameBuffers{})
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "does not hash to its ID") {
 		t.Fatalf("writeFramed of swapped frames: %v, want the chunk ID mismatch", err)
 	}

@@ -1,6 +1,7 @@
 package dedup
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -181,6 +182,11 @@ type RestoreOptions struct {
 	// by frame, at the cost of a chunk-sized buffer per fetch in flight
 	// (128 KiB writes held a restore to half of what rbd import reaches).
 	NetworkTarget bool
+	// Sparse says the target reads zeros wherever nothing was written (a
+	// file or image the restore created): runs of zero pages inside data
+	// blocks are then not written, so the restored volume is as sparse as
+	// its data and the disk writes fewer bytes (the reference image: 8%).
+	Sparse bool
 	// Zero, if set, is called for each hole range; targets that may hold
 	// old data (block devices) must zero them. Files created empty need not.
 	Zero     func(off, length int64) error
@@ -212,6 +218,15 @@ func (r *Repository) Restore(ctx context.Context, id string, w io.WriterAt, o Re
 			}
 		}
 	}
+	out := restoreWriter{w: w, whole: o.NetworkTarget}
+	if o.Sparse {
+		// Every write to a network target is a round trip: only runs
+		// long enough to be worth one more are left out there.
+		out.zeroRun = zeroPage
+		if o.NetworkTarget {
+			out.zeroRun = 16 * zeroPage
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(inflight)
 	// One set of buffers per fetch in flight, reused from block to block:
@@ -232,7 +247,7 @@ func (r *Repository) Restore(ctx context.Context, id string, w io.WriterAt, o Re
 			rb := <-free
 			defer func() { free <- rb }()
 			n := min(bs, cp.Size-b*bs)
-			if err := r.restoreChunk(gctx, ref.ID, bm.Packs[ref.Pack], w, b*bs, n, rb, o.NetworkTarget); err != nil {
+			if err := r.restoreChunk(gctx, ref.ID, bm.Packs[ref.Pack], out, b*bs, n, rb); err != nil {
 				return fmt.Errorf("block %d: %w", b, err)
 			}
 			done.Add(n)
@@ -269,11 +284,11 @@ type restoreBuffers struct {
 
 // restoreChunk writes the first n bytes of chunk id (in pack hint, says its
 // manifest) to w at off. A framed chunk goes frame by frame (writeFramed)
-// unless whole is set; the chunk cache is neither used nor filled, since a
-// restore reads each chunk once.
-func (r *Repository) restoreChunk(ctx context.Context, id ChunkID, hint PackID, w io.WriterAt, off, n int64, rb *restoreBuffers, whole bool) error {
+// unless w.whole is set; the chunk cache is neither used nor filled, since
+// a restore reads each chunk once.
+func (r *Repository) restoreChunk(ctx context.Context, id ChunkID, hint PackID, w restoreWriter, off, n int64, rb *restoreBuffers) error {
 	return r.atChunk(ctx, id, hint, func(loc chunkLoc) error {
-		if loc.Flags&blobFramed != 0 && !whole {
+		if loc.Flags&blobFramed != 0 && !w.whole {
 			return r.writeFramed(ctx, loc, w, off, n, &rb.frames)
 		}
 		data, err := r.fetchChunkInto(ctx, loc, &rb.chunk)
@@ -283,11 +298,65 @@ func (r *Repository) restoreChunk(ctx context.Context, id ChunkID, hint PackID, 
 		if int64(len(data)) < n {
 			return fmt.Errorf("chunk %s holds %d of %d bytes: %w", id, len(data), n, ErrCorrupt)
 		}
-		if _, err := w.WriteAt(data[:n], off); err != nil {
-			return targetError{fmt.Errorf("write at %d: %w", off, err)}
-		}
-		return nil
+		return w.write(data[:n], off)
 	})
+}
+
+// zeroPage is the unit a sparse restore leaves out: a page, and the block
+// of every file system it is likely to write to.
+const zeroPage = 4096
+
+// zeros is compared against, never written.
+var zeros [zeroPage]byte
+
+// restoreWriter is a restore's target with how to write to it.
+type restoreWriter struct {
+	w io.WriterAt
+	// whole: each chunk in one write (RestoreOptions.NetworkTarget).
+	whole bool
+	// zeroRun, when set, is the shortest run of zero pages that is left
+	// out (RestoreOptions.Sparse).
+	zeroRun int
+}
+
+// write writes p at off, leaving out the runs of whole zero pages of at
+// least w.zeroRun bytes.
+func (w restoreWriter) write(p []byte, off int64) error {
+	if w.zeroRun == 0 {
+		return w.writeAt(p, off)
+	}
+	from, zeroFrom := 0, -1 // p[from:] is unwritten; zeroFrom starts the current zero run
+	for i := 0; i < len(p); i += zeroPage {
+		j := min(i+zeroPage, len(p))
+		if bytes.Equal(p[i:j], zeros[:j-i]) {
+			if zeroFrom < 0 {
+				zeroFrom = i
+			}
+			continue
+		}
+		if zeroFrom >= 0 && i-zeroFrom >= w.zeroRun {
+			if err := w.writeAt(p[from:zeroFrom], off+int64(from)); err != nil {
+				return err
+			}
+			from = i
+		}
+		zeroFrom = -1
+	}
+	end := len(p)
+	if zeroFrom >= 0 && len(p)-zeroFrom >= w.zeroRun {
+		end = zeroFrom
+	}
+	return w.writeAt(p[from:end], off+int64(from))
+}
+
+func (w restoreWriter) writeAt(p []byte, off int64) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if _, err := w.w.WriteAt(p, off); err != nil {
+		return targetError{fmt.Errorf("write at %d: %w", off, err)}
+	}
+	return nil
 }
 
 var _ io.ReaderAt = (*Reader)(nil)
