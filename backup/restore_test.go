@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"cairn/blockdev"
@@ -182,6 +183,14 @@ func TestRestoreSparse(t *testing.T) {
 	}
 	if want := int64(testSize - zeroPages*4096); n != want {
 		t.Errorf("a created file: wrote %d bytes, want %d (all but the zero pages)", n, want)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	// Pages never written stay unallocated (ext4, XFS, tmpfs).
+	if alloc := st.Blocks * 512; alloc > n+64<<10 {
+		t.Errorf("the restored file takes %d bytes on disk for %d written: the zero pages were allocated", alloc, n)
 	}
 
 	// Not fresh: a device, or a file that may hold old data.

@@ -25,8 +25,8 @@ func newRestoreCmd(a *app) *cobra.Command {
 		Long: `Write the volume of CHECKPOINT (its ID or a unique prefix of it, see
 'cairn checkpoints') to PATH.
 
-A file is restored as a sparse file (the volume's holes take no space)
-under a temporary name in PATH's directory, ".NAME.<random>.cairn-partial",
+A file is restored as a sparse file (the volume's holes, and the zero
+pages inside its data, take no space) under a temporary name in PATH's directory, ".NAME.<random>.cairn-partial",
 and renamed to PATH once complete and synced: PATH never holds a partial
 volume. An existing PATH, or one that another restore creates meanwhile,
 is refused unless --force is given; with --force an existing file (or a
