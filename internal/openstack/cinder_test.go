@@ -143,6 +143,43 @@ func TestWaitVolume(t *testing.T) {
 	}
 }
 
+// TestWaitAttached: a volume back to available after it was reserved is
+// an attach Nova gave up, reported at once; one that is still available
+// when first seen is waited for.
+func TestWaitAttached(t *testing.T) {
+	tests := []struct {
+		name     string
+		statuses []string // answered in turn, the last one repeated
+		wantErr  error
+		wantText string
+	}{
+		{"attached", []string{"reserved", "attaching", "in-use"}, nil, ""},
+		{"available at first", []string{"available", "reserved", "in-use"}, nil, ""},
+		{"given up", []string{"reserved", "attaching", "available"}, ErrFailed, "the attach was given up"},
+		{"error", []string{"attaching", "error_attaching"}, ErrFailed, "went to status error_attaching"},
+		{"times out", []string{"reserved"}, ErrTimeout, "last status reserved"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			c := fakeCinder(t, func(w http.ResponseWriter, r *http.Request) {
+				i := min(int(n.Add(1))-1, len(tc.statuses)-1)
+				fmt.Fprint(w, volumeJSON("v1", tc.statuses[i]))
+			}, 200*time.Millisecond)
+			v, err := c.WaitAttached(context.Background(), "v1")
+			if tc.wantErr == nil {
+				if err != nil || v.Status != "in-use" {
+					t.Fatalf("got %v, %v", v, err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.wantText) {
+				t.Fatalf("err %v, want %v saying %q", err, tc.wantErr, tc.wantText)
+			}
+		})
+	}
+}
+
 func TestDeleteSnapshotWaitsUntilGone(t *testing.T) {
 	var gets atomic.Int32
 	c := fakeCinder(t, func(w http.ResponseWriter, r *http.Request) {

@@ -59,6 +59,29 @@ func (c *Cinder) WaitVolume(ctx context.Context, id, want string) (*Volume, erro
 	return v, err
 }
 
+// WaitAttached waits, after Nova accepted to attach volume id to a server,
+// until Cinder shows the volume in-use. Nova reserves the volume before it
+// answers and gives the attach up when the compute host or the volume
+// driver fails, and Cinder then shows the volume available again: that is
+// a failure (ErrFailed) now, not a wait for the whole timeout.
+func (c *Cinder) WaitAttached(ctx context.Context, id string) (*Volume, error) {
+	var v *Volume
+	left := false // seen in a status other than available
+	err := c.poll(ctx, "volume "+id, "become in-use", func(ctx context.Context) (string, bool, error) {
+		got, err := volumes.Get(ctx, c.sc, id).Extract()
+		if err != nil {
+			return "", false, wrap(err, "volume %s", id)
+		}
+		v = got
+		if got.Status == "available" && left {
+			return "", false, fmt.Errorf("the attach was given up, the volume is available again (the compute service's log says why): %w", ErrFailed)
+		}
+		left = left || got.Status != "available"
+		return got.Status, got.Status == "in-use", nil
+	})
+	return v, err
+}
+
 // WaitSnapshot waits until snapshot id has status want and returns it.
 func (c *Cinder) WaitSnapshot(ctx context.Context, id, want string) (*Snapshot, error) {
 	var s *Snapshot

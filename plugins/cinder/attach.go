@@ -61,7 +61,7 @@ func (p *Plugin) attachHere(ctx context.Context, c *openstack.Cinder, project, i
 	if _, err := nova.AttachVolume(ctx, p.server, id, ""); err != nil {
 		return fail(fmt.Errorf("attach volume %s to the appliance's server: %w", id, err))
 	}
-	if _, err := c.WaitVolume(ctx, id, "in-use"); err != nil {
+	if _, err := c.WaitAttached(ctx, id); err != nil {
 		return fail(fmt.Errorf("attach volume %s to the appliance's server %s: %w", id, p.server, err))
 	}
 	dev, err = p.devices.Find(ctx, id)

@@ -186,8 +186,8 @@ func (r *restoreRun) run(ctx context.Context, repo *dedup.Repository, m *Manifes
 		if _, err := r.n.AttachVolume(ctx, s.ID, a.id, a.device); err != nil {
 			return "", err
 		}
-		if _, err := r.c.WaitVolume(ctx, a.id, "in-use"); err != nil {
-			return "", err
+		if _, err := r.c.WaitAttached(ctx, a.id); err != nil {
+			return "", fmt.Errorf("attach volume %s to the restored server %s: %w", a.id, s.ID, err)
 		}
 	}
 	if len(notes) > 0 {
