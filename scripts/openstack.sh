@@ -221,12 +221,13 @@ EOF
 	# logs stay in $L/keystone-try1 and its reason is printed either way.
 	wait "$ks" || {
 		log "keystone did not start: $(grep -h 'ERROR' "$L/keystone-start.log" | tail -n 1); once more, same port"
-		mv "$DIR/keystone" "$L/keystone-try1"
+		mkdir -p "$L/keystone-try1"
+		[[ ! -e $DIR/keystone ]] || mv "$DIR/keystone" "$L/keystone-try1/keystone"
 		mv "$L/keystone-start.log" "$L/keystone-try1/start.log"
 		KEYSTONE_PORT=$P_KS KEYSTONE_ADMIN_PASSWORD=admin "$HERE/keystone.sh" start "$DIR/keystone" >/dev/null 2>"$L/keystone-start.log" || {
 			tail -n 40 "$L/keystone-try1/start.log" >&2
 			tail -n 40 "$L/keystone-start.log" >&2
-			die "keystone did not start, twice (logs in $L/keystone-try1 and $DIR/keystone)"
+			die "keystone did not start, twice (logs in $L/keystone-try1/keystone and $DIR/keystone)"
 		}
 	}
 	log "keystone up"
