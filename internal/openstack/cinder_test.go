@@ -107,16 +107,26 @@ func TestBackoffBounded(t *testing.T) {
 	}
 }
 
+// TestWaitVolume: WaitVolume waits for a status; WaitAttached waits for
+// in-use, and takes a volume back to available after it was reserved for
+// an attach Nova gave up, reported at once, while one still available when
+// first seen is waited for.
 func TestWaitVolume(t *testing.T) {
 	tests := []struct {
 		name     string
+		attach   bool     // WaitAttached, else WaitVolume for available
 		statuses []string // answered in turn, the last one repeated
 		wantErr  error
 		wantText string
 	}{
-		{"becomes available", []string{"creating", "creating", "available"}, nil, ""},
-		{"goes to error", []string{"creating", "error"}, ErrFailed, "volume v1 went to status error while waiting for it to become available"},
-		{"times out", []string{"creating", "downloading"}, ErrTimeout, "volume v1 to become available; last status downloading"},
+		{"becomes available", false, []string{"creating", "creating", "available"}, nil, ""},
+		{"goes to error", false, []string{"creating", "error"}, ErrFailed, "volume v1 went to status error while waiting for it to become available"},
+		{"times out", false, []string{"creating", "downloading"}, ErrTimeout, "volume v1 to become available; last status downloading"},
+		{"attached", true, []string{"reserved", "attaching", "in-use"}, nil, ""},
+		{"available before the attach", true, []string{"available", "reserved", "in-use"}, nil, ""},
+		{"attach given up", true, []string{"reserved", "attaching", "available"}, ErrFailed, "the attach was given up"},
+		{"attach error", true, []string{"attaching", "error_attaching"}, ErrFailed, "went to status error_attaching"},
+		{"attach times out", true, []string{"reserved"}, ErrTimeout, "last status reserved"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,51 +135,22 @@ func TestWaitVolume(t *testing.T) {
 				i := min(int(n.Add(1))-1, len(tc.statuses)-1)
 				fmt.Fprint(w, volumeJSON("v1", tc.statuses[i]))
 			}, 200*time.Millisecond)
-			v, err := c.WaitVolume(context.Background(), "v1", "available")
+			var v *Volume
+			var err error
+			want := "available"
+			if tc.attach {
+				want = "in-use"
+				v, err = c.WaitAttached(context.Background(), "v1")
+			} else {
+				v, err = c.WaitVolume(context.Background(), "v1", want)
+			}
 			if tc.wantErr == nil {
-				if err != nil || v.Status != "available" {
+				if err != nil || v.Status != want {
 					t.Fatalf("got %v, %v", v, err)
 				}
-				// Two polls found it creating: the waits between count.
+				// Two polls found it elsewhere: the waits between count.
 				if c.timing.Sleeps() < 2*time.Millisecond {
 					t.Errorf("time asleep between polls %v, want at least 2 ms", c.timing.Sleeps())
-				}
-				return
-			}
-			if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.wantText) {
-				t.Fatalf("err %v, want %v saying %q", err, tc.wantErr, tc.wantText)
-			}
-		})
-	}
-}
-
-// TestWaitAttached: a volume back to available after it was reserved is
-// an attach Nova gave up, reported at once; one that is still available
-// when first seen is waited for.
-func TestWaitAttached(t *testing.T) {
-	tests := []struct {
-		name     string
-		statuses []string // answered in turn, the last one repeated
-		wantErr  error
-		wantText string
-	}{
-		{"attached", []string{"reserved", "attaching", "in-use"}, nil, ""},
-		{"available at first", []string{"available", "reserved", "in-use"}, nil, ""},
-		{"given up", []string{"reserved", "attaching", "available"}, ErrFailed, "the attach was given up"},
-		{"error", []string{"attaching", "error_attaching"}, ErrFailed, "went to status error_attaching"},
-		{"times out", []string{"reserved"}, ErrTimeout, "last status reserved"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var n atomic.Int32
-			c := fakeCinder(t, func(w http.ResponseWriter, r *http.Request) {
-				i := min(int(n.Add(1))-1, len(tc.statuses)-1)
-				fmt.Fprint(w, volumeJSON("v1", tc.statuses[i]))
-			}, 200*time.Millisecond)
-			v, err := c.WaitAttached(context.Background(), "v1")
-			if tc.wantErr == nil {
-				if err != nil || v.Status != "in-use" {
-					t.Fatalf("got %v, %v", v, err)
 				}
 				return
 			}
