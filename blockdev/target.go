@@ -176,9 +176,8 @@ func (t *FileTarget) Close() error {
 	return err
 }
 
-// Fresh reports whether the file was created (or emptied) for this
-// restore, so that it reads zeros wherever nothing is written; a block
-// device never is.
+// Fresh reports whether the file was created for this restore, so that it
+// reads zeros wherever nothing is written; a block device never is.
 func (t *FileTarget) Fresh() bool { return t.fresh }
 
 // Abort gives the restore up: a file target's temporary file is removed

@@ -122,7 +122,7 @@ if [[ $RESTIC == 1 ]]; then
 	timed rrestore restic --no-cache -r "$RREPO" restore latest -q --target "$W/restic-restore"
 	# restic leaves what it wrote in the page cache; cairn's restore ends
 	# only once the volume is on disk (fsync), as cp + sync does above.
-	timed rsync sync -f "$W/restic-restore"
+	timed rflush sync -f "$W/restic-restore"
 	rm -rf "$W/restic-restore"
 fi
 
@@ -133,7 +133,7 @@ fig "reference: full backup, encrypted 4+2 ($((ALLOC >> 20)) MiB allocated of 4 
 fig "reference: incremental after 40 scattered 1 MiB writes" "$(wall cincr)" s \
 	"restic $(r rincr) s; cairn/restic $(ratio "$(wall cincr)" "$(r rincr)"), goal 0.2"
 fig "reference: restore, cold cache" "$(wall crestore)" s \
-	"restic $(r rrestore) s, cairn/restic $(ratio "$(wall crestore)" "$(r rrestore)") (goal 0.5); restic + sync $(rsum rrestore rsync) s, cairn/(restic + sync) $(ratio "$(wall crestore)" "$(rsum rrestore rsync)"); cp --sparse=always + sync $(wall copy) s, cairn at $(ratio "$(wall copy)" "$(wall crestore)")x its throughput (goal 0.8)"
+	"restic $(r rrestore) s, cairn/restic $(ratio "$(wall crestore)" "$(r rrestore)") (goal 0.5); restic + sync $(rsum rrestore rflush) s, cairn/(restic + sync) $(ratio "$(wall crestore)" "$(rsum rrestore rflush)"); cp --sparse=always + sync $(wall copy) s, cairn at $(ratio "$(wall copy)" "$(wall crestore)")x its throughput (goal 0.8)"
 fig "reference: minor page faults per GiB allocated beyond opening the repository, backup / restore" \
 	"$(fltnet cfull copen "$ALLOC") / $(fltnet crestore copen "$ALLOC")" faults \
 	"goal 5000; restic $([[ $RESTIC == 1 ]] && echo "$(fltnet rfull ropen "$ALLOC") / $(fltnet rrestore ropen "$ALLOC")" || echo n/a); opening: cairn $(awk '{print $4}' "$W/t.copen")$([[ $RESTIC == 1 ]] && echo ", restic $(awk '{print $4}' "$W/t.ropen")") faults"
