@@ -3,6 +3,7 @@ module cairn
 go 1.26.8
 
 require (
+	github.com/DataDog/zstd v1.5.7
 	github.com/ceph/go-ceph v0.36.0
 	github.com/dgraph-io/badger/v4 v4.9.6
 	github.com/dustin/go-humanize v1.0.1

@@ -21,7 +21,7 @@ func (r *Repository) encodeManifest(cp *Checkpoint, bm *BlockMap) ([]byte, error
 	if uint64(len(body)) > maxManifestBody {
 		return nil, fmt.Errorf("manifest of %d bytes is too large", len(body))
 	}
-	z := r.zenc.EncodeAll(body, nil)
+	z := r.codec.Compress(nil, body)
 	flags := byte(0)
 	if r.seal != nil {
 		flags = 1
@@ -51,9 +51,10 @@ func (r *Repository) decodeManifest(id string, b []byte, withMap bool) (*Checkpo
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: %w", id, err)
 	}
-	body, err := r.mdec.DecodeAll(z, make([]byte, 0, n))
-	if err == nil && len(body) != n {
-		err = fmt.Errorf("body of %d bytes, its frame declares %d", len(body), n)
+	body := make([]byte, n)
+	got, err := r.codec.Decompress(body, z)
+	if err == nil && got != n {
+		err = fmt.Errorf("body of %d bytes, its frame declares %d", got, n)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: decompress: %v: %w", id, err, ErrCorrupt)

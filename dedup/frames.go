@@ -133,7 +133,7 @@ func (r *Repository) encodeFramed(id ChunkID, raw []byte, sc *blobScratch, shift
 		p := raw[i*fs : min(len(raw), (i+1)*fs)]
 		word := uint32(0)
 		if r.cfg.Compression == "zstd" {
-			sc.z = r.zenc.EncodeAll(p, sc.z[:0])
+			sc.z = r.codec.Compress(sc.z, p)
 			if len(sc.z) < len(p)-len(p)/64 {
 				p, word = sc.z, frameCompressed
 			}
@@ -250,8 +250,8 @@ func (r *Repository) readPageHashes(ctx context.Context, loc chunkLoc) ([]byte, 
 // frameSlack is room a caller of decodeFrame leaves past a frame's
 // plaintext, when it can: with at least 32 spare bytes zstd copies matches
 // and literals in whole 16- and 32-byte moves, which may overrun the end of
-// the output; without, it takes bounds-exact copies, and decompression
-// (most of a restore's CPU) took about a third longer.
+// the output; without, it takes bounds-exact copies, and the pure-Go
+// decoder (most of a restore's CPU) took about a third longer.
 const frameSlack = 64
 
 // decodeFrame checks, opens (in place) and decompresses frame i of chunk
@@ -266,20 +266,16 @@ func (r *Repository) decodeFrame(id ChunkID, i int, f frame, stored, dst []byte)
 		return fmt.Errorf("chunk %s frame %d: %w", id, i, err)
 	}
 	if f.compressed {
-		// A frame that decompresses to more than dst's capacity is
-		// reallocated, then refused by length below.
-		out, err := r.zdec.DecodeAll(plain, dst[:0:cap(dst)])
+		n, err := r.codec.Decompress(dst, plain)
 		if err != nil {
 			return fmt.Errorf("decompress chunk %s frame %d: %v: %w", id, i, err, ErrCorrupt)
 		}
-		plain = out
+		plain = dst[:n]
 	}
 	if int64(len(plain)) != f.raw {
 		return fmt.Errorf("chunk %s frame %d holds %d bytes, want %d: %w", id, i, len(plain), f.raw, ErrCorrupt)
 	}
-	// Uncompressed, or decompressed elsewhere: a frame header may claim a
-	// larger content size than it holds, and the decoder then allocates.
-	if len(plain) > 0 && &plain[0] != &dst[0] {
+	if !f.compressed {
 		copy(dst, plain)
 	}
 	return nil

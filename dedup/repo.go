@@ -8,13 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/singleflight"
 
+	"cairn/dedup/compress"
 	"cairn/dedup/erasure"
 	"cairn/dedup/index"
 	"cairn/dedup/store"
@@ -33,9 +32,7 @@ type Repository struct {
 	seal   *sealer
 	hash   hasher
 	idx    *index.Index // nil when opened without an index
-	zenc   *zstd.Encoder
-	zdec   *zstd.Decoder // chunks: capped at a block's size against bombs
-	mdec   *zstd.Decoder // manifests: may be large, are authenticated first
+	codec  *compress.Codec
 	log    func(format string, args ...any)
 	now    func() time.Time
 
@@ -305,20 +302,7 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	r.frames = newSharedCache[frameKey](cache / 8)
 	r.plains, r.framePlains = bigbuf.NewPool(8), bigbuf.NewSlabPool(64, 1<<defaultFrameShift+frameSlack)
 	r.deltaHeaders = lru.New[ChunkID, *deltaHeader](1024)
-	// The default level, not the fastest: frames compress each 128 KiB
-	// alone, and on file-system data it wins back most of what that loses
-	// (docs/format.md §9.2) for a quarter more compression time.
-	r.zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault),
-		// One encoder per core: EncodeAll calls beyond this count wait.
-		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true),
-		// Blobs already carry xxh3 and are checked against their keyed
-		// hash: zstd's own frame checksum would be a third pass.
-		zstd.WithEncoderCRC(false))
-	r.zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*maxBlockSize))
-	// DecodeAll stops at the capacity it is given: the body length the
-	// frame declares, checked first (manifestBodySize).
-	r.mdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxManifestBody),
-		zstd.WithDecodeAllCapLimit(true))
+	r.codec = compress.New()
 	if indexDir != "" {
 		var fresh bool
 		r.idx, fresh, err = index.Open(indexDir, index.Options{Key: indexKey(cfg, keys), Discard: opts.RebuildIndex, Freeing: opts.FreesSpace, Log: r.log})
@@ -356,9 +340,7 @@ func (r *Repository) Close() error {
 	for _, s := range r.stores {
 		errs = append(errs, s.Close())
 	}
-	r.zenc.Close()
-	r.zdec.Close()
-	r.mdec.Close()
+	r.codec.Close()
 	return errors.Join(errs...)
 }
 
@@ -380,7 +362,7 @@ func (r *Repository) encodeBlob(id ChunkID, raw []byte, sc *blobScratch, hashes 
 	}
 	payload := raw
 	if r.cfg.Compression == "zstd" {
-		sc.z = r.zenc.EncodeAll(raw, sc.z[:0])
+		sc.z = r.codec.Compress(sc.z, raw)
 		if len(sc.z) < len(raw)-len(raw)/64 {
 			payload, flags = sc.z, blobCompressed
 		}
@@ -409,9 +391,14 @@ func (r *Repository) decodeBlob(e packEntry, stored, dst []byte) ([]byte, error)
 		return nil, fmt.Errorf("chunk %s: %w", e.ID, err)
 	}
 	if e.Flags&blobCompressed != 0 {
-		if plain, err = r.zdec.DecodeAll(plain, dst[:0]); err != nil {
+		if cap(dst) < int(e.RawLen) {
+			dst = bigbuf.Make(int(e.RawLen))
+		}
+		n, err := r.codec.Decompress(dst[:e.RawLen], plain)
+		if err != nil {
 			return nil, fmt.Errorf("decompress chunk %s: %v: %w", e.ID, err, ErrCorrupt)
 		}
+		plain = dst[:n]
 	}
 	if len(plain) != int(e.RawLen) || r.hash.id(plain) != e.ID {
 		return nil, fmt.Errorf("chunk %s does not hash to its ID: %w", e.ID, ErrCorrupt)

@@ -19,9 +19,9 @@ const module = "cairn"
 // higher in the stack (STYLE.md: api, mount → appliance → plugins →
 // backup → blockdev, dedup → prune → the pack format → erasure-coded
 // objects → shard stores). A package belongs to the layer with the longest
-// matching prefix, so dedup/prune, dedup/pack, dedup/erasure and
-// dedup/store (and dedup/store/storetest) are layers of their own beneath
-// dedup; dedup/index stays in dedup's.
+// matching prefix, so dedup/prune, dedup/pack, dedup/erasure,
+// dedup/compress and dedup/store (and dedup/store/storetest) are layers of
+// their own beneath dedup; dedup/index stays in dedup's.
 //
 // A package may import:
 //   - packages of its own layer (e.g. dedup/store/storetest → dedup/store);
@@ -55,9 +55,10 @@ var layers = []layer{
 	{prefix: "backup", rank: 3}, // the one backup and restore flow
 	{prefix: "blockdev", rank: 2},
 	{prefix: "dedup", rank: 2},
-	{prefix: "dedup/prune", rank: 1},    // prune and compaction, behind an interface
-	{prefix: "dedup/pack", rank: 0},     // the pack format: chunk and pack IDs, entries
-	{prefix: "dedup/erasure", rank: -1}, // erasure-coded objects over the stores
+	{prefix: "dedup/prune", rank: 1},     // prune and compaction, behind an interface
+	{prefix: "dedup/pack", rank: 0},      // the pack format: chunk and pack IDs, entries
+	{prefix: "dedup/erasure", rank: -1},  // erasure-coded objects over the stores
+	{prefix: "dedup/compress", rank: -1}, // the zstd codec, a leaf
 	{prefix: "dedup/store", rank: -2},
 	// internal/ holds project-wide helpers below every layer; they may
 	// import nothing of the layers above.
