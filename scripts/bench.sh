@@ -394,7 +394,7 @@ while read -r name _ nsop _ mbs _ rest; do
 	Memcpy) what="copy 4 MiB: the ceiling" ;;
 	Hash) what="keyed BLAKE3 chunk ID" ;;
 	XXH3) what="xxh3-64 (pack entry and shard block checksums)" ;;
-	Compress) what="zstd fastest, half-compressible 4 KiB pages" ;;
+	Compress) what="zstd level 3 (the repository's codec), half-compressible 4 KiB pages" ;;
 	Decompress) what="zstd, MB/s of plaintext out" ;;
 	Encrypt) what="AES-256-GCM seal" ;;
 	Decrypt) what="AES-256-GCM open" ;;
