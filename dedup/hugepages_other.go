@@ -1,0 +1,6 @@
+//go:build !linux
+
+package dedup
+
+// primeHugePages is Linux's (hugepages_linux.go).
+func primeHugePages(int) {}
