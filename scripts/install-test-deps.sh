@@ -18,6 +18,7 @@ deps=(
 	"restic:restic"         # peer in scripts/bench.sh
 	"xxd:xxd"               # hex dumps in test scripts
 	"python3:python3"       # scripts/demo.sh parses --json output
+	"time"                  # /usr/bin/time: the benches' CPU time and page faults
 	"gcc:gcc"               # cgo, required by go test -race
 	"libc6-dev"             # cgo headers
 	"ca-certificates"       # module proxy over https
