@@ -47,6 +47,12 @@ func (c *Cinder) poll(ctx context.Context, what, want string, get func(context.C
 
 // WaitVolume waits until volume id has status want and returns it.
 func (c *Cinder) WaitVolume(ctx context.Context, id, want string) (*Volume, error) {
+	return c.waitVolume(ctx, id, want, nil)
+}
+
+// waitVolume is WaitVolume, with check (when not nil) called on every
+// status seen: an error from it ends the wait.
+func (c *Cinder) waitVolume(ctx context.Context, id, want string, check func(*Volume) error) (*Volume, error) {
 	var v *Volume
 	err := c.poll(ctx, "volume "+id, "become "+want, func(ctx context.Context) (string, bool, error) {
 		got, err := volumes.Get(ctx, c.sc, id).Extract()
@@ -54,6 +60,11 @@ func (c *Cinder) WaitVolume(ctx context.Context, id, want string) (*Volume, erro
 			return "", false, wrap(err, "volume %s", id)
 		}
 		v = got
+		if check != nil {
+			if err := check(got); err != nil {
+				return "", false, err
+			}
+		}
 		return got.Status, got.Status == want, nil
 	})
 	return v, err
@@ -65,21 +76,14 @@ func (c *Cinder) WaitVolume(ctx context.Context, id, want string) (*Volume, erro
 // driver fails, and Cinder then shows the volume available again: that is
 // a failure (ErrFailed) now, not a wait for the whole timeout.
 func (c *Cinder) WaitAttached(ctx context.Context, id string) (*Volume, error) {
-	var v *Volume
 	left := false // seen in a status other than available
-	err := c.poll(ctx, "volume "+id, "become in-use", func(ctx context.Context) (string, bool, error) {
-		got, err := volumes.Get(ctx, c.sc, id).Extract()
-		if err != nil {
-			return "", false, wrap(err, "volume %s", id)
+	return c.waitVolume(ctx, id, "in-use", func(v *Volume) error {
+		if v.Status == "available" && left {
+			return fmt.Errorf("the attach was given up, the volume is available again (the compute service's log says why): %w", ErrFailed)
 		}
-		v = got
-		if got.Status == "available" && left {
-			return "", false, fmt.Errorf("the attach was given up, the volume is available again (the compute service's log says why): %w", ErrFailed)
-		}
-		left = left || got.Status != "available"
-		return got.Status, got.Status == "in-use", nil
+		left = left || v.Status != "available"
+		return nil
 	})
-	return v, err
 }
 
 // WaitSnapshot waits until snapshot id has status want and returns it.
