@@ -15,8 +15,9 @@ import (
 // its caller, but Go's page allocator reuses the lowest free range that
 // fits: a range allocated here, advised (MADV_HUGEPAGE, which stays with
 // the addresses) and freed before argon2 runs is where its blocks land.
-// Measured on the 2-core test machine: opening took about 200 faults
-// instead of 16,400, and the derivation about 90 ms instead of 190 ms.
+// Measured on the 2-core test machine: the derivation took about 200
+// faults instead of 16,400 and about 90 ms instead of 190 ms; opening an
+// encrypted repository, about 2,700 faults instead of 18,800.
 // Where the range is not reused, or the kernel has no huge pages to give,
 // nothing is lost but the gain.
 func primeHugePages(n int) {

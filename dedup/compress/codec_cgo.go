@@ -46,7 +46,8 @@ func (c *Codec) compress(dst, src []byte) []byte {
 	defer c.put(x)
 	out, err := x.CompressLevel(dst[:cap(dst)], src, Level)
 	if err != nil {
-		// Only a destination shorter than the bound fails, and it is not.
+		// The destination holds the bound, so only C memory running out
+		// fails, as Go's own allocations would.
 		panic("compress: libzstd: " + err.Error())
 	}
 	return out
