@@ -34,8 +34,20 @@ type FileTarget struct {
 	// written is set by the first WriteAt: until then a fresh file is all
 	// hole and Zero has nothing to do.
 	written atomic.Bool
-	closed  bool
+	// unflushed counts the bytes written since writeback was last asked
+	// for (see WriteAt).
+	unflushed atomic.Int64
+	closed    bool
 }
+
+// writebackBytes is how much a restore writes between requests to start
+// writing back. The kernel's own writeback starts only once a tenth of
+// memory is dirty or after 30 s, so without them a restore smaller than
+// that left all its data to the fsync at Close, and wrote nothing to the
+// disk while it decoded. Measured on the 2-core test machine, a cold
+// restore of the reference image took 0.78 to 0.94 s with a request
+// every 2, 4 or 8 MiB, against 1.06 to 1.31 s without.
+const writebackBytes = 8 << 20
 
 var _ Target = (*FileTarget)(nil)
 
@@ -52,7 +64,19 @@ func (t *FileTarget) WriteAt(p []byte, off int64) (int, error) {
 	// Set before the write so that a concurrent Zero never skips a range on
 	// the belief that nothing was written yet.
 	t.written.Store(true)
-	return t.f.WriteAt(p, off)
+	n, err := t.f.WriteAt(p, off)
+	if t.unflushed.Add(int64(n)) >= writebackBytes && t.unflushed.Swap(0) >= writebackBytes {
+		t.startWriteback()
+	}
+	return n, err
+}
+
+// startWriteback asks the kernel to start writing the target's dirty
+// pages to the disk, without waiting for them: the fsync at Close then
+// waits only for what was written last. It is advice, and where it
+// cannot be taken (a file system without it) Close still syncs it all.
+func (t *FileTarget) startWriteback() {
+	_ = t.control(func(fd int) error { return unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE) })
 }
 
 // Zero makes [off, off+length) read as zeros. The restorer calls it for the

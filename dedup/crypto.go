@@ -39,7 +39,6 @@ func (p KDFParams) derive(secret []byte) ([]byte, error) {
 	if p.Time == 0 || p.Time > 64 || p.MemoryKiB < 8 || p.MemoryKiB > 4<<20 || p.Threads == 0 || len(p.Salt) < 8 {
 		return nil, fmt.Errorf("kdf parameters out of range: %w", ErrCorrupt)
 	}
-	primeHugePages(int(p.MemoryKiB) << 10)
 	return argon2.IDKey(secret, p.Salt, p.Time, p.MemoryKiB, p.Threads, 32), nil
 }
 

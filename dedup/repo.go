@@ -259,6 +259,8 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 		// someone with write access cannot make new backups land in clear.
 		return nil, fmt.Errorf("a key was given but the repository is not encrypted; unset CAIRN_PASSWORD/--key-file to open it")
 	}
+	// Before argon2id's 64 MiB, the first of the large allocations.
+	bigbuf.PrimeHeap()
 	keys, err := cfg.openKeys(opts.Password)
 	if err != nil {
 		return nil, err

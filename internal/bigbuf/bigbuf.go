@@ -87,6 +87,38 @@ func (bp *Pool) Put(b []byte) {
 	}
 }
 
+// heapPrime is how much of the heap PrimeHeap advises: more than a backup's
+// heap grows to (about 210 MB live, twice that before a collection).
+const heapPrime = 512 << 20
+
+var primeOnce sync.Once
+
+// PrimeHeap makes the heap's next 512 MiB fault in as transparent huge
+// pages, 2 MiB at a time instead of 4 KiB: it allocates that much,
+// advises it (MADV_HUGEPAGE, which stays with the addresses) and frees it
+// with one collection, and Go's page allocator, which hands out the
+// lowest free addresses that fit, then places what the process allocates
+// next there. Call it once the process knows it will move data, before
+// its large allocations: opening a repository does.
+//
+// Make advises the buffers it returns, but only after the runtime has
+// zeroed them, and Go zeroes a large allocation whenever its addresses
+// were used before, even if never touched: an allocation landing on
+// such a range faulted in 4 KiB at a time before the advice was given.
+// Which range an allocation gets depends on the collector's timing, so on
+// the 2-core test machine (transparent huge pages on request only) a full
+// backup of the reference image took either about 2,700 minor faults or
+// 8,000 to 31,000, run to run: argon2id's 64 MiB, badger's memtable (20
+// MiB) and the pack buffers landed on such ranges. With the heap primed,
+// every allocation lands on advised addresses: 2,400 to 2,900 faults in
+// ten runs, and a restore 1,900 to 2,400 instead of 4,000 to 4,500.
+//
+// Only the first call does anything. Where the kernel has no huge pages
+// to give, nothing is lost but the gain; the cost is one collection of a
+// small heap and, for a long-lived process, a resident size that grows
+// by up to 2 MiB instead of 4 KiB where it touches new memory.
+func PrimeHeap() { primeOnce.Do(func() { primeHeap(heapPrime) }) }
+
 // hugePage is the size of a transparent huge page on amd64 and arm64.
 const hugePage = 2 << 20
 
