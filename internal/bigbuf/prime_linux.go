@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"runtime"
+	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -13,6 +14,11 @@ import (
 // frees them with one collection; see PrimeHeap. The range is never
 // touched: it costs address space, not memory.
 func primeHeap(n int) {
+	// A 32-bit process may not find that much address space in one piece,
+	// and a failed allocation is fatal in Go.
+	if strconv.IntSize < 64 {
+		return
+	}
 	// Under strict overcommit (mode 2) the range would be charged against
 	// the commit limit for the life of the process: skip it there.
 	if mode, err := os.ReadFile("/proc/sys/vm/overcommit_memory"); err != nil || string(bytes.TrimSpace(mode)) == "2" {
