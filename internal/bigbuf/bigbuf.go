@@ -1,6 +1,6 @@
 // Package bigbuf gives the data path its large buffers: zeroed ones backed
-// by transparent huge pages where the kernel allows, and a bounded free
-// list of them.
+// by transparent huge pages where the kernel allows, a bounded free list
+// of them, and a heap primed for huge pages before they are made.
 package bigbuf
 
 import "sync"
@@ -110,8 +110,9 @@ var primeOnce sync.Once
 // backup of the reference image took either about 2,700 minor faults or
 // 8,000 to 31,000, run to run: argon2id's 64 MiB, badger's memtable (20
 // MiB) and the pack buffers landed on such ranges. With the heap primed,
-// every allocation lands on advised addresses: 2,400 to 2,900 faults in
-// ten runs, and a restore 1,900 to 2,400 instead of 4,000 to 4,500.
+// they land on advised addresses: 2,400 to 2,900 faults in ten runs
+// (built without Ceph), and a restore 1,900 to 2,400 instead of 4,000 to
+// 4,500.
 //
 // Only the first call does anything. Where the kernel has no huge pages
 // to give, nothing is lost but the gain; the cost is one collection of a
