@@ -30,9 +30,10 @@ func openDamageRepo(t *testing.T, k, m int, password []byte) *Repository {
 }
 
 // dropHeaderCaches makes the next reads go to the stores for shard and pack
-// headers too. Tests only: it is not safe against concurrent readers.
+// headers and frame tables too. Tests only: it is not safe against concurrent readers.
 func dropHeaderCaches(r *Repository) {
 	r.headers = lru.New[PackID, []packEntry](4096)
+	r.tables = lru.New[tableKey, []frame](frameTableCache)
 	_ = r.obj.List(context.Background(), "", func(name string, _ int) error {
 		r.obj.ForgetObject(name)
 		return nil

@@ -34,26 +34,42 @@ func storedFlags(t *testing.T, r *Repository) map[uint8]int {
 }
 
 // checkRandomReads reads n random ranges of the checkpoint through a
-// Reader (so partial block reads go frame by frame) and compares them.
+// Reader and compares them: half of them with the chunk under the start
+// loaded whole first (FUSE read-ahead), the others frame by frame, some
+// ending on a frame boundary, each into a buffer with more after it that
+// the read must leave alone (frames decoded straight into it may not use
+// the decoder's slack there).
 func checkRandomReads(t *testing.T, r *Repository, id string, want []byte, seed uint64, n int) {
 	t.Helper()
-	rd, err := r.OpenCheckpoint(context.Background(), id)
+	ctx := context.Background()
+	rd, err := r.OpenCheckpoint(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 1))
+	const guard = 4 * frameSlack
 	for i := range n {
 		off := rng.Int64N(int64(len(want)))
 		l := 1 + rng.Int64N(min(int64(len(want))-off, 3*int64(rd.BlockSize())/2))
-		got := make([]byte, l)
-		if i%2 == 0 {
-			rd.last.Store(-10) // a random read: frames, not the whole chunk
+		if i%4 == 3 {
+			unit := []int64{4 << 10, 128 << 10, 256 << 10}[i%3]
+			if end := (off + l) / unit * unit; end > off {
+				l = end - off
+			}
 		}
+		if i%2 == 1 {
+			rd.Warm(ctx, off)
+		}
+		buf := bytes.Repeat([]byte{0xa5}, int(l)+guard)
+		got := buf[:l]
 		if _, err := rd.ReadAt(got, off); err != nil {
 			t.Fatalf("read [%d, %d): %v", off, off+l, err)
 		}
 		if !bytes.Equal(got, want[off:off+l]) {
 			t.Fatalf("read [%d, %d) differs", off, off+l)
+		}
+		if !bytes.Equal(buf[l:], bytes.Repeat([]byte{0xa5}, guard)) {
+			t.Fatalf("read [%d, %d) wrote past the end of its buffer", off, off+l)
 		}
 	}
 }
@@ -315,8 +331,9 @@ func TestWriteFramedChecksChunkID(t *testing.T) {
 	}
 }
 
-// TestFrameCache: a random read keeps the frames it decoded, so reading
-// them again needs no store; other frames still do.
+// TestFrameCache: a read keeps the frames it covers in part, so reading
+// them again needs no store; frames it covers whole go straight to the
+// reader and are not kept, and other frames still need the stores.
 func TestFrameCache(t *testing.T) {
 	ctx := context.Background()
 	r, err := Init(ctx, t.TempDir(), InitOptions{BlockSize: 256 << 10, PackSize: 1 << 20}, nil, Options{NoSync: true, FrameSize: 16 << 10})
@@ -333,29 +350,43 @@ func TestFrameCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := func(off int64) error {
-		rd.last.Store(-10)
-		got := make([]byte, 4096)
+	read := func(off, n int64) error {
+		got := make([]byte, n)
 		if _, err := rd.ReadAt(got, off); err != nil {
 			return err
 		}
-		if !bytes.Equal(got, data[off:off+4096]) {
+		if !bytes.Equal(got, data[off:off+n]) {
 			t.Fatalf("read at %d differs", off)
 		}
 		return nil
 	}
-	const hot = 2*256<<10 + 5*16<<10 + 100 // block 2, frame 5
-	if err := read(hot); err != nil {
+	const (
+		hot     = 2*256<<10 + 5*16<<10 + 100 // block 2, frame 5
+		aligned = 3*256<<10 + 4*16<<10       // block 3, frames 4 and 5
+	)
+	if err := read(hot, 4096); err != nil {
 		t.Fatal(err)
+	}
+	if err := read(aligned, 32<<10); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []int64{2, 3} {
+		ref, _ := rd.bm.Lookup(b)
+		if _, ok := r.tables.Get(tableKey{rd.bm.Packs[ref.Pack], ref.ID}); !ok {
+			t.Errorf("block %d: frame table not kept after a read", b)
+		}
 	}
 	if err := os.RemoveAll(filepath.Join(r.dir, "shards")); err != nil {
 		t.Fatal(err)
 	}
-	if err := read(hot); err != nil {
+	if err := read(hot, 4096); err != nil {
 		t.Fatalf("second read of a decoded frame went to the stores: %v", err)
 	}
-	if err := read(hot + 16<<10); err == nil {
+	if err := read(hot+16<<10, 4096); err == nil {
 		t.Fatal("a frame never read came from nowhere: the stores are gone")
+	}
+	if err := read(aligned, 4096); err == nil {
+		t.Fatal("a frame read whole was kept in the frame cache")
 	}
 }
 
@@ -377,5 +408,28 @@ func TestConfigVersions(t *testing.T) {
 	r := testRepository(t)
 	if v := r.Config().Version; v != configVersion || r.frameShift != defaultFrameShift {
 		t.Fatalf("a new repository is at format %d, frame shift %d; want %d, %d", v, r.frameShift, configVersion, defaultFrameShift)
+	}
+}
+
+// TestCoversFrame: a read that covers no frame whole is taken for a random
+// one (store.Scattered), whatever its length.
+func TestCoversFrame(t *testing.T) {
+	const fs = 128 << 10
+	for _, tc := range []struct {
+		off, end, raw int64
+		want          bool
+	}{
+		{0, 4096, 4 << 20, false},
+		{fs - 4096, fs + 4096, 4 << 20, false}, // across a boundary, neither whole
+		{0, fs, 4 << 20, true},
+		{100, 2*fs + 1, 4 << 20, true}, // frame 1 whole
+		{100, 2*fs - 1, 4 << 20, false},
+		{fs, fs + 1000, fs + 1000, true}, // the short last frame, whole
+		{fs + 1, fs + 1000, fs + 1000, false},
+		{0, 4096, 4096, true}, // a chunk of one short frame
+	} {
+		if got := coversFrame(tc.off, tc.end, tc.raw, fs); got != tc.want {
+			t.Errorf("coversFrame(%d, %d, raw %d) = %v, want %v", tc.off, tc.end, tc.raw, got, tc.want)
+		}
 	}
 }

@@ -67,9 +67,11 @@ func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) (*shared, erro
 	// The fetch outlives one caller giving up, since others may wait on it.
 	// The key names the pack too: a retry at a chunk's new place must not
 	// join a fetch from the pack that just failed.
-	key := string(loc.ID[:]) + string(loc.Pack[:])
+	key := fetchKey(loc)
 	var own *shared // the fetch's reference, for the caller that ran it
 	_, err, _ := r.fetches.Do(key, func() (any, error) {
+		r.fetching.Store(key, struct{}{})
+		defer r.fetching.Delete(key)
 		s, err := r.fetchChunk(context.WithoutCancel(ctx), loc)
 		if err == nil {
 			r.chunks.add(loc.ID, s)
@@ -90,6 +92,17 @@ func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) (*shared, erro
 		return s, nil
 	}
 	return r.fetchChunk(ctx, loc)
+}
+
+// fetchKey names a whole-chunk fetch in r.fetches.
+func fetchKey(loc chunkLoc) string { return string(loc.ID[:]) + string(loc.Pack[:]) }
+
+// wholeFetchRunning reports whether the chunk at loc is being loaded whole
+// (FUSE read-ahead): a range read of it waits for that instead of decoding
+// its frames a second time.
+func (r *Repository) wholeFetchRunning(loc chunkLoc) bool {
+	_, ok := r.fetching.Load(fetchKey(loc))
+	return ok
 }
 
 func (r *Repository) fetchChunk(ctx context.Context, loc chunkLoc) (*shared, error) {

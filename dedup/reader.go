@@ -21,17 +21,6 @@ type Reader struct {
 	r  *Repository
 	cp *Checkpoint
 	bm *BlockMap
-	// last is the block the latest read touched, and streak how many
-	// reads in a row touched it or a neighbour. From the second such read
-	// on, a reader is taken as sequential (parallel sequential readers,
-	// such as nbdcopy, arrive a little out of order) and partial reads load
-	// whole chunks through the cache; any other partial read decodes only
-	// its frames. One lucky neighbour is not enough: random 4 KiB reads of
-	// a 1 GiB volume land next to the previous one about once in 90, and
-	// decoding a whole 4 MiB chunk for each of those was the p99 of random
-	// reads (4 ms, against 0.3 ms for a frame).
-	last   atomic.Int64
-	streak atomic.Int32
 }
 
 // OpenCheckpoint opens a checkpoint for reading; id may be a unique prefix.
@@ -40,9 +29,7 @@ func (r *Repository) OpenCheckpoint(ctx context.Context, id string) (*Reader, er
 	if err != nil {
 		return nil, err
 	}
-	rd := &Reader{r: r, cp: cp, bm: bm}
-	rd.last.Store(-2)
-	return rd, nil
+	return &Reader{r: r, cp: cp, bm: bm}, nil
 }
 
 // Checkpoint returns the checkpoint's metadata.
@@ -88,34 +75,17 @@ func (rd *Reader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, 
 	return len(p), nil
 }
 
-// readBlock fills p from block b at offset within.
+// readBlock fills p from block b at offset within. A read decodes only
+// the frames it covers, however it is placed and whatever came before
+// (loadRange): a chunk is loaded whole only by Warm, for a reader with
+// read-ahead (FUSE), and a read of it while that runs waits for it.
 func (rd *Reader) readBlock(ctx context.Context, b, within int64, p []byte) error {
 	ref, ok := rd.bm.Lookup(b)
 	if !ok {
 		clear(p)
 		return nil
 	}
-	hint := rd.bm.Packs[ref.Pack]
-	last := rd.last.Swap(b)
-	sequential := b >= last-1 && b <= last+1
-	if sequential {
-		sequential = rd.streak.Add(1) >= 2
-	} else {
-		rd.streak.Store(0)
-	}
-	if len(p) < rd.cp.BlockSize && !sequential {
-		return rd.r.loadRange(ctx, ref.ID, hint, within, p)
-	}
-	s, err := rd.r.loadChunk(ctx, ref.ID, hint)
-	if err != nil {
-		return err
-	}
-	defer s.release()
-	if int64(len(s.b)) < within+int64(len(p)) {
-		return fmt.Errorf("block %d holds %d bytes, need %d: %w", b, len(s.b), within+int64(len(p)), ErrCorrupt)
-	}
-	copy(p, s.b[within:])
-	return nil
+	return rd.r.loadRange(ctx, ref.ID, rd.bm.Packs[ref.Pack], within, p)
 }
 
 // Warm loads the chunk of the block holding off into the chunk cache, for
@@ -138,6 +108,11 @@ func (rd *Reader) Warm(ctx context.Context, off int64) {
 // cold random 4 KiB reads). Errors are left to the reads that need the
 // headers.
 func (rd *Reader) WarmHeaders(ctx context.Context) {
+	// Headers are small reads at both ends of every shard, and the
+	// kernel's read-ahead after each (from 256 KiB at a shard's start)
+	// queued on the disk ahead of the client's reads: cold random 4 KiB
+	// reads had a p99 of 2.2 to 5.3 ms with it, 0.9 to 1.2 ms without.
+	ctx = store.Scattered(ctx)
 	k := rd.r.cfg.DataShards
 	packs := rd.bm.Packs[:min(len(rd.bm.Packs), packHeaderCache, shardHeaderCache/max(k, 1))]
 	g, gctx := errgroup.WithContext(ctx)

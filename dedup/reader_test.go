@@ -3,6 +3,8 @@ package dedup
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -38,12 +40,11 @@ func TestWarmHeaders(t *testing.T) {
 	}
 }
 
-// TestReaderSequentialGuess: partial reads decode only their frames
-// unless the reader reads in sequence. One read next to the previous one is
-// chance (random reads do that about once in a hundred, and a whole-chunk
-// decode for each was their p99); two in a row are a sequential reader,
-// whose chunks are then loaded whole through the cache.
-func TestReaderSequentialGuess(t *testing.T) {
+// TestReaderLoadsWholeOnlyOnWarm: reads decode only the frames they cover,
+// however sequential, and never load a chunk whole into the chunk cache
+// unless such a load is running; Warm does (FUSE read-ahead), and reads of
+// that chunk are then served from the cache.
+func TestReaderLoadsWholeOnlyOnWarm(t *testing.T) {
 	const bs = 64 << 10
 	r := testRepository(t)
 	ctx := context.Background()
@@ -53,37 +54,50 @@ func TestReaderSequentialGuess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := func(b int64) {
-		t.Helper()
-		p := make([]byte, 4096)
-		off := b*bs + 1000
+	read := func(off, n int64) error {
+		p := make([]byte, n)
 		if _, err := rd.ReadAtContext(ctx, p, off); err != nil {
+			return err
+		}
+		if !bytes.Equal(p, data[off:off+n]) {
+			t.Fatalf("[%d, %d): wrong bytes", off, off+n)
+		}
+		return nil
+	}
+	for off := int64(0); off < 8*bs; off += 4096 {
+		if err := read(off, 4096); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(p, data[off:off+4096]) {
-			t.Fatalf("block %d: wrong bytes", b)
+	}
+	for off := int64(8 * bs); off < 16*bs; off += bs {
+		if err := read(off, bs); err != nil {
+			t.Fatal(err)
 		}
 	}
-	whole := func(b int64) bool {
-		ref, _ := rd.bm.Lookup(b)
-		return r.chunks.has(ref.ID)
-	}
-	for _, step := range []struct {
-		block int64
-		whole bool
-	}{
-		{9, false},  // first read
-		{2, false},  // far away
-		{3, false},  // next to the previous: chance, not yet a sequence
-		{12, false}, // far again: the streak starts over
-		{13, false},
-		{14, true}, // the second neighbour in a row: sequential
-		{15, true},
-		{1, false}, // far: random again
-	} {
-		read(step.block)
-		if got := whole(step.block); got != step.whole {
-			t.Fatalf("after reading block %d: chunk cached whole = %v, want %v", step.block, got, step.whole)
+	for b := int64(0); b < 16; b++ {
+		if ref, _ := rd.bm.Lookup(b); r.chunks.has(ref.ID) {
+			t.Fatalf("block %d: a sequential read loaded its chunk whole", b)
 		}
+	}
+	// A read of a chunk that is being loaded whole waits for that load.
+	ref, _ := rd.bm.Lookup(5)
+	key := fetchKey(chunkLoc{Pack: rd.bm.Packs[ref.Pack], Entry: packEntry{ID: ref.ID}})
+	r.fetching.Store(key, struct{}{})
+	if err := read(5*bs+100, 4096); err != nil {
+		t.Fatal(err)
+	}
+	r.fetching.Delete(key)
+	if !r.chunks.has(ref.ID) {
+		t.Fatal("a read of a chunk being loaded whole decoded its frames instead")
+	}
+	rd.Warm(ctx, 3*bs)
+	if ref, _ := rd.bm.Lookup(3); !r.chunks.has(ref.ID) {
+		t.Fatal("Warm did not load the chunk whole")
+	}
+	if err := os.RemoveAll(filepath.Join(r.dir, "shards")); err != nil {
+		t.Fatal(err)
+	}
+	if err := read(3*bs+100, bs-200); err != nil {
+		t.Fatalf("a read of a warmed chunk went to the stores: %v", err)
 	}
 }

@@ -56,9 +56,10 @@ func (r *Repository) loadChunk(ctx context.Context, id ChunkID, hint PackID) (*s
 }
 
 // loadRange copies bytes [off, off+len(p)) of chunk id (in pack hint, says
-// its manifest) into p. A framed chunk not cached whole is read frame by
-// frame (a random read of 4 KiB decodes 128 KiB, not 4 MiB), a delta page
-// by page; others are loaded whole through the cache.
+// its manifest) into p. A framed chunk not cached or being loaded whole is
+// read frame by frame (a random read of 4 KiB decodes 128 KiB, not 4 MiB;
+// see readFramed), a delta page by page; others are loaded whole through
+// the cache.
 func (r *Repository) loadRange(ctx context.Context, id ChunkID, hint PackID, off int64, p []byte) error {
 	return r.readRange(ctx, id, hint, off, p, false)
 }
@@ -92,7 +93,7 @@ func (r *Repository) readRange(ctx context.Context, id ChunkID, hint PackID, off
 			return r.readOwnPages(ctx, loc, h, off, p)
 		case loc.Flags&blobDelta != 0:
 			return r.readDelta(ctx, loc, off, p)
-		case loc.Flags&blobFramed == 0:
+		case loc.Flags&blobFramed == 0 || r.wholeFetchRunning(loc):
 			s, err := r.readChunk(ctx, loc)
 			if err != nil {
 				return err

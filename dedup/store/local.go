@@ -268,6 +268,9 @@ func (l *Local) ReadAt(ctx context.Context, name string, p []byte, off int64) er
 		return fmt.Errorf("readat %s: %w", name, err)
 	}
 	defer f.Close()
+	if isScattered(ctx) {
+		adviseRandom(f)
+	}
 	n, err := f.ReadAt(p, off)
 	if n == len(p) {
 		return nil

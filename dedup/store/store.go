@@ -54,3 +54,24 @@ type Store interface {
 	String() string
 	Close() error
 }
+
+type scatteredKey struct{}
+
+// Scattered marks the reads made with ctx as scattered small reads, such
+// as a random 4 KiB read of an NBD export fetching one frame: a store that
+// reads ahead then reads only what is asked. The local store's page cache
+// otherwise takes a read next to bytes it already holds (a frame next to
+// its chunk's frame table) for a sequential reader, and reads ahead up to
+// the disk's readahead size (8 MiB on the test machine's disk): measured
+// here, that made the p99 of cold random 4 KiB reads through NBD 2.6 to
+// 3.3 ms instead of about 1 ms. Sequential readers (restore, nbdcopy) rely
+// on that read-ahead and must not be marked.
+func Scattered(ctx context.Context) context.Context {
+	return context.WithValue(ctx, scatteredKey{}, true)
+}
+
+// isScattered reports whether ctx comes from Scattered.
+func isScattered(ctx context.Context) bool {
+	v, _ := ctx.Value(scatteredKey{}).(bool)
+	return v
+}

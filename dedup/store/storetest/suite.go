@@ -148,10 +148,17 @@ func testMissing(t *testing.T, s store.Store) {
 	}
 }
 
+// testReadAt: also with the Scattered hint, which changes how a store
+// reads, never what.
 func testReadAt(t *testing.T, s store.Store) {
-	ctx := context.Background()
 	data := randBytes(100, 42)
 	put(t, s, "obj", data)
+	for _, ctx := range []context.Context{context.Background(), store.Scattered(context.Background())} {
+		testReadAtCtx(t, ctx, s, data)
+	}
+}
+
+func testReadAtCtx(t *testing.T, ctx context.Context, s store.Store, data []byte) {
 	for _, tt := range []struct {
 		off     int64
 		n       int
