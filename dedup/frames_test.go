@@ -57,8 +57,12 @@ func checkRandomReads(t *testing.T, r *Repository, id string, want []byte, seed 
 				l = end - off
 			}
 		}
-		if i%2 == 1 {
-			rd.Warm(ctx, off)
+		if ref, ok := rd.bm.Lookup(off / int64(rd.BlockSize())); ok && i%2 == 1 {
+			s, err := r.loadChunk(ctx, ref.ID, rd.bm.Packs[ref.Pack])
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.release()
 		}
 		buf := bytes.Repeat([]byte{0xa5}, int(l)+guard)
 		got := buf[:l]

@@ -91,7 +91,17 @@ func (rd *Reader) readBlock(ctx context.Context, b, within int64, p []byte) erro
 // Warm loads the chunk of the block holding off into the chunk cache, for
 // a read-ahead: the reads that follow are served from memory. A hole or an
 // error is left to those reads.
+//
+// Where every shard store is local it does nothing: the kernel reads the
+// shard files ahead of a sequential reader by itself, and decoding chunks
+// whole ahead of the reads cost more than it saved (a copy out of the
+// cache, a hash of the whole chunk). A cold 1 GiB read through the FUSE
+// mount on the 2-core test machine took 1.0 s of user CPU and reached 577
+// to 745 MB/s with it, 0.2 to 0.3 s and 722 to 927 MB/s without.
 func (rd *Reader) Warm(ctx context.Context, off int64) {
+	if rd.r.allLocal() {
+		return
+	}
 	if ref, ok := rd.bm.Lookup(off / int64(rd.cp.BlockSize)); ok {
 		if s, err := rd.r.loadChunk(ctx, ref.ID, rd.bm.Packs[ref.Pack]); err == nil {
 			s.release()
@@ -243,12 +253,22 @@ func (r *Repository) defaultInFlight(networkTarget bool) int {
 	if networkTarget {
 		return 16
 	}
-	for _, s := range r.stores {
-		if _, local := s.(*store.Local); !local {
-			return 16
-		}
+	if !r.allLocal() {
+		return 16
 	}
 	return min(16, max(4, 2*runtime.GOMAXPROCS(0)))
+}
+
+// allLocal reports whether every shard store is a local directory, where a
+// fetch mostly decodes and the kernel reads ahead, rather than waiting on
+// the network.
+func (r *Repository) allLocal() bool {
+	for _, s := range r.stores {
+		if _, local := s.(*store.Local); !local {
+			return false
+		}
+	}
+	return true
 }
 
 // restoreBuffers are the reusable buffers of one restore fetch in flight.

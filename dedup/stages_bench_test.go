@@ -80,13 +80,20 @@ func stageRepo(b *testing.B, encrypted bool) (*Repository, []*store.Mem) {
 	if encrypted {
 		o.Password = []byte("bench")
 	}
+	return memRepository(b, o, "")
+}
+
+// memRepository opens a repository over in-memory shard stores (stores
+// that are not local directories), with its index in indexDir ("": none).
+func memRepository(t testing.TB, o InitOptions, indexDir string) (*Repository, []*store.Mem) {
+	t.Helper()
 	cfg, _, err := newConfig(o, time.Now())
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	cb, err := json.Marshal(cfg)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	ctx := context.Background()
 	var mems []*store.Mem
@@ -94,16 +101,16 @@ func stageRepo(b *testing.B, encrypted bool) (*Repository, []*store.Mem) {
 	for i := 0; i < cfg.DataShards+cfg.ParityShards; i++ {
 		m := store.NewMem()
 		if err := m.Put(ctx, configName, cb); err != nil {
-			b.Fatal(err)
+			t.Fatal(err)
 		}
 		mems = append(mems, m)
 		stores = append(stores, m)
 	}
-	r, err := openStores(ctx, stores, "", Options{Password: o.Password})
+	r, err := openStores(ctx, stores, indexDir, Options{Password: o.Password, NoSync: true})
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	b.Cleanup(func() { r.Close() })
+	t.Cleanup(func() { r.Close() })
 	return r, mems
 }
 
