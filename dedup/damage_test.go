@@ -33,7 +33,7 @@ func openDamageRepo(t *testing.T, k, m int, password []byte) *Repository {
 // headers and frame tables too. Tests only: it is not safe against concurrent readers.
 func dropHeaderCaches(r *Repository) {
 	r.headers = lru.New[PackID, []packEntry](4096)
-	r.tables = lru.New[tableKey, []frame](frameTableCache)
+	r.tables = lru.New[chunkPlace, []frame](frameTableCache)
 	_ = r.obj.List(context.Background(), "", func(name string, _ int) error {
 		r.obj.ForgetObject(name)
 		return nil

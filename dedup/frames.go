@@ -496,18 +496,21 @@ func coversFrame(off, end, rawLen, fs int64) bool {
 	return start < end && min(start+fs, rawLen) <= end
 }
 
-// tableKey names a decoded frame table in the table cache.
-type tableKey struct {
+// chunkPlace names one stored copy of a chunk: a decoded frame table in
+// the table cache, a whole-chunk fetch in Repository.fetching.
+type chunkPlace struct {
 	pack PackID
 	id   ChunkID
 }
+
+func placeOf(loc chunkLoc) chunkPlace { return chunkPlace{loc.Pack, loc.ID} }
 
 // frameTable returns the frame table of the framed chunk at loc, from the
 // table cache or read into it: a chunk read in many small reads (an NBD
 // client's requests of 256 KiB, a random reader's 4 KiB) reads and opens
 // its table once. The result is shared: callers must not modify it.
 func (r *Repository) frameTable(ctx context.Context, loc chunkLoc, fb *frameBuffers) ([]frame, error) {
-	k := tableKey{loc.Pack, loc.ID}
+	k := placeOf(loc)
 	if t, ok := r.tables.Get(k); ok {
 		return t, nil
 	}

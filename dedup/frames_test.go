@@ -376,7 +376,7 @@ func TestFrameCache(t *testing.T) {
 	}
 	for _, b := range []int64{2, 3} {
 		ref, _ := rd.bm.Lookup(b)
-		if _, ok := r.tables.Get(tableKey{rd.bm.Packs[ref.Pack], ref.ID}); !ok {
+		if _, ok := r.tables.Get(chunkPlace{rd.bm.Packs[ref.Pack], ref.ID}); !ok {
 			t.Errorf("block %d: frame table not kept after a read", b)
 		}
 	}

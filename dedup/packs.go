@@ -67,11 +67,11 @@ func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) (*shared, erro
 	// The fetch outlives one caller giving up, since others may wait on it.
 	// The key names the pack too: a retry at a chunk's new place must not
 	// join a fetch from the pack that just failed.
-	key := fetchKey(loc)
+	key := string(loc.ID[:]) + string(loc.Pack[:])
 	var own *shared // the fetch's reference, for the caller that ran it
 	_, err, _ := r.fetches.Do(key, func() (any, error) {
-		r.fetching.Store(key, struct{}{})
-		defer r.fetching.Delete(key)
+		r.fetching.Store(placeOf(loc), struct{}{})
+		defer r.fetching.Delete(placeOf(loc))
 		s, err := r.fetchChunk(context.WithoutCancel(ctx), loc)
 		if err == nil {
 			r.chunks.add(loc.ID, s)
@@ -94,14 +94,12 @@ func (r *Repository) readChunk(ctx context.Context, loc chunkLoc) (*shared, erro
 	return r.fetchChunk(ctx, loc)
 }
 
-// fetchKey names a whole-chunk fetch in r.fetches.
-func fetchKey(loc chunkLoc) string { return string(loc.ID[:]) + string(loc.Pack[:]) }
-
 // wholeFetchRunning reports whether the chunk at loc is being loaded whole
 // (FUSE read-ahead): a range read of it waits for that instead of decoding
-// its frames a second time.
+// its frames a second time. Every range read asks, so the key is a struct:
+// no allocation, where a string key cost one per read.
 func (r *Repository) wholeFetchRunning(loc chunkLoc) bool {
-	_, ok := r.fetching.Load(fetchKey(loc))
+	_, ok := r.fetching.Load(placeOf(loc))
 	return ok
 }
 

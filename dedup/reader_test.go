@@ -89,7 +89,7 @@ func TestReaderLoadsWholeOnlyOnWarm(t *testing.T) {
 			// A read of a chunk that is being loaded whole waits for
 			// that load.
 			ref, _ := rd.bm.Lookup(5)
-			key := fetchKey(chunkLoc{Pack: rd.bm.Packs[ref.Pack], Entry: packEntry{ID: ref.ID}})
+			key := chunkPlace{rd.bm.Packs[ref.Pack], ref.ID}
 			r.fetching.Store(key, struct{}{})
 			if err := read(5*bs+100, 4096); err != nil {
 				t.Fatal(err)

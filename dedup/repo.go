@@ -46,12 +46,12 @@ type Repository struct {
 	frameBufs           sync.Pool          // *frameBuffers of range reads
 	fetchBufs           chan *chunkBuffers // read buffers of fetchChunk
 	fetches             singleflight.Group
-	fetching            sync.Map // keys of r.fetches in flight
+	fetching            sync.Map // chunkPlace of each fetch in r.fetches
 	headers             *lru.Cache[PackID, []packEntry]
 	// tables caches decoded frame tables of range reads, by pack and
 	// chunk: a frame's place and checksum differ between two copies of a
 	// chunk.
-	tables *lru.Cache[tableKey, []frame]
+	tables *lru.Cache[chunkPlace, []frame]
 	// deltaHeaders caches decoded delta headers (about 17 KiB each).
 	deltaHeaders *lru.Cache[ChunkID, *deltaHeader]
 
@@ -281,7 +281,7 @@ func openStores(ctx context.Context, stores []store.Store, indexDir string, opts
 	r := &Repository{
 		cfg: cfg, stores: stores, obj: obj, log: opts.Log, now: opts.Now,
 		headers:  lru.New[PackID, []packEntry](packHeaderCache),
-		tables:   lru.New[tableKey, []frame](frameTableCache),
+		tables:   lru.New[chunkPlace, []frame](frameTableCache),
 		sessions: make(map[*session]struct{}),
 	}
 	if r.log == nil {
